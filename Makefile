@@ -1,0 +1,40 @@
+# mp3mesh: the targets people expect. Every target sets up what it needs first.
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: help bootstrap proto proto-check lint fmt test up demo clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+bootstrap:  ## virtualenv, dependencies, buf, and a running PostgreSQL and RabbitMQ
+	@scripts/bootstrap.sh
+
+proto: bootstrap  ## regenerate the Python stubs in gen/ from protos/
+	scripts/genproto.sh
+
+proto-check: bootstrap  ## fail if gen/ is stale
+	@tmp=$$(mktemp -d) && scripts/genproto.sh $$tmp && diff -r $$tmp/mp3mesh gen/mp3mesh && rm -rf $$tmp && echo "gen/ is up to date"
+
+lint: bootstrap proto-check  ## buf lint, ruff
+	buf lint
+	ruff check .
+	ruff format --check .
+
+fmt: bootstrap  ## format the Python code
+	ruff format .
+	ruff check --fix .
+
+test: ## run the whole test suite (sets everything up, starts its own stack)
+	@scripts/bootstrap.sh --test
+	$(VENV)/bin/pytest
+
+up: bootstrap  ## run the local mesh in the foreground (Ctrl-C stops everything)
+	honcho -e stack.env start
+
+demo: bootstrap  ## start the mesh, convert a generated video end to end, show the MP3 and the email
+	$(VENV)/bin/python scripts/demo.py
+
+clean:  ## remove local data (var/)
+	rm -rf var

@@ -1,0 +1,1 @@
+"""auth: users in PostgreSQL, argon2 password hashes, signed expiring JWTs."""

@@ -1,0 +1,57 @@
+"""Run the auth service: ``python -m auth``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+
+from argon2 import PasswordHasher
+from tenacity import retry, stop_after_delay, wait_exponential
+
+from auth.servicer import AuthServicer
+from auth.settings import AuthSettings
+from auth.store import UserStore, migrate
+from auth.tokens import TokenIssuer
+from meshcore import logs
+from meshcore.grpc_server import Service, serve
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+
+
+def main() -> None:
+    settings = AuthSettings()
+    log = logs.configure("auth", settings.log_level, settings.log_format)
+    if settings.jwt_secret is None:
+        log.warning("JWT_SECRET not set: using a random key; tokens end when this process does")
+        secret = secrets.token_urlsafe(48)
+    else:
+        secret = settings.jwt_secret.get_secret_value()
+
+    retry(wait=wait_exponential(max=5), stop=stop_after_delay(60), reraise=True)(migrate)(
+        settings.database_url
+    )
+    store = UserStore(settings.database_url)
+    servicer = AuthServicer(
+        store,
+        TokenIssuer(
+            secret,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            dt.timedelta(seconds=settings.token_ttl_seconds),
+        ),
+        PasswordHasher(),
+    )
+    service = Service(
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+        servicer,
+        auth_pb2_grpc.add_AuthServiceServicer_to_server,
+    )
+
+    async def close() -> None:
+        store.close()
+
+    asyncio.run(serve([service], settings.auth_listen, on_stop=close))
+
+
+if __name__ == "__main__":
+    main()

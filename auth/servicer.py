@@ -1,0 +1,115 @@
+"""AuthService: Register, Login, ValidateToken, WhoAmI."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import structlog
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+
+from auth.store import EmailTaken, UserRecord, UserStore
+from auth.tokens import InvalidToken, TokenIssuer
+from meshcore.credentials import basic_credentials, bearer_token
+from meshcore.jobs import timestamp
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+
+log = structlog.get_logger()
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+BAD_CREDENTIALS = "email or password is incorrect"
+
+
+def _user_proto(user: UserRecord) -> auth_pb2.User:
+    return auth_pb2.User(id=user.id, email=user.email, create_time=timestamp(user.created_at))
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, store: UserStore, tokens: TokenIssuer, hasher: PasswordHasher) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.hasher = hasher
+        # Verified against when the email is unknown, so both failures take as long.
+        self._dummy_hash = hasher.hash("not-a-real-password")
+
+    async def Register(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            email = validate_email(request.email, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"email is not valid: {exc}")
+        if not MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            )
+        password_hash = await asyncio.to_thread(self.hasher.hash, request.password)
+        try:
+            user = await asyncio.to_thread(self.store.create, email, password_hash)
+        except EmailTaken:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{email} is already registered")
+        log.info("registered", user_id=user.id)
+        return auth_pb2.RegisterResponse(user=_user_proto(user))
+
+    async def Login(self, request, context):  # type: ignore[no-untyped-def]
+        email, password = request.email, request.password
+        if not email and not password:
+            basic = basic_credentials(context.invocation_metadata())
+            if basic is None:
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "send email and password, or HTTP Basic credentials (curl -u email:password)",
+                )
+            email, password = basic
+        user = await asyncio.to_thread(self.store.by_email, email.strip().lower())
+        if not await asyncio.to_thread(self._password_matches, user, password):
+            log.info("login refused")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, BAD_CREDENTIALS)
+        assert user is not None
+        token, expires = self.tokens.issue(user.id, user.email)
+        log.info("logged in", user_id=user.id)
+        return auth_pb2.LoginResponse(
+            token=token,
+            token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
+            expire_time=timestamp(expires),
+        )
+
+    def _password_matches(self, user: UserRecord | None, password: str) -> bool:
+        try:
+            self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        if user is None:
+            return False
+        if self.hasher.check_needs_rehash(user.password_hash):
+            self.store.set_password_hash(user.id, self.hasher.hash(password))
+        return True
+
+    async def ValidateToken(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            claims = self.tokens.verify(request.token)
+        except InvalidToken as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        return auth_pb2.ValidateTokenResponse(
+            user_id=claims.user_id, email=claims.email, expire_time=timestamp(claims.expires)
+        )
+
+    async def WhoAmI(self, request, context):  # type: ignore[no-untyped-def]
+        token = bearer_token(context.invocation_metadata())
+        if token is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing bearer token: send 'authorization: Bearer <token>'",
+            )
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        user = await asyncio.to_thread(self.store.by_id, claims.user_id)
+        if user is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "the account behind this token no longer exists"
+            )
+        return auth_pb2.WhoAmIResponse(user=_user_proto(user))

@@ -1,0 +1,94 @@
+"""Users in PostgreSQL through psycopg2. Blocking calls; the servicer runs them in threads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import psycopg2.pool
+from yoyo import get_backend, read_migrations
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class EmailTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: str
+    email: str
+    password_hash: str
+    created_at: dt.datetime
+
+
+def migrate(database_url: str) -> None:
+    """Apply pending migrations; safe to run from several replicas at once (yoyo locks)."""
+    backend = get_backend(database_url)
+    migrations = read_migrations(str(MIGRATIONS))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+
+
+class UserStore:
+    def __init__(self, database_url: str, max_connections: int = 8) -> None:
+        self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, database_url)
+
+    def close(self) -> None:
+        self._pool.closeall()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg2.extensions.cursor]:
+        conn = self._pool.getconn()
+        try:
+            with conn, conn.cursor() as cur:  # commits, or rolls back on error
+                yield cur
+        finally:
+            self._pool.putconn(conn)
+
+    def create(self, email: str, password_hash: str) -> UserRecord:
+        try:
+            with self._cursor() as cur:
+                cur.execute(
+                    "INSERT INTO users (email, password_hash) VALUES (%s, %s)"
+                    " RETURNING id::text, email, password_hash, created_at",
+                    (email, password_hash),
+                )
+                return UserRecord(*cur.fetchone())
+        except psycopg2.errors.UniqueViolation as exc:
+            raise EmailTaken(email) from exc
+
+    def by_email(self, email: str) -> UserRecord | None:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT id::text, email, password_hash, created_at FROM users WHERE email = %s",
+                (email,),
+            )
+            row = cur.fetchone()
+        return UserRecord(*row) if row else None
+
+    def by_id(self, user_id: str) -> UserRecord | None:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT id::text, email, password_hash, created_at FROM users WHERE id = %s::uuid",
+                (user_id,),
+            )
+            row = cur.fetchone()
+        return UserRecord(*row) if row else None
+
+    def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE users SET password_hash = %s WHERE id = %s::uuid", (password_hash, user_id)
+            )
+
+    def ping(self) -> None:
+        with self._cursor() as cur:
+            cur.execute("SELECT 1")

@@ -1,0 +1,1 @@
+"""converter: consumes `video`, extracts the audio to MP3 with ffmpeg, publishes to `mp3`."""

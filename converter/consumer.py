@@ -1,0 +1,161 @@
+"""Handles one VideoUploaded: GridFS -> temp file -> ffmpeg -> GridFS, then JobFinished.
+
+The job document moves QUEUED -> PROCESSING -> SUCCEEDED | FAILED with guarded updates,
+so a redelivered message never converts a finished job again; it only re-announces it
+(the notification service ignores repeats).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pika
+import structlog
+from bson import ObjectId
+from bson.errors import InvalidId
+from gridfs import GridFSBucket
+from pymongo import ReturnDocument
+from pymongo.synchronous.database import Database
+
+from converter.settings import ConverterSettings
+from converter.transcode import Unconvertible, extract_mp3
+from meshcore import gridfs_io, jobs
+from meshcore.amqp import Outcome, UndecodableMessage, decode
+from mp3mesh.events.v1 import events_pb2
+
+log = structlog.get_logger()
+
+
+class Converter:
+    def __init__(self, db: Database[Any], settings: ConverterSettings) -> None:
+        self.db = db
+        self.jobs = db[jobs.COLLECTION]
+        self.mp3s = GridFSBucket(db, bucket_name=gridfs_io.MP3S)
+        self.settings = settings
+
+    def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
+        event = decode(body, properties, events_pb2.VideoUploaded)
+        try:
+            job_id = ObjectId(event.job_id)
+        except InvalidId as exc:
+            raise UndecodableMessage(f"job id {event.job_id!r} is not an ObjectId") from exc
+        log.info("job received", job_id=event.job_id)
+
+        job = self.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": [jobs.QUEUED, jobs.PROCESSING]}},
+            {
+                "$set": {"status": jobs.PROCESSING, "progress": 5, "updated": jobs.now()},
+                "$inc": {"attempts": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if job is None:
+            existing = self.jobs.find_one({"_id": job_id})
+            if existing is None:
+                log.warning("job no longer exists; dropping message", job_id=event.job_id)
+                return Outcome()
+            log.info("job already finished; announcing it again", job_id=event.job_id)
+            return self._finished(existing)
+
+        if job.get("mp3_pending_id") is not None:
+            # An earlier attempt died while storing its MP3: remove what it left.
+            gridfs_io.discard(self.db, gridfs_io.MP3S, job["mp3_pending_id"])
+        if job["attempts"] > self.settings.max_attempts:
+            return self._fail(
+                job, f"conversion was started {job['attempts'] - 1} times and never finished"
+            )
+        try:
+            return self._convert(job)
+        except Unconvertible as exc:
+            return self._fail(job, str(exc))
+        except Exception as exc:
+            if job["attempts"] < self.settings.max_attempts:
+                raise  # the consumer requeues it once
+            log.exception("job failed on its last attempt", job_id=str(job["_id"]))
+            return self._fail(job, f"internal error after {job['attempts']} attempts: {exc}")
+
+    def _convert(self, job: dict[str, Any]) -> Outcome:
+        job_id = job["_id"]
+        with tempfile.TemporaryDirectory(prefix="mp3mesh-", dir=self.settings.work_dir) as tmp:
+            video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
+            with video.open("wb") as out:
+                for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, job_id):
+                    out.write(chunk)
+            self._progress(job_id, 30)
+
+            info = extract_mp3(
+                video, mp3, self.settings.mp3_bitrate_kbps, self.settings.mp3_sample_rate
+            )
+            self._progress(job_id, 80)
+
+            mp3_id = ObjectId()
+            self.jobs.update_one({"_id": job_id}, {"$set": {"mp3_pending_id": mp3_id}})
+            with mp3.open("rb") as source:
+                self.mp3s.upload_from_stream_with_id(
+                    mp3_id,
+                    Path(job.get("filename") or "audio").with_suffix(".mp3").name,
+                    source,
+                    metadata={
+                        "owner_id": job["owner_id"],
+                        "job_id": str(job_id),
+                        "content_type": "audio/mpeg",
+                    },
+                )
+            size = mp3.stat().st_size
+
+        done = self.jobs.find_one_and_update(
+            {"_id": job_id, "status": jobs.PROCESSING},
+            {
+                "$set": {
+                    "status": jobs.SUCCEEDED,
+                    "progress": 100,
+                    "mp3_file_id": mp3_id,
+                    "duration": info.duration,
+                    "mp3_size": size,
+                    "error": "",
+                    "updated": jobs.now(),
+                },
+                "$unset": {"mp3_pending_id": ""},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if done is None:  # the job vanished or was finished by someone else meanwhile
+            gridfs_io.discard(self.db, gridfs_io.MP3S, mp3_id)
+            return Outcome()
+        log.info("job succeeded", job_id=str(job_id), duration=info.duration, mp3_size=size)
+        return self._finished(done)
+
+    def _fail(self, job: dict[str, Any], reason: str) -> Outcome:
+        log.info("job failed", job_id=str(job["_id"]), reason=reason)
+        failed = self.jobs.find_one_and_update(
+            {"_id": job["_id"]},
+            {
+                "$set": {"status": jobs.FAILED, "error": reason, "updated": jobs.now()},
+                "$unset": {"mp3_pending_id": ""},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return self._finished(failed) if failed else Outcome()
+
+    def _progress(self, job_id: ObjectId, percent: int) -> None:
+        self.jobs.update_one(
+            {"_id": job_id, "status": jobs.PROCESSING},
+            {"$set": {"progress": percent, "updated": jobs.now()}},
+        )
+
+    def _finished(self, job: dict[str, Any]) -> Outcome:
+        event = events_pb2.JobFinished(
+            job_id=str(job["_id"]),
+            owner_id=job["owner_id"],
+            owner_email=job.get("owner_email", ""),
+            status=jobs.status_to_proto(job["status"]),
+            mp3_file_id=str(job["mp3_file_id"]) if job.get("mp3_file_id") else "",
+            error=job.get("error", ""),
+            duration_seconds=float(job.get("duration", 0.0)),
+            mp3_size_bytes=int(job.get("mp3_size", 0)),
+            filename=job.get("filename", ""),
+            finish_time=jobs.timestamp(job.get("updated")),
+        )
+        return Outcome(publish=[(self.settings.mp3_queue, event, str(job["_id"]))])

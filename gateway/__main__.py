@@ -1,0 +1,64 @@
+"""Run the gateway: ``python -m gateway``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from pymongo import AsyncMongoClient
+
+from gateway.auth_interceptor import AuthInterceptor
+from gateway.servicer import FileServicer
+from gateway.settings import GatewaySettings
+from gateway.store import FileStore
+from meshcore import logs
+from meshcore.amqp import ThreadedPublisher
+from meshcore.grpc_server import Service, serve
+from mp3mesh.auth.v1 import auth_pb2_grpc
+from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+
+FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name
+
+
+async def run(settings: GatewaySettings) -> None:
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+    store = FileStore(mongo[settings.mongo_db])
+    await store.ensure_indexes()
+    publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
+    await asyncio.to_thread(publisher.start)
+    auth_channel = grpc.aio.insecure_channel(settings.auth_address)
+    servicer = FileServicer(
+        store,
+        publisher,
+        video_queue=settings.video_queue,
+        max_upload_bytes=settings.max_upload_bytes,
+        publish_timeout=settings.publish_timeout_seconds,
+        watch_poll=settings.watch_poll_seconds,
+    )
+    interceptor = AuthInterceptor(
+        auth_pb2_grpc.AuthServiceStub(auth_channel),
+        settings.auth_timeout_seconds,
+        protected_prefix=f"/{FILE_SERVICE}/",
+    )
+
+    async def close() -> None:
+        await auth_channel.close()
+        await asyncio.to_thread(publisher.close)
+        await mongo.close()
+
+    await serve(
+        [Service(FILE_SERVICE, servicer, files_pb2_grpc.add_FileServiceServicer_to_server)],
+        settings.gateway_listen,
+        interceptors=[interceptor],
+        on_stop=close,
+    )
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    logs.configure("gateway", settings.log_level, settings.log_format)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""RabbitMQ helpers on pika: durable queues with a dead-letter queue each, persistent
+protobuf messages, publisher confirms, prefetch, heartbeats that keep beating while a
+long job runs.
+
+pika connections are not thread-safe, so each connection here is owned by exactly one
+thread: :class:`Consumer` runs the handler in a worker thread and keeps the connection
+on the consuming thread; :class:`ThreadedPublisher` gives asyncio code a thread that owns
+its connection and takes work through ``add_callback_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pika
+import pika.exceptions
+import structlog
+from google.protobuf.message import DecodeError, Message
+from pika.adapters.blocking_connection import BlockingChannel
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+log = structlog.get_logger()
+
+PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+M = TypeVar("M", bound=Message)
+
+
+def dead_letter_queue(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+@retry(
+    retry=retry_if_exception_type(pika.exceptions.AMQPConnectionError),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    stop=stop_after_delay(60),
+    reraise=True,
+)
+def connect(url: str) -> pika.BlockingConnection:
+    """Connect, retrying while the broker is starting (up to a minute)."""
+    return pika.BlockingConnection(pika.URLParameters(url))
+
+
+def declare_queues(channel: BlockingChannel, queues: Sequence[str]) -> None:
+    """Declare each queue durable, with rejected messages routed to ``<queue>.dead``."""
+    for queue in queues:
+        channel.queue_declare(dead_letter_queue(queue), durable=True)
+        channel.queue_declare(
+            queue,
+            durable=True,
+            arguments={
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead_letter_queue(queue),
+            },
+        )
+
+
+def publish(channel: BlockingChannel, queue: str, message: Message, message_id: str) -> None:
+    """Publish persistently; with confirms on, returns only once the broker has it."""
+    channel.basic_publish(
+        exchange="",
+        routing_key=queue,
+        body=message.SerializeToString(),
+        properties=pika.BasicProperties(
+            content_type=PROTOBUF_CONTENT_TYPE,
+            type=message.DESCRIPTOR.full_name,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id,
+        ),
+        mandatory=True,
+    )
+
+
+class UndecodableMessage(ValueError):
+    """A message that no retry can make sense of: goes straight to the dead-letter queue."""
+
+
+def decode(body: bytes, properties: pika.BasicProperties, message_type: type[M]) -> M:
+    expected = message_type.DESCRIPTOR.full_name
+    if properties.type != expected:
+        raise UndecodableMessage(f"message type {properties.type!r}, expected {expected!r}")
+    message = message_type()
+    try:
+        message.ParseFromString(body)
+    except DecodeError as exc:
+        raise UndecodableMessage(f"cannot parse {expected}: {exc}") from exc
+    return message
+
+
+@dataclass
+class Outcome:
+    """What a handler decided: messages to publish first, then ack."""
+
+    publish: list[tuple[str, Message, str]] = field(default_factory=list)  # queue, msg, id
+
+
+Handler = Callable[[bytes, pika.BasicProperties], Outcome]
+
+
+class Consumer:
+    """Consumes one queue with manual acks and prefetch 1.
+
+    The handler runs in a worker thread while this thread keeps serving the connection
+    (heartbeats), so a ten-minute conversion does not get the connection dropped.
+    A message is acked only after the handler returned and its follow-up messages were
+    confirmed by the broker. An undecodable message is dead-lettered at once; one whose
+    handler raised is requeued once, then dead-lettered, so nothing loops forever.
+    """
+
+    def __init__(self, url: str, queue: str, handler: Handler, declare: Sequence[str]) -> None:
+        self.url = url
+        self.queue = queue
+        self.handler = handler
+        self.declare = list(declare)
+        self._stop = threading.Event()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="handler")
+
+    def stop(self) -> None:
+        """Finish the message in hand, then return from :meth:`run`. Signal-safe."""
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._consume()
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed) as exc:
+                if self._stop.is_set():
+                    break
+                log.warning("broker connection lost; reconnecting", error=str(exc))
+        self._worker.shutdown(wait=True)
+
+    def _consume(self) -> None:
+        connection = connect(self.url)
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            declare_queues(channel, self.declare)
+            channel.basic_qos(prefetch_count=1)
+            log.info("consuming", queue=self.queue)
+            for method, properties, body in channel.consume(self.queue, inactivity_timeout=1):
+                if method is not None:
+                    self._handle(connection, channel, method, properties, body)
+                if self._stop.is_set():
+                    break
+            channel.cancel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _handle(self, connection, channel, method, properties, body) -> None:  # type: ignore[no-untyped-def]
+        future = self._worker.submit(self.handler, body, properties)
+        while not future.done():
+            connection.process_data_events(time_limit=0.5)
+        try:
+            outcome = future.result()
+        except UndecodableMessage as exc:
+            log.error("dead-lettering undecodable message", queue=self.queue, error=str(exc))
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        except Exception:
+            requeue = not method.redelivered
+            log.exception("handler failed", queue=self.queue, requeue=requeue)
+            channel.basic_reject(method.delivery_tag, requeue=requeue)
+            return
+        for queue, message, message_id in outcome.publish:
+            publish(channel, queue, message, message_id)
+        channel.basic_ack(method.delivery_tag)
+
+
+class ThreadedPublisher:
+    """Publishes from asyncio (or any) code through one connection owned by one thread."""
+
+    def __init__(self, url: str, declare: Sequence[str]) -> None:
+        self.url = url
+        self.declare = list(declare)
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+
+    def start(self, timeout: float = 60) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("could not connect to RabbitMQ")
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def publish(
+        self, queue: str, message: Message, message_id: str
+    ) -> concurrent.futures.Future[None]:
+        """Resolves once the broker confirmed the message; fails if it could not."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            future.set_exception(pika.exceptions.AMQPConnectionError("not connected to RabbitMQ"))
+            return future
+
+        def _publish() -> None:
+            try:
+                assert self._channel is not None
+                publish(self._channel, queue, message, message_id)
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+        try:
+            connection.add_callback_threadsafe(_publish)
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def _open(self) -> None:
+        self._connection = connect(self.url)
+        self._channel = self._connection.channel()
+        self._channel.confirm_delivery()
+        declare_queues(self._channel, self.declare)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._open()
+                self._ready.set()
+                assert self._connection is not None
+                while not self._stopping.is_set():
+                    self._connection.process_data_events(time_limit=0.5)
+            except pika.exceptions.AMQPError as exc:
+                log.warning("publisher connection lost; reconnecting", error=str(exc))
+                self._stopping.wait(1)
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()

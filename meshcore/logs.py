@@ -1,0 +1,45 @@
+"""Structured logging: one JSON object per line on stderr, via structlog.
+
+Secrets are dropped before rendering, so a careless ``log.info(..., password=...)`` cannot
+leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = frozenset({"password", "token", "authorization", "secret", "jwt_secret"})
+
+
+def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in _SECRET_KEYS & event.keys():
+        event[key] = "[redacted]"
+    return event
+
+
+def configure(service: str, level: str = "INFO", fmt: str = "json") -> structlog.stdlib.BoundLogger:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(name)s %(message)s")
+    for chatty in ("pika", "yoyo"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    renderer = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    return structlog.get_logger()

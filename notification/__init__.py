@@ -1,0 +1,1 @@
+"""notification: consumes `mp3`, emails the job's owner, never twice for one job."""
