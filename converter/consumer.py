@@ -15,7 +15,6 @@ import pika
 import structlog
 from bson import ObjectId
 from bson.errors import InvalidId
-from gridfs import GridFSBucket
 from pymongo import ReturnDocument
 from pymongo.synchronous.database import Database
 
@@ -32,7 +31,6 @@ class Converter:
     def __init__(self, db: Database[Any], settings: ConverterSettings) -> None:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
-        self.mp3s = GridFSBucket(db, bucket_name=gridfs_io.MP3S)
         self.settings = settings
 
     def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
@@ -93,17 +91,18 @@ class Converter:
             mp3_id = ObjectId()
             self.jobs.update_one({"_id": job_id}, {"$set": {"mp3_pending_id": mp3_id}})
             with mp3.open("rb") as source:
-                self.mp3s.upload_from_stream_with_id(
+                size = gridfs_io.write_file(
+                    self.db,
+                    gridfs_io.MP3S,
                     mp3_id,
                     Path(job.get("filename") or "audio").with_suffix(".mp3").name,
                     source,
-                    metadata={
+                    {
                         "owner_id": job["owner_id"],
                         "job_id": str(job_id),
                         "content_type": "audio/mpeg",
                     },
                 )
-            size = mp3.stat().st_size
 
         done = self.jobs.find_one_and_update(
             {"_id": job_id, "status": jobs.PROCESSING},

@@ -75,17 +75,16 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         file_id = ObjectId()
         upload = self.store.open_video_upload(file_id, filename, caller.user_id, content_type)
         digest = hashlib.sha256()
-        size = 0
         try:
-            async for request in _data_chunks(first, requests, context):
-                size += len(request)
-                if size > self.max_upload_bytes:
+            async for block in _data_chunks(first, requests, context):
+                if upload.length + len(block) > self.max_upload_bytes:
                     await context.abort(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f"upload is larger than the {self.max_upload_bytes} byte limit",
                     )
-                digest.update(request)
-                await upload.write(request)
+                digest.update(block)
+                await upload.write(block)
+            size = upload.length
             if size == 0:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "upload is empty: the video has 0 bytes"
@@ -104,7 +103,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             await upload.close()
         except BaseException:
             # Client gone, limit hit, or a bad stream: keep nothing of it.
-            await asyncio.shield(self.store.discard_video(file_id))
+            await asyncio.shield(upload.discard())
+            log.info("upload discarded", file_id=str(file_id), user_id=caller.user_id)
             raise
 
         job = jobs.new_job(

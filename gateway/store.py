@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bson import ObjectId
-from gridfs import AsyncGridFSBucket
-from gridfs.asynchronous.grid_file import AsyncGridIn
 from pymongo.asynchronous.database import AsyncDatabase
 
 from meshcore import gridfs_io, jobs
@@ -16,7 +14,6 @@ from meshcore import gridfs_io, jobs
 class FileStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
-        self.videos = AsyncGridFSBucket(db, bucket_name=gridfs_io.VIDEOS)
         self.jobs = db[jobs.COLLECTION]
 
     async def ensure_indexes(self) -> None:
@@ -24,9 +21,13 @@ class FileStore:
 
     def open_video_upload(
         self, file_id: ObjectId, filename: str, owner_id: str, content_type: str
-    ) -> AsyncGridIn:
-        return self.videos.open_upload_stream_with_id(
-            file_id, filename, metadata={"owner_id": owner_id, "content_type": content_type}
+    ) -> gridfs_io.AsyncFileWriter:
+        return gridfs_io.AsyncFileWriter(
+            self.db,
+            gridfs_io.VIDEOS,
+            file_id,
+            filename,
+            {"owner_id": owner_id, "content_type": content_type},
         )
 
     async def discard_video(self, file_id: ObjectId) -> None:

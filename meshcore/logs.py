@@ -31,6 +31,8 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> structlog
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            # A processor, not a context variable: worker threads log with it too.
+            lambda _, __, event: {"service": service, **event},
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _drop_secrets,
@@ -41,5 +43,4 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> structlog
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(service=service)
     return structlog.get_logger()

@@ -1,0 +1,260 @@
+"""The real mesh for the tests: the Procfile under honcho, exactly as `make up` runs it,
+on free ports, with its own PostgreSQL database, queues, MongoDB data and mail folder,
+all removed afterwards. PostgreSQL and RabbitMQ are the machine's real servers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+import grpc
+import imageio_ffmpeg
+import pika
+import psutil
+import psycopg2
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo import MongoClient
+
+from meshcore.client import MeshClient
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# Small enough that the oversize case is quick, large enough for the >48 MB case.
+TEST_MAX_UPLOAD_BYTES = 96 * 1024 * 1024
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *args], check=True)
+
+
+def make_video(
+    path: Path, seconds: float, *, audio: bool = True, size: str = "320x240", bitrate: str = ""
+) -> Path:
+    """A test pattern video, with a 440 Hz tone unless audio=False."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
+    if audio:
+        args += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+            "-c:a",
+            "aac",
+        ]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if bitrate:
+        args += ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+    ffmpeg(*args, str(path))
+    return path
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    var: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    jwt_secret: str
+    clients: list[MeshClient] = field(default_factory=list)
+
+    @property
+    def auth_address(self) -> str:
+        return self.env["AUTH_LISTEN"]
+
+    @property
+    def gateway_address(self) -> str:
+        return self.env["GATEWAY_LISTEN"]
+
+    @property
+    def maildir(self) -> Path:
+        return self.var / "mail"
+
+    def mongo(self) -> MongoClient:
+        return MongoClient(self.env["MONGO_URL"])
+
+    def client(self) -> MeshClient:
+        c = MeshClient(self.auth_address, self.gateway_address)
+        self.clients.append(c)
+        return c
+
+    def new_user(self) -> tuple[MeshClient, str]:
+        c = self.client()
+        address = f"user-{uuid.uuid4().hex[:12]}@example.com"
+        c.register(address, PASSWORD)
+        c.login(address, PASSWORD)
+        return c, address
+
+    def mails(self, job_id: str) -> list[EmailMessage]:
+        found = []
+        for path in (self.maildir / "new").glob("*"):
+            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if msg["X-Mp3mesh-Job"] == job_id:
+                found.append(msg)
+        return found  # type: ignore[return-value]
+
+    def wait_for_mail(self, job_id: str, timeout: float = 60) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := self.mails(job_id):
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no email for job {job_id} within {timeout} s")
+
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(messages, consumers) of a queue, as the broker sees it now."""
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            ok = conn.channel().queue_declare(queue, passive=True)
+            return ok.method.message_count, ok.method.consumer_count
+        finally:
+            conn.close()
+
+    def service_process(self, module: str) -> psutil.Process:
+        """The process of ``python -m <module>`` under this stack's honcho."""
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                cmd = child.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if cmd[-2:] == ["-m", module]:
+                return child
+        raise LookupError(module)
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tag = uuid.uuid4().hex[:10]
+    var = tmp_path_factory.mktemp("stack")
+    database = f"mp3mesh_test_{tag}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{database}"')
+
+    mongo_port = free_port()
+    auth, gateway = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    jwt_secret = secrets.token_urlsafe(48)
+    env = {
+        "MP3MESH_ENV": "development",
+        "LOG_FORMAT": "json",
+        "MP3MESH_VAR": str(var),
+        "MONGO_PORT": str(mongo_port),
+        "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
+        "MONGO_DB": "mp3mesh_test",
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
+        "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
+        "VIDEO_QUEUE": f"video.test-{tag}",
+        "MP3_QUEUE": f"mp3.test-{tag}",
+        "AUTH_LISTEN": auth,
+        "AUTH_ADDRESS": auth,
+        "GATEWAY_LISTEN": gateway,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "JWT_SECRET": jwt_secret,
+        "MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env_file = var / "stack.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    log = var / "stack.log"
+    process = subprocess.Popen(
+        ["honcho", "-f", str(ROOT / "Procfile"), "-e", str(env_file), "start"],
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"},
+    )
+    s = Stack(env=env, var=var, log=log, process=process, jwt_secret=jwt_secret)
+    try:
+        deadline = time.monotonic() + 120
+        while not (
+            _serving(auth)
+            and _serving(gateway)
+            and _consumed(s, env["VIDEO_QUEUE"])
+            and _consumed(s, env["MP3_QUEUE"])
+        ):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"stack did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.3)
+        yield s
+    finally:
+        for c in s.clients:
+            c.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        _drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
+
+
+def _consumed(s: Stack, queue: str) -> bool:
+    try:
+        return s.queue_depth(queue)[1] > 0
+    except pika.exceptions.AMQPError:
+        return False
+
+
+def _drop_queues(*queues: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    for q in queues:
+        channel.queue_delete(q)
+        channel.queue_delete(f"{q}.dead")
+    conn.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On a failing test that used the stack, show the end of the stack's log."""
+    report = yield
+    if report.failed and call.when == "call" and "stack" in getattr(item, "fixturenames", ()):
+        s: Stack = item.funcargs["stack"]  # type: ignore[attr-defined]
+        report.sections.append(
+            ("stack log (tail)", "\n".join(s.log.read_text().splitlines()[-60:]))
+        )
+    return report
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample inputs, made once with ffmpeg."""
+    d = tmp_path_factory.mktemp("media")
+    make_video(d / "clip.mp4", 12)
+    make_video(d / "silent.mp4", 3, audio=False)
+    (d / "notes.txt").write_text("This is a text file, not a video.\n" * 100)
+    return d

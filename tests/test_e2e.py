@@ -1,0 +1,396 @@
+"""The whole mesh over gRPC with the generated stubs: the happy path and every bad input
+from the issue, each checked for its status code, its message, and what it leaves behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import jwt
+import pytest
+from bson import ObjectId
+
+from meshcore.client import upload_requests
+from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.files.v1 import files_pb2
+from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, Stack, make_video
+
+pytestmark = pytest.mark.e2e
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,codec_type:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out)
+
+
+def status_of(exc: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
+    return exc.value.code()  # type: ignore[attr-defined]
+
+
+def stored_video_ids(stack: Stack) -> set[ObjectId]:
+    db = stack.mongo()[stack.env["MONGO_DB"]]
+    return {d["_id"] for d in db["videos.files"].find({}, {"_id": 1})}
+
+
+def discarded_uploads(stack: Stack, user_id: str, expected: int) -> list[ObjectId]:
+    """File ids of this user's uploads the gateway logged as discarded (the log reaches
+    the file through honcho a moment after the client has its answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        ids = []
+        for line in stack.log.read_text().splitlines():
+            _, _, payload = line.partition("| ")
+            if '"upload discarded"' in payload and user_id in payload:
+                ids.append(ObjectId(json.loads(payload)["file_id"]))
+        if len(ids) >= expected or time.monotonic() > deadline:
+            return ids
+        time.sleep(0.1)
+
+
+def assert_nothing_kept(stack: Stack, file_ids: list[ObjectId]) -> None:
+    db = stack.mongo()[stack.env["MONGO_DB"]]
+    for file_id in file_ids:
+        assert db["videos.files"].find_one({"_id": file_id}) is None
+        assert db["videos.chunks"].find_one({"files_id": file_id}, {"n": 1}) is None
+
+
+def test_video_becomes_mp3_and_email(stack: Stack, media: Path, tmp_path: Path) -> None:
+    client, address = stack.new_user()
+    job = client.upload(media / "clip.mp4")
+    assert job.status == files_pb2.JOB_STATUS_QUEUED
+    assert job.video_size_bytes == (media / "clip.mp4").stat().st_size
+
+    updates = list(client.watch(job.id, timeout=120))
+    statuses = [u.status for u in updates]
+    assert statuses[-1] == files_pb2.JOB_STATUS_SUCCEEDED, updates[-1].error
+    assert statuses == sorted(statuses), "status never goes backwards"
+    progress = [u.progress_percent for u in updates]
+    assert progress == sorted(progress) and progress[-1] == 100
+    done = updates[-1]
+    assert done.attempts == 1 and done.mp3_file_id and abs(done.duration_seconds - 12) < 0.2
+
+    mp3 = tmp_path / "out.mp3"
+    assert client.download(done.mp3_file_id, mp3) == done.mp3_size_bytes
+    probe = ffprobe(mp3)
+    assert [s["codec_name"] for s in probe["streams"]] == ["mp3"]
+    assert abs(float(probe["format"]["duration"]) - 12.0) <= 0.2
+
+    mail = stack.wait_for_mail(job.id)
+    assert mail["To"] == address
+    assert "ready" in mail["Subject"] and done.mp3_file_id in mail.get_content()
+    time.sleep(1)
+    assert len(stack.mails(job.id)) == 1, "exactly one email per job"
+    assert stack.queue_depth(stack.env["VIDEO_QUEUE"])[0] == 0
+    assert stack.queue_depth(stack.env["MP3_QUEUE"])[0] == 0
+
+    listed = client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata).jobs
+    assert [j.id for j in listed] == [job.id]
+
+
+def test_upload_over_48_mb_with_flat_gateway_memory(stack: Stack, tmp_path: Path) -> None:
+    """A file bigger than the MongoDB stand-in's 48 MB reply limit goes both ways, and the
+    gateway does not hold it: once warm, a second upload of it barely moves its memory."""
+    video = make_video(tmp_path / "big.mp4", 30, size="1280x720", bitrate="24M")
+    size = video.stat().st_size
+    assert size > 48 * 1024 * 1024
+    client, _ = stack.new_user()
+
+    done = client.wait(client.upload(video).id, timeout=300)
+    assert done.status == files_pb2.JOB_STATUS_SUCCEEDED, done.error
+    client.download(done.mp3_file_id, tmp_path / "big.mp3")
+    assert abs(float(ffprobe(tmp_path / "big.mp3")["format"]["duration"]) - 30) <= 0.2
+
+    gateway = stack.service_process("gateway")
+    baseline = peak = gateway.memory_info().rss
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, gateway.memory_info().rss)
+            time.sleep(0.02)
+
+    # 90 MB of noise: not a video (its job will fail), but the gateway does not know that.
+    noise = tmp_path / "noise.bin"
+    with noise.open("wb") as f:
+        for _ in range(90):
+            f.write(os.urandom(1_000_000))
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        client.upload(noise)
+    finally:
+        stop.set()
+        sampler.join()
+    growth = peak - baseline
+    print(f"gateway RSS {baseline >> 20} MiB, peak {peak >> 20} MiB during a 90 MB upload")
+    assert growth < 32 * 1024 * 1024, f"gateway grew {growth >> 20} MiB during a 90 MB upload"
+
+
+# --- auth ------------------------------------------------------------------------------
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(stack: Stack) -> None:
+    client, address = stack.new_user()
+    answers = []
+    for email, password in [(address, "not the password"), ("nobody@example.com", PASSWORD)]:
+        with pytest.raises(grpc.RpcError) as exc:
+            client.login(email, password)
+        answers.append((status_of(exc), exc.value.details()))  # type: ignore[attr-defined]
+    assert (
+        answers[0]
+        == answers[1]
+        == (grpc.StatusCode.UNAUTHENTICATED, "email or password is incorrect")
+    )
+
+
+def test_login_with_http_basic_credentials(stack: Stack) -> None:
+    client, address = stack.new_user()
+    import base64
+
+    basic = base64.b64encode(f"{address}:{PASSWORD}".encode()).decode()
+    reply = client.auth.Login(
+        auth_pb2.LoginRequest(), metadata=(("authorization", f"Basic {basic}"),)
+    )
+    me = client.auth.WhoAmI(
+        auth_pb2.WhoAmIRequest(), metadata=(("authorization", f"Bearer {reply.token}"),)
+    )
+    assert me.user.email == address
+
+
+def test_register_twice_is_already_exists(stack: Stack) -> None:
+    client, address = stack.new_user()
+    with pytest.raises(grpc.RpcError) as exc:
+        client.register(address.upper(), PASSWORD)
+    assert status_of(exc) == grpc.StatusCode.ALREADY_EXISTS
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "needle"),
+    [
+        ("not-an-email", PASSWORD, "email is not valid"),
+        ("short@example.com", "short", "password must be"),
+    ],
+)
+def test_register_rejects_bad_input(stack: Stack, email: str, password: str, needle: str) -> None:
+    with pytest.raises(grpc.RpcError) as exc:
+        stack.client().register(email, password)
+    assert status_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in exc.value.details()  # type: ignore[attr-defined]
+
+
+def _token(stack: Stack, **overrides: object) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "email": "x@example.com",
+        "iat": now,
+        "exp": now + dt.timedelta(minutes=5),
+        "iss": "mp3mesh-auth",
+        "aud": "mp3mesh",
+        "jti": uuid.uuid4().hex,
+    }
+    claims.update(overrides)
+    key = str(claims.pop("key", stack.jwt_secret))
+    return jwt.encode(claims, key, algorithm=str(claims.pop("alg", "HS256")))
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("missing", "missing bearer token"),
+        ("forged", "signature is invalid"),
+        ("expired", "expired"),
+        ("wrong audience", "token is invalid"),
+        ("garbage", "token is invalid"),
+    ],
+)
+def test_file_service_refuses_bad_tokens(stack: Stack, case: str, needle: str) -> None:
+    expired = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    token = {
+        "missing": None,
+        "forged": _token(stack, key="a-different-secret-that-is-long-enough-0123456789"),
+        "expired": _token(stack, exp=expired, iat=expired - dt.timedelta(hours=1)),
+        "wrong audience": _token(stack, aud="someone-else"),
+        "garbage": "not.a.jwt",
+    }[case]
+    metadata = () if token is None else (("authorization", f"Bearer {token}"),)
+    client = stack.client()
+    with pytest.raises(grpc.RpcError) as exc:
+        client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=metadata)
+    assert status_of(exc) == grpc.StatusCode.UNAUTHENTICATED
+    assert needle in exc.value.details()  # type: ignore[attr-defined]
+
+
+# --- ownership and ids ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_job(stack: Stack, media: Path) -> files_pb2.Job:
+    client, _ = stack.new_user()
+    job = client.wait(client.upload(media / "clip.mp4").id)
+    assert job.status == files_pb2.JOB_STATUS_SUCCEEDED
+    return job
+
+
+def test_another_users_job_and_file_are_not_found(
+    stack: Stack, finished_job: files_pb2.Job
+) -> None:
+    intruder, _ = stack.new_user()
+    calls = [
+        lambda: intruder.files.GetJob(
+            files_pb2.GetJobRequest(job_id=finished_job.id), metadata=intruder.metadata
+        ),
+        lambda: intruder.files.GetJob(
+            files_pb2.GetJobRequest(fid=finished_job.id), metadata=intruder.metadata
+        ),
+        lambda: list(intruder.watch(finished_job.id)),
+        lambda: intruder.download(finished_job.mp3_file_id, Path("/dev/null")),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as exc:
+            call()
+        assert status_of(exc) == grpc.StatusCode.NOT_FOUND
+        assert "no " in exc.value.details()  # type: ignore[attr-defined]
+    assert (
+        intruder.files.ListJobs(files_pb2.ListJobsRequest(), metadata=intruder.metadata).jobs == []
+    )
+
+
+@pytest.mark.parametrize("bad_id", ["123", "zzzzzzzzzzzzzzzzzzzzzzzz", "../../etc/passwd"])
+def test_malformed_ids_are_invalid_argument(stack: Stack, bad_id: str) -> None:
+    client, _ = stack.new_user()
+    for call in [
+        lambda: client.files.GetJob(
+            files_pb2.GetJobRequest(job_id=bad_id), metadata=client.metadata
+        ),
+        lambda: client.download(bad_id, Path("/dev/null")),
+        lambda: client.files.ListJobs(
+            files_pb2.ListJobsRequest(page_token=bad_id), metadata=client.metadata
+        ),
+    ]:
+        with pytest.raises(grpc.RpcError) as exc:
+            call()
+        assert status_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid id" in exc.value.details()  # type: ignore[attr-defined]
+
+
+def test_unknown_but_wellformed_id_is_not_found(stack: Stack) -> None:
+    client, _ = stack.new_user()
+    with pytest.raises(grpc.RpcError) as exc:
+        client.files.GetJob(
+            files_pb2.GetJobRequest(job_id=str(ObjectId())), metadata=client.metadata
+        )
+    assert status_of(exc) == grpc.StatusCode.NOT_FOUND
+
+
+# --- uploads that must leave nothing behind ---------------------------------------------------
+
+
+def _meta(**kw: object) -> files_pb2.UploadRequest:
+    return files_pb2.UploadRequest(metadata=files_pb2.UploadMetadata(filename="v.mp4", **kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "needle"),
+    [
+        ("no messages", grpc.StatusCode.INVALID_ARGUMENT, "upload is empty"),
+        ("metadata only", grpc.StatusCode.INVALID_ARGUMENT, "0 bytes"),
+        ("size mismatch", grpc.StatusCode.INVALID_ARGUMENT, "metadata.size_bytes says 999"),
+        ("sha mismatch", grpc.StatusCode.INVALID_ARGUMENT, "metadata.sha256 says"),
+        ("metadata twice", grpc.StatusCode.INVALID_ARGUMENT, "first message only"),
+        ("oversize", grpc.StatusCode.RESOURCE_EXHAUSTED, "byte limit"),
+    ],
+)
+def test_bad_uploads_are_refused_and_leave_nothing(
+    stack: Stack, case: str, code: grpc.StatusCode, needle: str
+) -> None:
+    client, _ = stack.new_user()
+    block = b"\0" * (1024 * 1024)
+    streams = {
+        "no messages": [],
+        "metadata only": [_meta()],
+        "size mismatch": [_meta(size_bytes=999), files_pb2.UploadRequest(chunk=b"abc")],
+        "sha mismatch": [_meta(sha256="0" * 64), files_pb2.UploadRequest(chunk=b"abc")],
+        "metadata twice": [_meta(), files_pb2.UploadRequest(chunk=b"abc"), _meta()],
+        "oversize": [_meta()]
+        + [files_pb2.UploadRequest(chunk=block)] * (TEST_MAX_UPLOAD_BYTES // len(block) + 1),
+    }[case]
+    user_id = client.auth.WhoAmI(auth_pb2.WhoAmIRequest(), metadata=client.metadata).user.id
+    before = stored_video_ids(stack)
+    with pytest.raises(grpc.RpcError) as exc:
+        client.files.Upload(iter(streams), metadata=client.metadata, timeout=120)
+    assert status_of(exc) == code
+    assert needle in exc.value.details()  # type: ignore[attr-defined]
+    # The status reaches the client as the gateway aborts; its cleanup follows.
+    expected = 0 if case == "no messages" else 1
+    discarded = discarded_uploads(stack, user_id, expected)
+    assert len(discarded) == expected
+    assert stored_video_ids(stack) == before
+    assert_nothing_kept(stack, discarded)
+    assert client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata).jobs == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("notes.txt", "not a video ffmpeg can read"), ("silent.mp4", "no audio track")],
+)
+def test_unconvertible_upload_fails_with_reason_and_empty_queues(
+    stack: Stack, media: Path, name: str, reason: str
+) -> None:
+    client, _ = stack.new_user()
+    job = client.upload(media / name, content_type="video/mp4")
+    done = client.wait(job.id, timeout=120)
+    assert done.status == files_pb2.JOB_STATUS_FAILED
+    assert reason in done.error
+    assert done.mp3_file_id == "" and done.attempts == 1
+    mail = stack.wait_for_mail(job.id)
+    assert "could not convert" in mail["Subject"] and reason in mail.get_content()
+    for queue in (stack.env["VIDEO_QUEUE"], stack.env["MP3_QUEUE"]):
+        assert stack.queue_depth(queue)[0] == 0
+        assert stack.queue_depth(f"{queue}.dead")[0] == 0
+
+
+def test_list_jobs_pages_newest_first(stack: Stack, media: Path) -> None:
+    client, _ = stack.new_user()
+    ids = [client.upload(media / "notes.txt").id for _ in range(3)]
+    page1 = client.files.ListJobs(files_pb2.ListJobsRequest(page_size=2), metadata=client.metadata)
+    assert [j.id for j in page1.jobs] == ids[::-1][:2] and page1.next_page_token
+    page2 = client.files.ListJobs(
+        files_pb2.ListJobsRequest(page_size=2, page_token=page1.next_page_token),
+        metadata=client.metadata,
+    )
+    assert [j.id for j in page2.jobs] == ids[:1] and page2.next_page_token == ""
+    with pytest.raises(grpc.RpcError) as exc:
+        client.files.ListJobs(files_pb2.ListJobsRequest(page_size=-1), metadata=client.metadata)
+    assert status_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_chunked_upload_with_checks(stack: Stack, media: Path) -> None:
+    """size and sha256 in the metadata, checked by the gateway, recorded on the job."""
+    client, _ = stack.new_user()
+    reply = client.files.Upload(
+        upload_requests(media / "clip.mp4", chunk_size=64 * 1024), metadata=client.metadata
+    )
+    assert len(reply.job.video_sha256) == 64
