@@ -77,6 +77,8 @@ class Converter:
     def _convert(self, job: dict[str, Any]) -> Outcome:
         job_id = job["_id"]
         with tempfile.TemporaryDirectory(prefix="mp3mesh-", dir=self.settings.work_dir) as tmp:
+            # No extension on the input: ffmpeg then judges the content, not the client's
+            # name (a ".txt" would select its tty demuxer and "convert" text as video).
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
             with video.open("wb") as out:
                 for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, job_id):

@@ -23,6 +23,7 @@ from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 log = structlog.get_logger()
 
 DEFAULT_PAGE_SIZE = 20
+MAX_FILENAME_LENGTH = 255
 MAX_PAGE_SIZE = 100
 
 
@@ -71,6 +72,11 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             meta.content_type or first.http_body.content_type or "application/octet-stream"
         )
         filename = meta.filename or "video"
+        if len(filename) > MAX_FILENAME_LENGTH:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"filename is longer than {MAX_FILENAME_LENGTH} characters",
+            )
 
         file_id = ObjectId()
         upload = self.store.open_video_upload(file_id, filename, caller.user_id, content_type)

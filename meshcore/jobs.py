@@ -41,7 +41,11 @@ def now() -> dt.datetime:
 
 
 def timestamp(value: Any) -> Timestamp:
+    """A stored time as a protobuf Timestamp. MongoDB gives back naive UTC datetimes; the
+    nx-27017 stand-in gives back ISO strings for datetimes set by find_one_and_update."""
     ts = Timestamp()
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
         ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
     return ts

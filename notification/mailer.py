@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import unicodedata
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -24,13 +25,23 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
+def _printable(name: str) -> str:
+    """The client's file name without control or line-separator characters (it goes into
+    a mail header, where those are not allowed)."""
+    return "".join(
+        c
+        for c in name
+        if unicodedata.category(c)[0] != "C" and unicodedata.category(c) not in ("Zl", "Zp")
+    )
+
+
 def compose(event: events_pb2.JobFinished, sender: str, public_url: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = event.owner_email
     msg["Message-ID"] = make_msgid(idstring=event.job_id, domain="mp3mesh.local")
     msg["X-Mp3mesh-Job"] = event.job_id
-    name = event.filename or "your video"
+    name = _printable(event.filename) or "your video"
     if event.status == files_pb2.JOB_STATUS_SUCCEEDED:
         msg["Subject"] = f"Your MP3 is ready: {name}"
         msg["X-Mp3mesh-Mp3-File"] = event.mp3_file_id

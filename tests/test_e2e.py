@@ -85,6 +85,7 @@ def test_video_becomes_mp3_and_email(stack: Stack, media: Path, tmp_path: Path) 
     statuses = [u.status for u in updates]
     assert statuses[-1] == files_pb2.JOB_STATUS_SUCCEEDED, updates[-1].error
     assert statuses == sorted(statuses), "status never goes backwards"
+    assert all(u.update_time.seconds >= u.create_time.seconds > 0 for u in updates)
     progress = [u.progress_percent for u in updates]
     assert progress == sorted(progress) and progress[-1] == 100
     done = updates[-1]

@@ -1,0 +1,104 @@
+"""The converter on its own: ffmpeg on real files, and the job state machine on the
+stack's MongoDB stand-in (redeliveries, crashed attempts)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pika
+import pytest
+from bson import ObjectId
+
+from converter.consumer import Converter
+from converter.settings import ConverterSettings
+from converter.transcode import Unconvertible, extract_mp3, probe
+from meshcore import gridfs_io, jobs
+from mp3mesh.events.v1 import events_pb2
+from mp3mesh.files.v1 import files_pb2
+from tests.conftest import Stack
+
+
+def test_extract_mp3_keeps_the_duration(media: Path, tmp_path: Path) -> None:
+    info = extract_mp3(media / "clip.mp4", tmp_path / "a.mp3", 128, 44100)
+    assert info.has_audio and not info.has_video and abs(info.duration - 12) < 0.2
+    assert probe(tmp_path / "a.mp3").duration == info.duration
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"), [("notes.txt", "not a video"), ("silent.mp4", "no audio track")]
+)
+def test_unconvertible_inputs_say_why(media: Path, tmp_path: Path, name: str, needle: str) -> None:
+    # No extension, as in the converter: ffmpeg must judge the content, not the name.
+    source = tmp_path / "video"
+    source.write_bytes((media / name).read_bytes())
+    with pytest.raises(Unconvertible, match=needle):
+        extract_mp3(source, tmp_path / "a.mp3", 128, 44100)
+    assert not (tmp_path / "a.mp3").exists()
+
+
+@pytest.fixture
+def converter(stack: Stack) -> Converter:
+    db = stack.mongo()[f"converter_test_{ObjectId()}"]
+    return Converter(db, ConverterSettings(mp3_queue="mp3-test"))
+
+
+def _queued_job(converter: Converter, video: Path) -> tuple[ObjectId, bytes, pika.BasicProperties]:
+    job_id = ObjectId()
+    with video.open("rb") as f:
+        gridfs_io.write_file(
+            converter.db, gridfs_io.VIDEOS, job_id, video.name, f, {"owner_id": "u1"}
+        )
+    converter.jobs.insert_one(
+        jobs.new_job(
+            video_id=job_id,
+            owner_id="u1",
+            owner_email="u1@example.com",
+            filename=video.name,
+            size=video.stat().st_size,
+            sha256="",
+        )
+    )
+    event = events_pb2.VideoUploaded(job_id=str(job_id), owner_id="u1", video_file_id=str(job_id))
+    return job_id, event.SerializeToString(), pika.BasicProperties(type=event.DESCRIPTOR.full_name)
+
+
+def test_redelivery_of_a_finished_job_announces_it_again_without_converting(
+    converter: Converter, media: Path
+) -> None:
+    job_id, body, props = _queued_job(converter, media / "clip.mp4")
+    first = converter.handle(body, props)
+    done = converter.jobs.find_one({"_id": job_id})
+    assert done["status"] == jobs.SUCCEEDED and done["attempts"] == 1
+
+    again = converter.handle(body, props)
+    assert converter.jobs.find_one({"_id": job_id})["attempts"] == 1, "not converted twice"
+    [(queue, finished, message_id)] = again.publish
+    assert (queue, message_id) == ("mp3-test", str(job_id))
+    assert finished == first.publish[0][1]
+    assert finished.status == files_pb2.JOB_STATUS_SUCCEEDED
+
+
+def test_a_crashed_attempt_leaves_no_orphan_mp3(converter: Converter, media: Path) -> None:
+    job_id, body, props = _queued_job(converter, media / "clip.mp4")
+    orphan = ObjectId()  # what a converter killed mid-upload left behind
+    gridfs_io.write_file(converter.db, gridfs_io.MP3S, orphan, "x.mp3", io.BytesIO(b"partial"), {})
+    converter.jobs.update_one(
+        {"_id": job_id},
+        {"$set": {"status": jobs.PROCESSING, "attempts": 1, "mp3_pending_id": orphan}},
+    )
+    converter.handle(body, props)
+    done = converter.jobs.find_one({"_id": job_id})
+    assert (
+        done["status"] == jobs.SUCCEEDED and done["attempts"] == 2 and "mp3_pending_id" not in done
+    )
+    assert converter.db["mp3s.files"].find_one({"_id": orphan}) is None
+
+
+def test_a_job_that_keeps_crashing_is_given_up(converter: Converter, media: Path) -> None:
+    job_id, body, props = _queued_job(converter, media / "clip.mp4")
+    converter.jobs.update_one({"_id": job_id}, {"$set": {"status": jobs.PROCESSING, "attempts": 2}})
+    outcome = converter.handle(body, props)
+    done = converter.jobs.find_one({"_id": job_id})
+    assert done["status"] == jobs.FAILED and "never finished" in done["error"]
+    assert outcome.publish[0][1].status == files_pb2.JOB_STATUS_FAILED

@@ -1,0 +1,129 @@
+"""notification on its own: the mail it writes, SMTP delivery to a real aiosmtpd server,
+and the ledger that keeps redeliveries from mailing twice (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pika
+import psycopg2
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+
+from mp3mesh.events.v1 import events_pb2
+from mp3mesh.files.v1 import files_pb2
+from notification.consumer import Notifier
+from notification.ledger import SentLedger, migrate
+from notification.mailer import Mailer, compose
+from notification.settings import NotificationSettings
+from tests.conftest import PG_ADMIN_URL, free_port
+
+
+class Inbox(Message):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list = []
+
+    def handle_message(self, message) -> None:  # type: ignore[no-untyped-def]
+        self.messages.append(message)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def ledger() -> Iterator[SentLedger]:
+    name = f"mp3mesh_notify_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    migrate(url)
+    led = SentLedger(url)
+    yield led
+    led.close()
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+SUCCEEDED = events_pb2.JobFinished(
+    job_id="job-1",
+    owner_email="u@example.com",
+    status=files_pb2.JOB_STATUS_SUCCEEDED,
+    mp3_file_id="mp3-1",
+    filename="clip.mp4",
+    duration_seconds=12.0,
+    mp3_size_bytes=1000,
+)
+
+
+def test_mail_says_what_happened() -> None:
+    ok = compose(SUCCEEDED, "mesh <a@example.com>", "http://edge")
+    assert ok["Subject"] == "Your MP3 is ready: clip.mp4" and ok["To"] == "u@example.com"
+    assert "mp3-1" in ok.get_content() and "http://edge/download?fid=mp3-1" in ok.get_content()
+    failed = events_pb2.JobFinished(
+        job_id="job-2",
+        owner_email="u@example.com",
+        status=files_pb2.JOB_STATUS_FAILED,
+        filename="x.mp4",
+        error="the video has no audio track",
+    )
+    bad = compose(failed, "a@example.com", "http://edge")
+    assert bad["Subject"] == "We could not convert x.mp4" and "no audio track" in bad.get_content()
+
+
+def test_file_names_cannot_break_the_mail_headers() -> None:
+    event = events_pb2.JobFinished(
+        job_id="j",
+        owner_email="u@example.com",
+        status=files_pb2.JOB_STATUS_SUCCEEDED,
+        filename="evil\u2028Bcc: x@example.com\r\n.mp4",
+    )
+    msg = compose(event, "a@example.com", "http://edge")
+    assert msg["Subject"] == "Your MP3 is ready: evilBcc: x@example.com.mp4"
+    assert msg["Bcc"] is None
+
+
+def test_gmail_variables_from_the_seed_projects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GMAIL_ADDRESS", "me@gmail.com")
+    monkeypatch.setenv("GMAIL_PASSWORD", "app-password")
+    s = NotificationSettings()
+    assert (s.smtp_host, s.smtp_port, s.smtp_tls, s.smtp_user) == (
+        "smtp.gmail.com",
+        587,
+        "starttls",
+        "me@gmail.com",
+    )
+    assert s.smtp_password is not None and s.smtp_password.get_secret_value() == "app-password"
+    assert "app-password" not in repr(s)
+
+
+def test_each_job_is_mailed_once(smtp: tuple[Inbox, int], ledger: SentLedger) -> None:
+    inbox, port = smtp
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=port)
+    notifier = Notifier(ledger, Mailer(settings), settings.sender, "http://edge")
+    props = pika.BasicProperties(type=SUCCEEDED.DESCRIPTOR.full_name)
+    for _ in range(3):  # redeliveries
+        assert notifier.handle(SUCCEEDED.SerializeToString(), props).publish == []
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0]["X-Mp3mesh-Job"] == "job-1"
+    assert ledger.already_sent("job-1")
+
+
+def test_smtp_down_raises_so_the_message_is_retried(ledger: SentLedger) -> None:
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=free_port())
+    notifier = Notifier(ledger, Mailer(settings), settings.sender, "http://edge")
+    props = pika.BasicProperties(type=SUCCEEDED.DESCRIPTOR.full_name)
+    with pytest.raises(OSError):
+        notifier.handle(SUCCEEDED.SerializeToString(), props)
+    assert not ledger.already_sent("job-1")
