@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import grpc
+import httpx
 import imageio_ffmpeg
 import pika
 import psutil
@@ -84,6 +86,10 @@ class Stack:
     @property
     def gateway_address(self) -> str:
         return self.env["GATEWAY_LISTEN"]
+
+    @property
+    def shim_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SHIM_PORT']}"
 
     @property
     def maildir(self) -> Path:
@@ -179,6 +185,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "AUTH_LISTEN": auth,
         "AUTH_ADDRESS": auth,
         "GATEWAY_LISTEN": gateway,
+        "GATEWAY_ADDRESS": gateway,
+        "SHIM_PORT": str(free_port()),
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(free_port()),
         "JWT_SECRET": jwt_secret,
@@ -201,6 +209,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         while not (
             _serving(auth)
             and _serving(gateway)
+            and _http_ok(f"{s.shim_url}/healthz")
             and _consumed(s, env["VIDEO_QUEUE"])
             and _consumed(s, env["MP3_QUEUE"])
         ):
@@ -220,6 +229,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.close()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _consumed(s: Stack, queue: str) -> bool:
@@ -248,6 +264,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             ("stack log (tail)", "\n".join(s.log.read_text().splitlines()[-60:]))
         )
     return report
+
+
+class PeakRss:
+    """Samples a process's resident memory every 20 ms while in the with-block."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+        self.before = self.peak = process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.before
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 @pytest.fixture(scope="session")

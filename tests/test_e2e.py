@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +19,7 @@ from bson import ObjectId
 from meshcore.client import upload_requests
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
-from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, Stack, make_video
+from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video
 
 pytestmark = pytest.mark.e2e
 
@@ -122,31 +121,17 @@ def test_upload_over_48_mb_with_flat_gateway_memory(stack: Stack, tmp_path: Path
     client.download(done.mp3_file_id, tmp_path / "big.mp3")
     assert abs(float(ffprobe(tmp_path / "big.mp3")["format"]["duration"]) - 30) <= 0.2
 
-    gateway = stack.service_process("gateway")
-    baseline = peak = gateway.memory_info().rss
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, gateway.memory_info().rss)
-            time.sleep(0.02)
-
     # 90 MB of noise: not a video (its job will fail), but the gateway does not know that.
     noise = tmp_path / "noise.bin"
     with noise.open("wb") as f:
         for _ in range(90):
             f.write(os.urandom(1_000_000))
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with PeakRss(stack.service_process("gateway")) as rss:
         client.upload(noise)
-    finally:
-        stop.set()
-        sampler.join()
-    growth = peak - baseline
-    print(f"gateway RSS {baseline >> 20} MiB, peak {peak >> 20} MiB during a 90 MB upload")
-    assert growth < 32 * 1024 * 1024, f"gateway grew {growth >> 20} MiB during a 90 MB upload"
+    print(f"gateway RSS {rss.before >> 20} MiB, peak {rss.peak >> 20} MiB during a 90 MB upload")
+    assert rss.growth < 32 * 1024 * 1024, (
+        f"gateway grew {rss.growth >> 20} MiB during a 90 MB upload"
+    )
 
 
 # --- auth ------------------------------------------------------------------------------

@@ -1,0 +1,25 @@
+"""Run the REST shim: ``python -m gateway.shim``."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.shim.app import create_app
+from gateway.shim.settings import ShimSettings
+from meshcore import logs
+
+
+def main() -> None:
+    settings = ShimSettings()
+    logs.configure("shim", settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.shim_listen_host,
+        port=settings.shim_port,
+        log_config=None,  # keep the logging meshcore.logs set up
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

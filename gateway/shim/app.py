@@ -1,0 +1,305 @@
+"""The shim's Starlette app: every google.api.http route, ``/openapi.json`` and ``/healthz``.
+
+Each request is matched against the routes read from the descriptors, turned into the
+method's request message, and sent over a ``grpc.aio`` channel to the backend serving
+that service, with a generic multicallable: the shim has no code per method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
+
+from gateway.shim.errors import HttpError, error_response
+from gateway.shim.jsonpb import json_bytes
+from gateway.shim.openapi import openapi_document
+from gateway.shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
+from gateway.shim.settings import ShimSettings
+from gateway.shim.transcode import (
+    MAX_JSON_BODY_BYTES,
+    apply_file_part,
+    build_request,
+    message_class,
+    open_file_part,
+    too_large,
+    upload_chunks,
+    upload_messages,
+)
+from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.files.v1 import files_pb2
+
+log = structlog.get_logger()
+
+AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
+FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"]
+
+# Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
+# for Login) and request/trace ids. Others (Host, Content-Length...) mean nothing to gRPC.
+FORWARDED_HEADERS = ("authorization", "x-request-id", "traceparent", "tracestate")
+# The backends allow 8 MiB messages; so does the shim, both ways.
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+]
+HEALTH_TIMEOUT_SECONDS = 2.0
+JSON = "application/json"
+
+
+class Transcoder:
+    """Serves the routes: HTTP request in, gRPC call out, gRPC answer back as HTTP."""
+
+    def __init__(
+        self,
+        router: Router,
+        addresses: Mapping[ServiceDescriptor, str],
+        *,
+        max_upload_bytes: int,
+        call_timeout: float,
+    ) -> None:
+        self.router = router
+        self.addresses = {service.full_name: address for service, address in addresses.items()}
+        self.max_upload_bytes = max_upload_bytes
+        self.call_timeout = call_timeout
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def open(self) -> None:
+        """Open the channels; inside the event loop, as grpc.aio wants."""
+        self._channels = {
+            service: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            for service, address in self.addresses.items()
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self._channels.values()))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: Starlette routes every method to an ASGI app, only GET to a function."""
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw_path.decode("latin-1")
+        try:
+            match = self.router.match(request.method, path)
+            return await self._call(match.route, match.path_params, request)
+        except NoRoute:
+            return error_response(
+                grpc.StatusCode.NOT_FOUND, f"Could not resolve {path} to a method."
+            )
+        except MethodNotAllowed as exc:
+            return error_response(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{request.method} is not allowed on {path}; use {', '.join(exc.allowed)}",
+                http_status=405,
+                headers={"Allow": ", ".join(exc.allowed)},
+            )
+        except HttpError as exc:
+            return error_response(
+                exc.code, exc.message, http_status=exc.http_status, headers=exc.headers
+            )
+        except grpc.aio.AioRpcError as exc:
+            return error_response(exc.code(), exc.details() or "")
+        except ClientDisconnect:
+            log.info("client went away mid-request", path=path)
+            return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
+
+    async def health(self, _: Request) -> JSONResponse:
+        """200 when every backend reports SERVING over grpc.health.v1, else 503."""
+        services = list(self._channels)
+        statuses = await asyncio.gather(*(self._backend_health(name) for name in services))
+        serving = all(status == "SERVING" for status in statuses)
+        return JSONResponse(
+            {
+                "status": "SERVING" if serving else "NOT_SERVING",
+                "backends": dict(zip(services, statuses, strict=True)),
+            },
+            status_code=200 if serving else 503,
+        )
+
+    async def _backend_health(self, service: str) -> str:
+        try:
+            reply = await health_pb2_grpc.HealthStub(self._channels[service]).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    async def _call(self, route: Route, path_params: dict[str, str], request: Request) -> Response:
+        metadata = _forwarded_metadata(request)
+        query = request.query_params.multi_items()
+        if route.streams_request_body:
+            return await self._upload(route, path_params, query, request, metadata)
+        body = await _read_json_body(request) if route.body else b""
+        message = build_request(route, path_params, query, body)
+        channel = self._channels[route.method.containing_service.full_name]
+        if route.method.server_streaming:
+            call = channel.unary_stream(route.grpc_path, **_codec(route))(
+                message, metadata=metadata
+            )
+            return await _streaming_response(route, call)
+        reply = await channel.unary_unary(route.grpc_path, **_codec(route))(
+            message, metadata=metadata, timeout=self.call_timeout
+        )
+        return _response(route, reply)
+
+    async def _upload(
+        self,
+        route: Route,
+        path_params: dict[str, str],
+        query: Sequence[tuple[str, str]],
+        request: Request,
+        metadata: Sequence[tuple[str, str]],
+    ) -> Response:
+        """Stream the body into the client-streaming method, one chunk in memory at a time.
+
+        The call is fed through ``write()`` rather than a request iterator: grpc.aio
+        swallows an iterator's exceptions, and a 413 or a malformed multipart body found
+        mid-stream has to reach the client.
+        """
+        _refuse_declared_length_over(request, self.max_upload_bytes, "upload")
+        first = build_request(route, path_params, query)
+        content_type = request.headers.get("content-type", "")
+        body: AsyncIterator[bytes] = request.stream()
+        if content_type.lower().startswith("multipart/form-data"):
+            part = await open_file_part(content_type, body)
+            apply_file_part(first, part)
+            content_type, body = part.content_type, part.chunks
+        messages = upload_messages(
+            first, route.body_fields, content_type, upload_chunks(body, self.max_upload_bytes)
+        )
+        channel = self._channels[route.method.containing_service.full_name]
+        call = channel.stream_unary(route.grpc_path, **_codec(route))(metadata=metadata)
+        try:
+            try:
+                async for message in messages:
+                    await call.write(message)
+                await call.done_writing()
+            except asyncio.InvalidStateError:
+                pass  # the backend ended the call early; awaiting it raises its status
+            reply = await call
+        finally:
+            call.cancel()  # a no-op once finished; otherwise the backend drops the upload
+        return _response(route, reply)
+
+
+def _codec(route: Route) -> dict[str, Callable[..., Any]]:
+    return {
+        "request_serializer": message_class(route.method.input_type).SerializeToString,
+        "response_deserializer": message_class(route.method.output_type).FromString,
+    }
+
+
+def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
+    metadata = [
+        (name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers
+    ]
+    if request.client is not None:
+        metadata.append(("x-forwarded-for", request.client.host))
+    return metadata
+
+
+def _refuse_declared_length_over(request: Request, max_bytes: int, what: str) -> None:
+    """413 on the Content-Length alone, before a byte of the body is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large(max_bytes, what)
+
+
+async def _read_json_body(request: Request) -> bytes:
+    """The body, refused with 413 past MAX_JSON_BODY_BYTES instead of read into memory."""
+    _refuse_declared_length_over(request, MAX_JSON_BODY_BYTES, "request body")
+    body = bytearray()
+    async for data in request.stream():
+        body += data
+        if len(body) > MAX_JSON_BODY_BYTES:
+            raise too_large(MAX_JSON_BODY_BYTES, "request body")
+    return bytes(body)
+
+
+def _response(route: Route, reply: Message) -> Response:
+    if route.returns_http_body:
+        return Response(reply.data, media_type=reply.content_type or None)  # type: ignore[attr-defined]
+    return Response(json_bytes(reply), media_type=JSON)
+
+
+async def _streaming_response(route: Route, call: grpc.aio.UnaryStreamCall) -> Response:
+    """Raw bytes for an HttpBody stream, newline-delimited JSON otherwise.
+
+    The first message is awaited before answering, so an error the backend raises up
+    front (bad id, no such file) still becomes a proper HTTP status.
+    """
+    try:
+        first = await call.read()
+    except BaseException:
+        call.cancel()
+        raise
+    if route.returns_http_body:
+        media_type = getattr(first, "content_type", "") or "application/octet-stream"  # EOF: none
+        return StreamingResponse(_relay(call, first, lambda body: body.data), media_type=media_type)
+    return StreamingResponse(
+        _relay(call, first, lambda msg: json_bytes(msg) + b"\n"), media_type=JSON
+    )
+
+
+async def _relay(
+    call: grpc.aio.UnaryStreamCall, first: Any, encode: Callable[[Any], bytes]
+) -> AsyncIterator[bytes]:
+    """The stream's messages as body pieces. A failure half-way raises, so the server
+    breaks the connection and a cut-off download cannot pass for a whole one."""
+    try:
+        message = first
+        while message is not grpc.aio.EOF:
+            yield encode(message)
+            message = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        log.warning("stream failed half-way", code=exc.code().name, details=exc.details())
+        raise
+    finally:
+        call.cancel()
+
+
+def create_app(settings: ShimSettings) -> Starlette:
+    routes = [route for service in (AUTH_SERVICE, FILE_SERVICE) for route in routes_for(service)]
+    transcoder = Transcoder(
+        Router(routes),
+        {AUTH_SERVICE: settings.auth_address, FILE_SERVICE: settings.gateway_address},
+        max_upload_bytes=settings.max_upload_bytes,
+        call_timeout=settings.call_timeout_seconds,
+    )
+    document = openapi_document(routes)
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        transcoder.open()
+        try:
+            yield
+        finally:
+            await transcoder.close()
+
+    return Starlette(
+        routes=[
+            StarletteRoute("/openapi.json", openapi, methods=["GET"]),
+            StarletteRoute("/healthz", transcoder.health, methods=["GET"]),
+            # Everything else, any method: the transcoder answers 404 and 405 itself.
+            StarletteRoute("/{path:path}", transcoder),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,76 @@
+"""gRPC status to HTTP answer, in one function, as grpc-gateway and Envoy's transcoder answer.
+
+The body is a ``google.rpc.Status`` in JSON, exactly what Envoy's ``convert_grpc_status``
+sends with ``always_print_primitive_fields`` on, e.g.
+``{"code":16,"message":"token has expired","details":[]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+from google.rpc import status_pb2
+from starlette.responses import Response
+
+from gateway.shim.jsonpb import json_bytes
+
+# grpc-gateway's HTTPStatusFromCode; Envoy's Grpc::Utility::grpcToHttpStatus is the same.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+
+
+class HttpError(Exception):
+    """A request the shim refuses itself; answered in the same shape as a backend's error.
+
+    ``http_status`` overrides the table where HTTP has a more precise answer than the
+    gRPC code's usual one: 405 for a wrong method, 413 for a body over the limit.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        http_status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.headers = headers
+
+
+def error_response(
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    http_status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The HTTP answer for a gRPC status: the mapped HTTP code and a google.rpc.Status body."""
+    body = json_bytes(status_pb2.Status(code=code.value[0], message=message))
+    return Response(
+        body,
+        status_code=http_status or HTTP_STATUS.get(code, 500),
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,74 @@
+"""Protobuf messages as the exact JSON bytes Envoy's transcoder sends, so both edges agree.
+
+proto3 JSON mapping (lowerCamelCase names, enums by name, int64 as strings) with fields
+at their default values printed (Envoy: ``always_print_primitive_fields``). Python's
+printer differs from the C++ one Envoy uses in three ways, undone here: it lists default
+fields after the set ones (C++: declaration order), prints integral doubles as ``4.0``
+(C++: ``4``), and leaves ``<``, ``>`` and Unicode format characters unescaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+# Below this, C++ prints an integral double as plain digits; above it, in exponent form.
+_PLAIN_DIGITS_LIMIT = 1e15
+# What protobuf's C++ JSON writer escapes beyond what Python's json module does.
+_CPP_ESCAPED = re.compile(
+    "[<>\x7f-\x9f\xad\u0600-\u0603\u06dd\u070f\u17b4\u17b5\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
+
+
+def json_bytes(message: Message) -> bytes:
+    as_dict = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    text = json.dumps(
+        _integral_floats_as_ints(_in_declaration_order(message.DESCRIPTOR, as_dict)),
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return _CPP_ESCAPED.sub(_escape, text).encode()
+
+
+def _escape(found: re.Match[str]) -> str:
+    encoded = found.group().encode("utf-16-be")  # astral characters become surrogate pairs
+    return "".join(
+        f"\\u{int.from_bytes(encoded[i : i + 2]):04x}" for i in range(0, len(encoded), 2)
+    )
+
+
+def _in_declaration_order(descriptor: Descriptor, js: dict[str, Any]) -> dict[str, Any]:
+    if descriptor.file.package == "google.protobuf":
+        return js  # well-known types have their own JSON forms
+    fields = {field.json_name: field for field in descriptor.fields}
+    ordered = sorted(js, key=lambda name: fields[name].index if name in fields else len(fields))
+    return {name: _field_value(fields.get(name), js[name]) for name in ordered}
+
+
+def _field_value(field: FieldDescriptor | None, value: Any) -> Any:
+    message = field.message_type if field is not None else None
+    if message is None:
+        return value
+    if message.GetOptions().map_entry:
+        value_field = message.fields_by_name["value"]
+        return {key: _field_value(value_field, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_in_declaration_order(message, item) for item in value]
+    return _in_declaration_order(message, value) if isinstance(value, dict) else value
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < _PLAIN_DIGITS_LIMIT:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    return value
