@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help bootstrap proto proto-check lint fmt test up demo clean
+.PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -16,6 +16,14 @@ proto: bootstrap  ## regenerate the Python stubs in gen/ from protos/
 
 proto-check: bootstrap  ## fail if gen/ is stale
 	@tmp=$$(mktemp -d) && scripts/genproto.sh $$tmp && diff -r $$tmp/mp3mesh gen/mp3mesh && rm -rf $$tmp && echo "gen/ is up to date"
+
+descriptor: bootstrap  ## envoy/descriptor.binpb from protos/ (buf build), for Envoy's transcoder
+	scripts/build_descriptor.sh
+
+envoy-check: descriptor  ## render the Envoy config into var/ and check it with envoy --mode validate
+	mkdir -p var
+	python envoy/render.py -o var/envoy.yaml --require-descriptor
+	envoy --mode validate -c var/envoy.yaml --disable-hot-restart
 
 lint: bootstrap proto-check  ## buf lint, ruff
 	buf lint

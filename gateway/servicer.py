@@ -17,6 +17,7 @@ from gateway.auth_interceptor import current_caller
 from gateway.store import FileStore
 from meshcore import jobs
 from meshcore.amqp import ThreadedPublisher
+from meshcore.grpc_server import STREAM_ACCEPTED
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
@@ -60,6 +61,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
 
     async def Upload(self, request_iterator, context):  # type: ignore[no-untyped-def]
         caller = current_caller()
+        await context.send_initial_metadata((STREAM_ACCEPTED,))
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None:

@@ -34,6 +34,13 @@ SERVER_OPTIONS = [
 ]
 
 
+# Sent as initial metadata by a client-streaming handler once it has accepted the call
+# (the caller is authenticated), before it reads. A proxy that waits for it before
+# sending bytes never races a refusal: grpc.aio turns a write that fails because the
+# server already answered into INTERNAL "Internal error from Core", losing the status.
+STREAM_ACCEPTED = ("mp3mesh-stream", "accepted")
+
+
 @dataclass(frozen=True)
 class Service:
     """A servicer together with the generated function that registers it."""

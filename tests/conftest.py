@@ -34,8 +34,8 @@ from meshcore.client import MeshClient
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-# Small enough that the oversize case is quick, large enough for the >48 MB case.
-TEST_MAX_UPLOAD_BYTES = 96 * 1024 * 1024
+# Small enough that the oversize case is quick, large enough for the 100 MB cases.
+TEST_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 PASSWORD = "correct horse battery staple"
 
 
@@ -50,10 +50,18 @@ def ffmpeg(*args: str) -> None:
 
 
 def make_video(
-    path: Path, seconds: float, *, audio: bool = True, size: str = "320x240", bitrate: str = ""
+    path: Path,
+    seconds: float,
+    *,
+    audio: bool = True,
+    size: str = "320x240",
+    bitrate: str = "",
+    noise: bool = False,
 ) -> Path:
-    """A test pattern video, with a 440 Hz tone unless audio=False."""
-    args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
+    """A test pattern video, with a 440 Hz tone unless audio=False. Noise on the picture
+    makes the encoder spend the whole bitrate, for files of a predictable size."""
+    picture = f"testsrc2=size={size}:rate=25:duration={seconds}"
+    args = ["-f", "lavfi", "-i", picture + (",noise=alls=30:allf=t" if noise else "")]
     if audio:
         args += [
             "-f",
@@ -90,6 +98,10 @@ class Stack:
     @property
     def shim_url(self) -> str:
         return f"http://127.0.0.1:{self.env['SHIM_PORT']}"
+
+    @property
+    def envoy_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['ENVOY_PORT']}"
 
     @property
     def maildir(self) -> Path:
@@ -187,6 +199,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "GATEWAY_LISTEN": gateway,
         "GATEWAY_ADDRESS": gateway,
         "SHIM_PORT": str(free_port()),
+        "ENVOY_PORT": str(free_port()),
+        "ENVOY_ADMIN_PORT": str(free_port()),
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(free_port()),
         "JWT_SECRET": jwt_secret,
@@ -210,6 +224,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             _serving(auth)
             and _serving(gateway)
             and _http_ok(f"{s.shim_url}/healthz")
+            and _http_ok(f"{s.envoy_url}/readyz")
             and _consumed(s, env["VIDEO_QUEUE"])
             and _consumed(s, env["MP3_QUEUE"])
         ):

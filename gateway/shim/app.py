@@ -38,6 +38,7 @@ from gateway.shim.transcode import (
     upload_chunks,
     upload_messages,
 )
+from meshcore.grpc_server import STREAM_ACCEPTED
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 
@@ -96,16 +97,11 @@ class Transcoder:
         try:
             match = self.router.match(request.method, path)
             return await self._call(match.route, match.path_params, request)
-        except NoRoute:
+        except (NoRoute, MethodNotAllowed):
+            # A wrong method on a known path answers like an unknown path, as Envoy's
+            # transcoder does (it cannot tell them apart): both edges give one answer.
             return error_response(
                 grpc.StatusCode.NOT_FOUND, f"Could not resolve {path} to a method."
-            )
-        except MethodNotAllowed as exc:
-            return error_response(
-                grpc.StatusCode.UNIMPLEMENTED,
-                f"{request.method} is not allowed on {path}; use {', '.join(exc.allowed)}",
-                http_status=405,
-                headers={"Allow": ", ".join(exc.allowed)},
             )
         except HttpError as exc:
             return error_response(
@@ -185,12 +181,15 @@ class Transcoder:
         channel = self._channels[route.method.containing_service.full_name]
         call = channel.stream_unary(route.grpc_path, **_codec(route))(metadata=metadata)
         try:
-            try:
-                async for message in messages:
-                    await call.write(message)
-                await call.done_writing()
-            except asyncio.InvalidStateError:
-                pass  # the backend ended the call early; awaiting it raises its status
+            # Not a byte before the backend accepts the call: a refusal (bad token) then
+            # reaches the client with its own status (see meshcore.grpc_server.STREAM_ACCEPTED).
+            if STREAM_ACCEPTED in tuple(await call.initial_metadata()):
+                try:
+                    async for message in messages:
+                        await call.write(message)
+                    await call.done_writing()
+                except asyncio.InvalidStateError:
+                    pass  # the backend ended the call early; awaiting it raises its status
             reply = await call
         finally:
             call.cancel()  # a no-op once finished; otherwise the backend drops the upload

@@ -41,7 +41,7 @@ class HttpError(Exception):
     """A request the shim refuses itself; answered in the same shape as a backend's error.
 
     ``http_status`` overrides the table where HTTP has a more precise answer than the
-    gRPC code's usual one: 405 for a wrong method, 413 for a body over the limit.
+    gRPC code's usual one: 413 for a body over the limit.
     """
 
     def __init__(

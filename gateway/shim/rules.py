@@ -49,7 +49,7 @@ class NoRoute(LookupError):
 
 
 class MethodNotAllowed(LookupError):
-    """Some rule matches the path, but for other HTTP methods: 405."""
+    """Some rule matches the path, but for other HTTP methods (answered as 404, like Envoy)."""
 
     def __init__(self, allowed: Iterable[str]) -> None:
         self.allowed = tuple(sorted(set(allowed)))

@@ -1,7 +1,9 @@
-"""The REST shim against a real mesh: the Procfile under honcho on free ports, plus
-the shim (``python -m gateway.shim``) in front of it, spoken to over real HTTP.
+"""One REST conformance suite for both edges: the real Envoy (grpc_json_transcoder) and
+the Starlette shim, both run by the Procfile in front of the shared test stack.
 
-The shim is the one the Procfile runs in the shared ``stack`` fixture (conftest.py).
+Every test taking ``edge`` runs once per edge; ``test_both_edges_answer_alike`` sends
+the same requests to both and compares status, content type and body. Tests taking
+``shim`` are about the shim alone (its OpenAPI, health and memory).
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ from pathlib import Path
 import httpx
 import imageio_ffmpeg
 import jwt
-import psutil
 import pytest
 
 from meshcore.client import MeshClient
-from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack
+from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +34,11 @@ STATUS_KEYS = {"code", "message", "details"}
 
 
 @dataclass
-class ShimMesh:
+class Edge:
+    name: str
     url: str
     auth_address: str
     gateway_address: str
-    shim: psutil.Process
 
     def http(self, token: str = "", timeout: float = 120) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -45,7 +46,7 @@ class ShimMesh:
 
     def new_user(self) -> str:
         """Register and log in over REST; the bearer token."""
-        email = f"shim-{uuid.uuid4().hex[:12]}@example.com"
+        email = f"rest-{uuid.uuid4().hex[:12]}@example.com"
         with self.http() as http:
             assert http.post("/v1/users", json={"email": email, "password": PASSWORD}).is_success
             reply = http.post("/login", auth=(email, PASSWORD))
@@ -53,15 +54,19 @@ class ShimMesh:
         return reply.json()["token"]
 
 
+def _edge(stack: Stack, name: str) -> Edge:
+    url = stack.envoy_url if name == "envoy" else stack.shim_url
+    return Edge(name, url, stack.auth_address, stack.gateway_address)
+
+
+@pytest.fixture(scope="module", params=["envoy", "shim"])
+def edge(request: pytest.FixtureRequest, stack: Stack) -> Edge:
+    return _edge(stack, request.param)
+
+
 @pytest.fixture(scope="module")
-def shim_mesh(stack: Stack) -> ShimMesh:
-    """The shim the Procfile runs in front of the test stack."""
-    return ShimMesh(
-        stack.shim_url,
-        stack.auth_address,
-        stack.gateway_address,
-        stack.service_process("gateway.shim"),
-    )
+def shim(stack: Stack) -> Edge:
+    return _edge(stack, "shim")
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +105,10 @@ def _assert_status(reply: httpx.Response, http_status: int, grpc_code: int) -> s
     return body["message"]
 
 
-def test_seed_commands_end_to_end(shim_mesh: ShimMesh, video: Path, tmp_path: Path) -> None:
+def test_seed_commands_end_to_end(edge: Edge, video: Path, tmp_path: Path) -> None:
     """login (curl -u), upload (-F file=@), status?fid=, download?fid=, as the seeds do."""
-    token = shim_mesh.new_user()
-    with shim_mesh.http(token) as http, video.open("rb") as f:
+    token = edge.new_user()
+    with edge.http(token) as http, video.open("rb") as f:
         uploaded = http.post("/upload", files={"file": ("clip.mp4", f, "video/mp4")})
         assert uploaded.status_code == 200, uploaded.text
         job = uploaded.json()["job"]
@@ -121,7 +126,7 @@ def test_seed_commands_end_to_end(shim_mesh: ShimMesh, video: Path, tmp_path: Pa
         assert download.headers["content-type"] == "audio/mpeg"
         assert http.get(f"/v1/mp3s/{status['mp3FileId']}").content == download.content
 
-    client = MeshClient(shim_mesh.auth_address, shim_mesh.gateway_address)
+    client = MeshClient(edge.auth_address, edge.gateway_address)
     client.token = token
     try:
         client.download(status["mp3FileId"], tmp_path / "grpc.mp3")
@@ -131,9 +136,9 @@ def test_seed_commands_end_to_end(shim_mesh: ShimMesh, video: Path, tmp_path: Pa
     assert len(download.content) == int(status["mp3SizeBytes"])
 
 
-def test_raw_body_upload_takes_metadata_from_the_query(shim_mesh: ShimMesh, video: Path) -> None:
+def test_raw_body_upload_takes_metadata_from_the_query(edge: Edge, video: Path) -> None:
     content = video.read_bytes()
-    with shim_mesh.http(shim_mesh.new_user()) as http:
+    with edge.http(edge.new_user()) as http:
         reply = http.post(
             "/v1/videos",
             params={
@@ -151,9 +156,9 @@ def test_raw_body_upload_takes_metadata_from_the_query(shim_mesh: ShimMesh, vide
     assert "metadata.size_bytes says 5" in message
 
 
-def test_login_whoami_and_json_bodies(shim_mesh: ShimMesh) -> None:
+def test_login_whoami_and_json_bodies(edge: Edge) -> None:
     email = f"shim-{uuid.uuid4().hex[:12]}@example.com"
-    with shim_mesh.http() as http:
+    with edge.http() as http:
         registered = http.post("/v1/users", json={"email": email, "password": PASSWORD})
         assert registered.json()["user"]["email"] == email
         again = http.post("/v1/users", json={"email": email, "password": PASSWORD})
@@ -166,8 +171,8 @@ def test_login_whoami_and_json_bodies(shim_mesh: ShimMesh) -> None:
     assert me.json()["user"] == registered.json()["user"]
 
 
-def test_paging_by_camel_or_snake_case(shim_mesh: ShimMesh, video: Path) -> None:
-    with shim_mesh.http(shim_mesh.new_user()) as http:
+def test_paging_by_camel_or_snake_case(edge: Edge, video: Path) -> None:
+    with edge.http(edge.new_user()) as http:
         ids = [
             http.post("/v1/videos", content=video.read_bytes()).json()["job"]["id"]
             for _ in range(2)
@@ -182,32 +187,30 @@ def test_paging_by_camel_or_snake_case(shim_mesh: ShimMesh, video: Path) -> None
     assert last.json() == {"jobs": [], "nextPageToken": ""}  # defaults printed
 
 
-def test_errors_are_statuses_with_the_mapped_http_code(shim_mesh: ShimMesh, video: Path) -> None:
-    owner, stranger = shim_mesh.new_user(), shim_mesh.new_user()
-    with shim_mesh.http(owner) as http:
+def test_errors_are_statuses_with_the_mapped_http_code(edge: Edge, video: Path) -> None:
+    owner, stranger = edge.new_user(), edge.new_user()
+    with edge.http(owner) as http:
         job = http.post("/v1/videos", content=video.read_bytes()).json()["job"]
         done = _watch(http, job["id"])[-1]
     forged = jwt.encode({"sub": "someone", "exp": time.time() + 60}, "x" * 48, algorithm="HS256")
-    with shim_mesh.http(stranger) as http:
+    with edge.http(stranger) as http:
         _assert_status(http.get("/status", params={"fid": "not-an-id"}), 400, 3)
         _assert_status(http.get("/v1/jobs/not-an-id:watch"), 400, 3)
         _assert_status(http.get("/status", params={"fid": job["id"]}), 404, 5)
         _assert_status(http.get("/download", params={"fid": done["mp3FileId"]}), 404, 5)
         _assert_status(http.get("/v1/jobs", params={"foo": "1"}), 400, 3)
         _assert_status(http.get("/v1/nothing"), 404, 5)
-        wrong_method = http.delete("/v1/jobs")
-        assert wrong_method.headers["allow"] == "GET"
-        _assert_status(wrong_method, 405, 12)
-    with shim_mesh.http() as http:
+        _assert_status(http.delete("/v1/jobs"), 404, 5)  # wrong method: as an unknown path
+    with edge.http() as http:
         _assert_status(http.get("/v1/jobs"), 401, 16)
         _assert_status(http.get("/v1/jobs", headers={"Authorization": f"Bearer {forged}"}), 401, 16)
         _assert_status(http.post("/upload", files={"file": ("a.mp4", b"x")}), 401, 16)
 
 
-def test_oversize_upload_is_413_before_the_body_is_read(shim_mesh: ShimMesh) -> None:
-    """Only the headers are sent: the answer comes without the shim reading any body,
+def test_oversize_upload_is_413_before_the_body_is_read(edge: Edge) -> None:
+    """Only the headers are sent: the answer comes without the edge reading any body,
     so nothing can have reached the gateway."""
-    host, port = shim_mesh.url.removeprefix("http://").split(":")
+    host, port = edge.url.removeprefix("http://").split(":")
     for path in ("/v1/videos?metadata.filename=big.mp4", "/upload"):
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             request = (
@@ -216,7 +219,7 @@ def test_oversize_upload_is_413_before_the_body_is_read(shim_mesh: ShimMesh) -> 
             )
             conn.sendall(request.encode())
             answer = b""
-            while data := conn.recv(65536):  # the shim closes: the body stays unread
+            while data := conn.recv(65536):  # the edge closes: the body stays unread
                 answer += data
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 413 ")
@@ -227,8 +230,8 @@ def test_oversize_upload_is_413_before_the_body_is_read(shim_mesh: ShimMesh) -> 
         }
 
 
-def test_openapi_and_health(shim_mesh: ShimMesh) -> None:
-    with shim_mesh.http() as http:
+def test_openapi_and_health(shim: Edge) -> None:
+    with shim.http() as http:
         health = http.get("/healthz")
         document = http.get("/openapi.json").json()
     assert health.status_code == 200 and health.json()["status"] == "SERVING"
@@ -260,10 +263,12 @@ def _refs(node: object) -> Iterator[str]:
             yield from _refs(item)
 
 
-def test_memory_stays_flat_while_streaming_90_mb(shim_mesh: ShimMesh, tmp_path: Path) -> None:
+def test_shim_memory_stays_flat_while_streaming_90_mb(
+    shim: Edge, stack: Stack, tmp_path: Path
+) -> None:
     big = tmp_path / "big.bin"
     with big.open("wb") as f:
-        for _ in range(90):  # under the test stack's 96 MiB upload limit
+        for _ in range(90):
             f.write(os.urandom(1_000_000))
     size = big.stat().st_size
 
@@ -272,10 +277,11 @@ def test_memory_stays_flat_while_streaming_90_mb(shim_mesh: ShimMesh, tmp_path: 
             while block := f.read(64 * 1024):
                 yield block
 
-    with shim_mesh.http(shim_mesh.new_user(), timeout=300) as http:
-        with PeakRss(shim_mesh.shim) as multipart_rss, big.open("rb") as f:
+    process = stack.service_process("gateway.shim")
+    with shim.http(shim.new_user(), timeout=300) as http:
+        with PeakRss(process) as multipart_rss, big.open("rb") as f:
             multipart = http.post("/upload", files={"file": ("big.bin", f, "video/mp4")})
-        with PeakRss(shim_mesh.shim) as raw_rss:
+        with PeakRss(process) as raw_rss:
             raw = http.post("/v1/videos", params={"metadata.filename": "big.bin"}, content=chunks())
     for reply, rss in ((multipart, multipart_rss), (raw, raw_rss)):
         assert reply.status_code == 200, reply.text
@@ -283,3 +289,126 @@ def test_memory_stays_flat_while_streaming_90_mb(shim_mesh: ShimMesh, tmp_path: 
         growth = rss.peak - rss.before
         print(f"RSS {rss.before >> 20} MiB -> peak {rss.peak >> 20} MiB (+{growth >> 20} MiB)")
         assert growth < 32 * 1024 * 1024
+
+
+def _expired_token(stack: Stack) -> str:
+    past = time.time() - 120
+    claims = {
+        "sub": "u", "email": "e@example.com", "iat": past - 3600, "exp": past,
+        "iss": "mp3mesh-auth", "aud": "mp3mesh", "jti": "j",
+    }  # fmt: skip
+    return jwt.encode(claims, stack.jwt_secret, algorithm="HS256")
+
+
+def _answer(reply: httpx.Response) -> tuple[int, str, object]:
+    """What a client sees: status, media type, and the body (parsed JSON or bytes).
+    Envoy's own error replies sort their keys and end with a newline; parsing makes
+    the comparison about content, not formatting."""
+    media_type = reply.headers.get("content-type", "").split(";")[0]
+    if media_type == "application/json":
+        body: object = [json.loads(line) for line in reply.text.splitlines() if line.strip()]
+    else:
+        body = reply.content
+    return reply.status_code, media_type, body
+
+
+def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
+    """The same requests, through Envoy and through the shim: the same answers."""
+    envoy, shim_edge = _edge(stack, "envoy"), _edge(stack, "shim")
+    owner, stranger = envoy.new_user(), envoy.new_user()
+    with envoy.http(owner) as http:
+        job = http.post("/v1/videos", content=video.read_bytes()).json()["job"]
+        done = _watch(http, job["id"])[-1]
+        email = http.get("/v1/users/me").json()["user"]["email"]
+    forged = jwt.encode({"sub": "x", "exp": time.time() + 60}, "y" * 48, algorithm="HS256")
+    bearer = {
+        "owner": owner, "stranger": stranger, "none": "", "forged": forged,
+        "expired": _expired_token(stack), "garbage": "not-a-token",
+    }  # fmt: skip
+    requests: list[tuple[str, str, str, dict]] = [
+        ("GET", f"/status?fid={job['id']}", "owner", {}),
+        ("GET", f"/v1/jobs/{job['id']}", "owner", {}),
+        ("GET", f"/v1/jobs/{job['id']}:watch", "owner", {}),
+        ("GET", "/v1/jobs?pageSize=1", "owner", {}),
+        ("GET", "/v1/jobs?page_size=1&page_token=" + job["id"], "owner", {}),
+        ("GET", "/v1/users/me", "owner", {}),
+        ("GET", f"/download?fid={done['mp3FileId']}", "owner", {}),
+        ("GET", f"/v1/mp3s/{done['mp3FileId']}", "owner", {}),
+        ("GET", f"/status?fid={job['id']}", "stranger", {}),
+        ("GET", f"/download?fid={done['mp3FileId']}", "stranger", {}),
+        ("GET", f"/v1/jobs/{job['id']}:watch", "stranger", {}),
+        ("GET", "/status?fid=not-an-id", "owner", {}),
+        ("GET", "/download?fid=123", "owner", {}),
+        ("GET", "/v1/jobs?pageToken=zzz", "owner", {}),
+        ("GET", "/v1/jobs?pageSize=-1", "owner", {}),
+        ("GET", f"/status?fid={job['id']}", "none", {}),
+        ("GET", f"/status?fid={job['id']}", "forged", {}),
+        ("GET", f"/status?fid={job['id']}", "expired", {}),
+        ("GET", f"/status?fid={job['id']}", "garbage", {}),
+        ("GET", "/no/such/path", "owner", {}),
+        ("GET", "/login", "owner", {}),
+        ("DELETE", f"/v1/jobs/{job['id']}", "owner", {}),
+        ("GET", f"/status?fid={job['id']}&bogus=1", "owner", {}),
+        ("POST", "/v1/videos?metadata.filename=empty.mp4", "owner", {"content": b""}),
+        ("POST", "/v1/videos?metadata.sizeBytes=5", "owner", {"content": b"abc"}),
+        ("POST", "/upload", "none", {"files": {"file": ("a.mp4", b"abc", "video/mp4")}}),
+        ("POST", "/v1/users", "none", {"json": {"email": email, "password": PASSWORD}}),
+        ("POST", "/v1/users", "none", {"json": {"email": "not-an-email", "password": PASSWORD}}),
+        ("POST", "/v1/users", "none", {"json": {"email": "short@example.com", "password": "x"}}),
+        ("POST", "/v1/sessions", "none", {"json": {"email": email, "password": "wrong password"}}),
+        ("POST", "/login", "none", {"auth": (email, "wrong password")}),
+        ("POST", "/login", "none", {"auth": ("nobody@example.com", PASSWORD)}),
+        ("POST", "/login", "none", {}),
+    ]
+    differences = []
+    for method, path, who, kwargs in requests:
+        answers = []
+        for e in (envoy, shim_edge):
+            with e.http(bearer[who]) as http:
+                answers.append(_answer(http.request(method, path, **kwargs)))
+        if answers[0] != answers[1]:
+            differences.append((method, path, who, answers))
+        assert answers[0][0] != 503, (method, path, answers[0])
+    assert not differences, "\n".join(map(str, differences))
+
+
+@pytest.fixture(scope="module")
+def video_100mb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real video over 100 MB (720p noise at 21 Mb/s, with a tone), made in about 7 s."""
+    path = make_video(
+        tmp_path_factory.mktemp("big") / "big.mp4", 40, size="1280x720", bitrate="21M", noise=True
+    )
+    assert path.stat().st_size > 100_000_000
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edge_name", "how"),
+    [("envoy", "raw body"), ("shim", "multipart")],
+    ids=["envoy-raw", "shim-multipart"],
+)
+def test_100_mb_upload_is_converted_with_flat_gateway_memory(
+    stack: Stack, video_100mb: Path, edge_name: str, how: str
+) -> None:
+    e = _edge(stack, edge_name)
+    size = video_100mb.stat().st_size
+    with e.http(e.new_user(), timeout=600) as http, video_100mb.open("rb") as f:
+        with PeakRss(stack.service_process("gateway")) as rss:
+            if how == "raw body":
+                reply = http.post(
+                    "/v1/videos",
+                    params={"metadata.filename": "big.mp4"},
+                    content=f,
+                    headers={"Content-Type": "video/mp4", "Content-Length": str(size)},
+                )
+            else:
+                reply = http.post("/upload", files={"file": ("big.mp4", f, "video/mp4")})
+        assert reply.status_code == 200, reply.text
+        job = reply.json()["job"]
+        assert job["videoSizeBytes"] == str(size)
+        done = _watch(http, job["id"])[-1]
+        assert done["status"] == "JOB_STATUS_SUCCEEDED", done["error"]
+        mp3 = http.get("/download", params={"fid": done["mp3FileId"]})
+    assert len(mp3.content) == int(done["mp3SizeBytes"]) and abs(done["durationSeconds"] - 40) < 0.2
+    print(f"{edge_name}: gateway RSS {rss.before >> 20} -> {rss.peak >> 20} MiB, {size >> 20} MiB")
+    assert rss.growth < 32 * 1024 * 1024, f"gateway grew {rss.growth >> 20} MiB"

@@ -1,0 +1,261 @@
+"""Render envoy/envoy.yaml.tmpl into a config Envoy can load.
+
+Envoy has no environment-variable substitution in its bootstrap, so the ports, upstream
+addresses and the upload limit are filled in here, from the environment (see the comment
+block at the top of the template for every variable and its default):
+
+    python envoy/render.py -o var/envoy.yaml
+    envoy -c var/envoy.yaml --disable-hot-restart
+
+Standard library only, so it runs before anything else is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import string
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE / "envoy.yaml.tmpl"
+DEFAULT_DESCRIPTOR = HERE / "descriptor.binpb"
+INT64_MAX = 2**63 - 1
+
+# Replies Envoy makes itself get a google.rpc.Status body whose code is the gRPC code
+# grpc-gateway's HTTPStatusFromCode maps to that HTTP status (404 -> NOT_FOUND, ...).
+# Any other 4xx/5xx: UNKNOWN (2).
+GRPC_CODE_FOR_HTTP_STATUS: dict[int, tuple[int, str]] = {
+    400: (3, "INVALID_ARGUMENT"),
+    401: (16, "UNAUTHENTICATED"),
+    403: (7, "PERMISSION_DENIED"),
+    404: (5, "NOT_FOUND"),
+    405: (12, "UNIMPLEMENTED"),
+    408: (4, "DEADLINE_EXCEEDED"),
+    409: (10, "ABORTED"),
+    413: (8, "RESOURCE_EXHAUSTED"),
+    429: (8, "RESOURCE_EXHAUSTED"),
+    431: (8, "RESOURCE_EXHAUSTED"),
+    500: (13, "INTERNAL"),
+    501: (12, "UNIMPLEMENTED"),
+    502: (14, "UNAVAILABLE"),
+    503: (14, "UNAVAILABLE"),
+    504: (4, "DEADLINE_EXCEEDED"),
+}
+UNKNOWN_CODE = 2
+HEALTH = "/(healthz|readyz)"
+NOT_READY = "not ready: draining, or no healthy AuthService or FileService host"
+
+DEFAULTS = {
+    "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
+    "ENVOY_PORT": "8000",
+    "ENVOY_ADMIN_PORT": "9901",
+    "AUTH_ADDRESS": "127.0.0.1:50051",
+    "GATEWAY_ADDRESS": "127.0.0.1:50052",
+    "SHIM_ADDRESS": "127.0.0.1:8080",
+    "MAX_UPLOAD_BYTES": str(2 * 1024**3),
+}
+# Where an unset *_ADDRESS falls back to in the local stack, where Envoy runs on the
+# same host as the services: their listen addresses (the shim's is SHIM_LISTEN_HOST and
+# SHIM_PORT, as gateway/shim/settings.py reads them).
+FALLBACKS = {
+    "AUTH_ADDRESS": "AUTH_LISTEN",
+    "GATEWAY_ADDRESS": "GATEWAY_LISTEN",
+}
+
+_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _port(name: str, value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"{name}={value!r} is not a TCP port")
+    return int(value)
+
+
+def _host(name: str, value: str) -> str:
+    if not _HOST.match(value):
+        raise ConfigError(f"{name}={value!r} is not a host name or IPv4 address")
+    return value
+
+
+def _host_port(name: str, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ConfigError(f"{name}={value!r} must be host:port")
+    return _host(name, host), _port(name, port)
+
+
+def _status_is(op: str, status: int, key: str) -> dict[str, Any]:
+    value = {"default_value": status, "runtime_key": f"mp3mesh.local_reply.{key}"}
+    return {"status_code_filter": {"comparison": {"op": op, "value": value}}}
+
+
+def _header(name: str, **match: Any) -> dict[str, Any]:
+    return {"header_filter": {"header": {"name": name, **match}}}
+
+
+def _status_json(code: int) -> dict[str, Any]:
+    return {
+        "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%", "details": []},
+        "content_type": "application/json",
+    }
+
+
+def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
+    """local_reply_config mappers, each with a comment: first match wins."""
+    # Native gRPC callers (content-type application/grpc, not transcoded) keep Envoy's own
+    # gRPC-style local replies. Transcoded requests carry application/grpc by the time a
+    # reply is made, but also the x-envoy-original-path the transcoder sets.
+    not_native_grpc = {
+        "or_filter": {
+            "filters": [
+                _header(
+                    "content-type",
+                    string_match={"prefix": "application/grpc"},
+                    invert_match=True,
+                    treat_missing_header_as_empty=True,
+                ),
+                _header("x-envoy-original-path", present_match=True),
+            ]
+        }
+    }
+    mappers = [
+        (
+            "/healthz, /readyz failing (an empty body otherwise): 14 UNAVAILABLE",
+            {
+                "filter": {
+                    "and_filter": {
+                        "filters": [
+                            _status_is("EQ", 503, "health"),
+                            _header(":path", string_match={"safe_regex": {"regex": HEALTH}}),
+                        ]
+                    }
+                },
+                "body": {"inline_string": NOT_READY},
+                "body_format_override": _status_json(14),
+            },
+        )
+    ]
+    for status, (code, name) in sorted(GRPC_CODE_FOR_HTTP_STATUS.items()):
+        mappers.append(
+            (
+                f"HTTP {status}: {code} {name}",
+                {
+                    "filter": {
+                        "and_filter": {
+                            "filters": [_status_is("EQ", status, str(status)), not_native_grpc]
+                        }
+                    },
+                    "body_format_override": _status_json(code),
+                },
+            )
+        )
+    mappers.append(
+        (
+            f"any other HTTP 4xx/5xx: {UNKNOWN_CODE} UNKNOWN",
+            {
+                "filter": {
+                    "and_filter": {"filters": [_status_is("GE", 400, "other"), not_native_grpc]}
+                },
+                "body_format_override": _status_json(UNKNOWN_CODE),
+            },
+        )
+    )
+    return mappers
+
+
+def _mappers_yaml(indent: str) -> str:
+    """The mappers as YAML list items, one JSON flow mapping each (JSON is YAML)."""
+    return "\n".join(
+        f"{indent}# {comment}\n{indent}- {json.dumps(mapper)}"
+        for comment, mapper in local_reply_mappers()
+    )
+
+
+def values(env: Mapping[str, str]) -> dict[str, str]:
+    """The template's ${NAME}s from ``env``, checked."""
+
+    def get(name: str) -> str:
+        value = env.get(name) or env.get(FALLBACKS.get(name, ""), "") or DEFAULTS[name]
+        if name == "SHIM_ADDRESS" and not env.get(name):
+            host, port = DEFAULTS[name].rsplit(":", 1)
+            value = f"{env.get('SHIM_LISTEN_HOST') or host}:{env.get('SHIM_PORT') or port}"
+        return value.strip()
+
+    auth_host, auth_port = _host_port("AUTH_ADDRESS", get("AUTH_ADDRESS"))
+    gw_host, gw_port = _host_port("GATEWAY_ADDRESS", get("GATEWAY_ADDRESS"))
+    shim_host, shim_port = _host_port("SHIM_ADDRESS", get("SHIM_ADDRESS"))
+    limit = get("MAX_UPLOAD_BYTES")
+    if not limit.isdigit() or not 0 < int(limit) < INT64_MAX:
+        raise ConfigError(f"MAX_UPLOAD_BYTES={limit!r} is not a positive byte count")
+    descriptor = Path(env.get("ENVOY_DESCRIPTOR") or DEFAULT_DESCRIPTOR).resolve()
+    if not _HOST.match(descriptor.name) or any(c in str(descriptor) for c in " :#'\"{}[],&*"):
+        raise ConfigError(f"ENVOY_DESCRIPTOR={descriptor} needs a plain path")
+    return {
+        "ENVOY_LISTEN_ADDRESS": _host("ENVOY_LISTEN_ADDRESS", get("ENVOY_LISTEN_ADDRESS")),
+        "ENVOY_PORT": str(_port("ENVOY_PORT", get("ENVOY_PORT"))),
+        "ENVOY_ADMIN_PORT": str(_port("ENVOY_ADMIN_PORT", get("ENVOY_ADMIN_PORT"))),
+        "AUTH_HOST": auth_host,
+        "AUTH_PORT": str(auth_port),
+        "GATEWAY_HOST": gw_host,
+        "GATEWAY_PORT": str(gw_port),
+        "SHIM_HOST": shim_host,
+        "SHIM_PORT": str(shim_port),
+        "MAX_UPLOAD_BYTES": str(int(limit)),
+        "MAX_UPLOAD_BYTES_PLUS_ONE": str(int(limit) + 1),
+        "ENVOY_DESCRIPTOR": str(descriptor),
+    }
+
+
+def render(env: Mapping[str, str] | None = None) -> str:
+    subs = values(os.environ if env is None else env)
+    subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
+    body = string.Template(TEMPLATE.read_text()).substitute(subs)
+    header = f"# GENERATED by envoy/render.py from {TEMPLATE.name}; edit the template, not this.\n"
+    return header + body
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    parser.add_argument(
+        "--require-descriptor",
+        action="store_true",
+        help="fail if the descriptor set does not exist yet (scripts/build_descriptor.sh)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        text = render()
+    except ConfigError as exc:
+        print(f"render.py: {exc}", file=sys.stderr)
+        return 2
+    if args.require_descriptor:
+        descriptor = values(os.environ)["ENVOY_DESCRIPTOR"]
+        if not Path(descriptor).is_file():
+            print(
+                f"render.py: {descriptor} is missing; run scripts/build_descriptor.sh",
+                file=sys.stderr,
+            )
+            return 2
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
