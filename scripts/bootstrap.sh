@@ -44,7 +44,9 @@ fi
 if [[ ! -x node_modules/.bin/buf ]]; then
   command -v npm >/dev/null || apt_install npm
   log "installing buf from npm"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # Not `npm ci`: this npm writes lock files without the other platforms' optional
+  # @bufbuild/buf-* packages, which `npm ci` then refuses. --no-save keeps the lock as is.
+  npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # --- ffprobe (tests only) ----------------------------------------------------------------
