@@ -7,14 +7,14 @@ import datetime as dt
 import secrets
 
 from argon2 import PasswordHasher
-from tenacity import retry, stop_after_delay, wait_exponential
 
 from auth.servicer import AuthServicer
 from auth.settings import AuthSettings
-from auth.store import UserStore, migrate
+from auth.store import MIGRATIONS, UserStore
 from auth.tokens import TokenIssuer
 from meshcore import logs
 from meshcore.grpc_server import Service, serve
+from meshcore.migrations import migrate
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -27,9 +27,7 @@ def main() -> None:
     else:
         secret = settings.jwt_secret.get_secret_value()
 
-    retry(wait=wait_exponential(max=5), stop=stop_after_delay(60), reraise=True)(migrate)(
-        settings.database_url
-    )
+    migrate(settings.database_url, MIGRATIONS)
     store = UserStore(settings.database_url)
     servicer = AuthServicer(
         store,

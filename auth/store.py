@@ -12,7 +12,6 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.pool
-from yoyo import get_backend, read_migrations
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -27,14 +26,6 @@ class UserRecord:
     email: str
     password_hash: str
     created_at: dt.datetime
-
-
-def migrate(database_url: str) -> None:
-    """Apply pending migrations; safe to run from several replicas at once (yoyo locks)."""
-    backend = get_backend(database_url)
-    migrations = read_migrations(str(MIGRATIONS))
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(migrations))
 
 
 class UserStore:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import signal
+from pathlib import Path
 
 from pymongo import MongoClient
 
 from converter.consumer import Converter
 from converter.settings import ConverterSettings
 from meshcore import logs
-from meshcore.amqp import Consumer
+from meshcore.amqp import consume_until_signalled
 
 
 def main() -> None:
     settings = ConverterSettings()
     log = logs.configure("converter", settings.log_level, settings.log_format)
+    if settings.work_dir:
+        Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     mongo: MongoClient = MongoClient(settings.mongo_url)
     converter = Converter(mongo[settings.mongo_db], settings)
-    consumer = Consumer(
-        settings.amqp_url,
-        settings.video_queue,
-        converter.handle,
-        declare=[settings.video_queue, settings.mp3_queue],
-    )
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: consumer.stop())
-    consumer.run()
+    consume_until_signalled(settings, settings.video_queue, converter.handle)
     mongo.close()
     log.info("stopped")
 

@@ -11,6 +11,7 @@ its connection and takes work through ``add_callback_threadsafe``.
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 from pika.adapters.blocking_connection import BlockingChannel
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from meshcore.settings import MeshSettings
 
 log = structlog.get_logger()
 
@@ -168,6 +171,17 @@ class Consumer:
         for queue, message, message_id in outcome.publish:
             publish(channel, queue, message, message_id)
         channel.basic_ack(method.delivery_tag)
+
+
+def consume_until_signalled(settings: MeshSettings, queue: str, handler: Handler) -> None:
+    """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then finish the
+    message in hand and return. Declares both pipeline queues, whoever starts first."""
+    consumer = Consumer(
+        settings.amqp_url, queue, handler, declare=[settings.video_queue, settings.mp3_queue]
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: consumer.stop())
+    consumer.run()
 
 
 class ThreadedPublisher:

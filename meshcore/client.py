@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
@@ -46,6 +47,18 @@ def upload_requests(
             if on_chunk:
                 on_chunk(len(chunk))
             yield files_pb2.UploadRequest(chunk=chunk)
+
+
+def is_serving(address: str, service: str = "", timeout: float = 1) -> bool:
+    """Whether the gRPC server at ``address`` answers grpc.health.v1 with SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 class MeshClient:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-
-from tenacity import retry, stop_after_delay, wait_exponential
-
 from meshcore import logs
-from meshcore.amqp import Consumer
+from meshcore.amqp import consume_until_signalled
+from meshcore.migrations import migrate
 from notification.consumer import Notifier
-from notification.ledger import SentLedger, migrate
+from notification.ledger import MIGRATIONS, SentLedger
 from notification.mailer import Mailer
 from notification.settings import NotificationSettings
 
@@ -17,20 +14,10 @@ from notification.settings import NotificationSettings
 def main() -> None:
     settings = NotificationSettings()
     log = logs.configure("notification", settings.log_level, settings.log_format)
-    retry(wait=wait_exponential(max=5), stop=stop_after_delay(60), reraise=True)(migrate)(
-        settings.database_url
-    )
+    migrate(settings.database_url, MIGRATIONS)
     ledger = SentLedger(settings.database_url)
     notifier = Notifier(ledger, Mailer(settings), settings.sender, settings.public_url)
-    consumer = Consumer(
-        settings.amqp_url,
-        settings.mp3_queue,
-        notifier.handle,
-        declare=[settings.video_queue, settings.mp3_queue],
-    )
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: consumer.stop())
-    consumer.run()
+    consume_until_signalled(settings, settings.mp3_queue, notifier.handle)
     ledger.close()
     log.info("stopped")
 

@@ -5,15 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg2
-from yoyo import get_backend, read_migrations
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def migrate(database_url: str) -> None:
-    backend = get_backend(database_url)
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(read_migrations(str(MIGRATIONS))))
 
 
 class SentLedger:

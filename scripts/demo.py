@@ -18,13 +18,12 @@ from pathlib import Path
 import grpc
 import imageio_ffmpeg
 from dotenv import dotenv_values
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from meshcore.client import MeshClient  # noqa: E402
+from meshcore.client import MeshClient, is_serving  # noqa: E402
 from mp3mesh.files.v1 import files_pb2  # noqa: E402
 
 ENV = {k: v or "" for k, v in dotenv_values(ROOT / "stack.env").items()}
@@ -32,19 +31,8 @@ VAR = ROOT / ENV["MP3MESH_VAR"]
 EMAIL, PASSWORD = "demo@example.com", "demo-password-123"
 
 
-def serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 def start_stack() -> subprocess.Popen[bytes] | None:
-    if serving(ENV["GATEWAY_LISTEN"]) and serving(ENV["AUTH_LISTEN"]):
+    if is_serving(ENV["GATEWAY_LISTEN"]) and is_serving(ENV["AUTH_LISTEN"]):
         print("Using the mesh that is already running.")
         return None
     VAR.mkdir(exist_ok=True)
@@ -58,7 +46,7 @@ def start_stack() -> subprocess.Popen[bytes] | None:
         env={**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"},
     )
     deadline = time.monotonic() + 90
-    while not (serving(ENV["GATEWAY_LISTEN"]) and serving(ENV["AUTH_LISTEN"])):
+    while not (is_serving(ENV["GATEWAY_LISTEN"]) and is_serving(ENV["AUTH_LISTEN"])):
         if stack.poll() is not None or time.monotonic() > deadline:
             sys.exit(f"the mesh did not start; see {VAR / 'demo-stack.log'}")
         time.sleep(0.5)

@@ -19,17 +19,15 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
-import grpc
 import httpx
 import imageio_ffmpeg
 import pika
 import psutil
 import psycopg2
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
 
-from meshcore.client import MeshClient
+from meshcore.client import MeshClient, is_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -159,17 +157,6 @@ class Stack:
         raise LookupError(module)
 
 
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tag = uuid.uuid4().hex[:10]
@@ -205,6 +192,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SMTP_PORT": str(free_port()),
         "JWT_SECRET": jwt_secret,
         "MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
+        "WORK_DIR": str(var / "converter-work"),
         "PYTHONUNBUFFERED": "1",
     }
     env_file = var / "stack.env"
@@ -221,8 +209,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         deadline = time.monotonic() + 120
         while not (
-            _serving(auth)
-            and _serving(gateway)
+            is_serving(auth)
+            and is_serving(gateway)
             and _http_ok(f"{s.shim_url}/healthz")
             and _http_ok(f"{s.envoy_url}/readyz")
             and _consumed(s, env["VIDEO_QUEUE"])

@@ -15,9 +15,10 @@ from argon2 import PasswordHasher
 from pydantic import ValidationError
 
 from auth.settings import AuthSettings
-from auth.store import EmailTaken, UserStore, migrate
+from auth.store import MIGRATIONS, EmailTaken, UserStore
 from auth.tokens import InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
+from meshcore.migrations import migrate
 from tests.conftest import PG_ADMIN_URL
 
 SECRET = "s" * 48
@@ -116,8 +117,8 @@ def database_url() -> Iterator[str]:
 
 
 def test_migrations_are_idempotent_and_store_keeps_hashes_only(database_url: str) -> None:
-    migrate(database_url)
-    migrate(database_url)  # a second replica starting
+    migrate(database_url, MIGRATIONS)
+    migrate(database_url, MIGRATIONS)  # a second replica starting
     store = UserStore(database_url)
     hasher = PasswordHasher()
     try:

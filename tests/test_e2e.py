@@ -103,6 +103,7 @@ def test_video_becomes_mp3_and_email(stack: Stack, media: Path, tmp_path: Path) 
     assert len(stack.mails(job.id)) == 1, "exactly one email per job"
     assert stack.queue_depth(stack.env["VIDEO_QUEUE"])[0] == 0
     assert stack.queue_depth(stack.env["MP3_QUEUE"])[0] == 0
+    assert list(Path(stack.env["WORK_DIR"]).iterdir()) == [], "converter left temp files"
 
     listed = client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata).jobs
     assert [j.id for j in listed] == [job.id]
@@ -351,6 +352,7 @@ def test_unconvertible_upload_fails_with_reason_and_empty_queues(
     assert done.status == files_pb2.JOB_STATUS_FAILED
     assert reason in done.error
     assert done.mp3_file_id == "" and done.attempts == 1
+    assert list(Path(stack.env["WORK_DIR"]).iterdir()) == [], "converter left temp files"
     mail = stack.wait_for_mail(job.id)
     assert "could not convert" in mail["Subject"] and reason in mail.get_content()
     for queue in (stack.env["VIDEO_QUEUE"], stack.env["MP3_QUEUE"]):

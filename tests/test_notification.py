@@ -12,10 +12,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from notification.consumer import Notifier
-from notification.ledger import SentLedger, migrate
+from notification.ledger import MIGRATIONS, SentLedger
 from notification.mailer import Mailer, compose
 from notification.settings import NotificationSettings
 from tests.conftest import PG_ADMIN_URL, free_port
@@ -47,7 +48,7 @@ def ledger() -> Iterator[SentLedger]:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    migrate(url)
+    migrate(url, MIGRATIONS)
     led = SentLedger(url)
     yield led
     led.close()
