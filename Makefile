@@ -25,12 +25,13 @@ envoy-check: descriptor  ## render the Envoy config into var/ and check it with 
 	python envoy/render.py -o var/envoy.yaml --require-descriptor
 	envoy --mode validate -c var/envoy.yaml --disable-hot-restart
 
-lint: bootstrap proto-check  ## buf lint, buf breaking against main, ruff
+lint: bootstrap proto-check  ## buf lint, buf breaking against main, ruff, mypy
 	buf lint
 	buf breaking --against '.git#branch=main'
 
 	ruff check .
 	ruff format --check .
+	mypy
 
 fmt: bootstrap  ## format the Python code
 	ruff format .

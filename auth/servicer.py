@@ -13,6 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from auth.store import EmailTaken, UserRecord, UserStore
 from auth.tokens import InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
+from meshcore.grpc_server import abort
 from meshcore.jobs import timestamp
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -35,13 +36,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # Verified against when the email is unknown, so both failures take as long.
         self._dummy_hash = hasher.hash("not-a-real-password")
 
-    async def Register(self, request, context):  # type: ignore[no-untyped-def]
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RegisterResponse:
         try:
             email = validate_email(request.email, check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"email is not valid: {exc}")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"email is not valid: {exc}")
         if not MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
             )
@@ -49,25 +53,27 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         try:
             user = await asyncio.to_thread(self.store.create, email, password_hash)
         except EmailTaken:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{email} is already registered")
+            await abort(context, grpc.StatusCode.ALREADY_EXISTS, f"{email} is already registered")
         log.info("registered", user_id=user.id)
         return auth_pb2.RegisterResponse(user=_user_proto(user))
 
-    async def Login(self, request, context):  # type: ignore[no-untyped-def]
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.LoginResponse:
         email, password = request.email, request.password
         if not email and not password:
             basic = basic_credentials(context.invocation_metadata())
             if basic is None:
-                await context.abort(
+                await abort(
+                    context,
                     grpc.StatusCode.UNAUTHENTICATED,
                     "send email and password, or HTTP Basic credentials (curl -u email:password)",
                 )
             email, password = basic
         user = await asyncio.to_thread(self.store.by_email, email.strip().lower())
-        if not await asyncio.to_thread(self._password_matches, user, password):
+        if user is None or not await asyncio.to_thread(self._password_matches, user, password):
             log.info("login refused")
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, BAD_CREDENTIALS)
-        assert user is not None
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, BAD_CREDENTIALS)
         token, expires = self.tokens.issue(user.id, user.email)
         log.info("logged in", user_id=user.id)
         return auth_pb2.LoginResponse(
@@ -87,29 +93,36 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             self.store.set_password_hash(user.id, self.hasher.hash(password))
         return True
 
-    async def ValidateToken(self, request, context):  # type: ignore[no-untyped-def]
+    async def ValidateToken(
+        self, request: auth_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ValidateTokenResponse:
         try:
             claims = self.tokens.verify(request.token)
         except InvalidToken as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         return auth_pb2.ValidateTokenResponse(
             user_id=claims.user_id, email=claims.email, expire_time=timestamp(claims.expires)
         )
 
-    async def WhoAmI(self, request, context):  # type: ignore[no-untyped-def]
+    async def WhoAmI(
+        self, request: auth_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.WhoAmIResponse:
         token = bearer_token(context.invocation_metadata())
         if token is None:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing bearer token: send 'authorization: Bearer <token>'",
             )
         try:
             claims = self.tokens.verify(token)
         except InvalidToken as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         user = await asyncio.to_thread(self.store.by_id, claims.user_id)
         if user is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "the account behind this token no longer exists"
+            await abort(
+                context,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the account behind this token no longer exists",
             )
         return auth_pb2.WhoAmIResponse(user=_user_proto(user))

@@ -16,6 +16,7 @@ import grpc
 import structlog
 
 from meshcore.credentials import bearer_token
+from meshcore.grpc_server import abort
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -55,7 +56,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         token = bearer_token(context.invocation_metadata())
         if token is None:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing bearer token: log in and send 'authorization: Bearer <token>'",
             )
@@ -65,11 +67,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED, exc.details() or "invalid token"
+                await abort(
+                    context, grpc.StatusCode.UNAUTHENTICATED, exc.details() or "invalid token"
                 )
             log.warning("auth service call failed", code=exc.code().name, details=exc.details())
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.UNAVAILABLE,
                 "cannot check your token right now: auth service unavailable",
             )

@@ -17,7 +17,7 @@ from gateway.auth_interceptor import current_caller
 from gateway.store import FileStore
 from meshcore import jobs
 from meshcore.amqp import ThreadedPublisher
-from meshcore.grpc_server import STREAM_ACCEPTED
+from meshcore.grpc_server import STREAM_ACCEPTED, abort
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
@@ -30,15 +30,15 @@ MAX_PAGE_SIZE = 100
 
 async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:
     if not value:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{what} is required")
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} is required")
     try:
         return ObjectId(value)
     except (InvalidId, TypeError):
-        await context.abort(
+        await abort(
+            context,
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{what} {value!r} is not a valid id: expected 24 hexadecimal characters",
         )
-    raise AssertionError("unreachable")
 
 
 class FileServicer(files_pb2_grpc.FileServiceServicer):
@@ -59,13 +59,18 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self.publish_timeout = publish_timeout
         self.watch_poll = watch_poll
 
-    async def Upload(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    async def Upload(
+        self,
+        request_iterator: AsyncIterator[files_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.UploadResponse:
         caller = current_caller()
         await context.send_initial_metadata((STREAM_ACCEPTED,))
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "upload is empty: send metadata, then the video's bytes",
             )
@@ -75,7 +80,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         )
         filename = meta.filename or "video"
         if len(filename) > MAX_FILENAME_LENGTH:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"filename is longer than {MAX_FILENAME_LENGTH} characters",
             )
@@ -86,7 +92,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         try:
             async for block in _data_chunks(first, requests, context):
                 if upload.length + len(block) > self.max_upload_bytes:
-                    await context.abort(
+                    await abort(
+                        context,
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f"upload is larger than the {self.max_upload_bytes} byte limit",
                     )
@@ -94,17 +101,21 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 await upload.write(block)
             size = upload.length
             if size == 0:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "upload is empty: the video has 0 bytes"
+                await abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "upload is empty: the video has 0 bytes",
                 )
             if meta.size_bytes and meta.size_bytes != size:
-                await context.abort(
+                await abort(
+                    context,
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"received {size} bytes but metadata.size_bytes says {meta.size_bytes}",
                 )
             sha256 = digest.hexdigest()
             if meta.sha256 and meta.sha256.lower() != sha256:
-                await context.abort(
+                await abort(
+                    context,
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"content SHA-256 is {sha256} but metadata.sha256 says {meta.sha256}",
                 )
@@ -146,27 +157,34 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             )
             await self.store.delete_job(file_id)
             await self.store.discard_video(file_id)
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.UNAVAILABLE,
                 "the conversion queue is unavailable; nothing was kept, please upload again",
             )
         log.info("video uploaded", job_id=str(file_id), size=size, user_id=caller.user_id)
         return files_pb2.UploadResponse(job=jobs.to_proto(job))
 
-    async def Download(self, request, context):  # type: ignore[no-untyped-def]
+    async def Download(
+        self, request: files_pb2.DownloadRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         caller = current_caller()
         file_id = await _object_id(context, request.file_id or request.fid, "file id")
         files_doc = await self.store.mp3(caller.user_id, file_id)
         if files_doc is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no MP3 with id {file_id}")
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"no MP3 with id {file_id}")
         async for chunk in self.store.mp3_chunks(files_doc):
             yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=chunk)
 
-    async def GetJob(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetJob(
+        self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.GetJobResponse:
         job = await self._job(context, request.job_id or request.fid)
         return files_pb2.GetJobResponse(job=jobs.to_proto(job))
 
-    async def WatchJob(self, request, context):  # type: ignore[no-untyped-def]
+    async def WatchJob(
+        self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[files_pb2.WatchJobResponse]:
         job = await self._job(context, request.job_id)
         last: Any = None
         while True:
@@ -179,10 +197,12 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             await asyncio.sleep(self.watch_poll)
             job = await self._job(context, request.job_id)
 
-    async def ListJobs(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListJobs(
+        self, request: files_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.ListJobsResponse:
         caller = current_caller()
         if request.page_size < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         before = (
             await _object_id(context, request.page_token, "page_token")
@@ -200,8 +220,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         oid = await _object_id(context, job_id, "job id")
         job = await self.store.job(current_caller().user_id, oid)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id {oid}")
-        assert job is not None
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"no job with id {oid}")
         return job
 
 
@@ -220,7 +239,9 @@ async def _data_chunks(
         if nxt is None:
             return
         if nxt.HasField("metadata") and nxt.metadata.ByteSize():
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "metadata must come in the first message only"
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "metadata must come in the first message only",
             )
         request = nxt

@@ -90,10 +90,18 @@ class MeshClient:
         ).token
         return self.token
 
-    def upload(self, path: Path, **kwargs: object) -> files_pb2.Job:
-        return self.files.Upload(
-            upload_requests(path, **kwargs), metadata=self.metadata, timeout=600
-        ).job  # type: ignore[arg-type]
+    def upload(
+        self,
+        path: Path,
+        *,
+        content_type: str = "video/mp4",
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> files_pb2.Job:
+        requests = upload_requests(path, content_type=content_type, on_chunk=on_chunk)
+        reply: files_pb2.UploadResponse = self.files.Upload(
+            requests, metadata=self.metadata, timeout=600
+        )
+        return reply.job
 
     def watch(self, job_id: str, timeout: float = 600) -> Iterator[files_pb2.Job]:
         for reply in self.files.WatchJob(

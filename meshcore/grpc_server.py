@@ -11,7 +11,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import structlog
@@ -39,6 +39,12 @@ SERVER_OPTIONS = [
 # sending bytes never races a refusal: grpc.aio turns a write that fails because the
 # server already answered into INTERNAL "Internal error from Core", losing the status.
 STREAM_ACCEPTED = ("mp3mesh-stream", "accepted")
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """``context.abort``, typed as what it is: it always raises."""
+    await context.abort(code, message)
+    raise AssertionError("context.abort returned")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ _STATUS = {
 }
 
 
-def status_to_proto(status: str) -> files_pb2.JobStatus.ValueType:
+def status_to_proto(status: str) -> files_pb2.JobStatus:
     return _STATUS.get(status, files_pb2.JOB_STATUS_UNSPECIFIED)
 
 

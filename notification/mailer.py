@@ -75,9 +75,14 @@ class Mailer:
     def send(self, msg: EmailMessage) -> None:
         s = self.s
         context = ssl.create_default_context()
-        smtp_cls = smtplib.SMTP_SSL if s.smtp_tls == "ssl" else smtplib.SMTP
-        kwargs = {"context": context} if s.smtp_tls == "ssl" else {}
-        with smtp_cls(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, **kwargs) as smtp:
+        smtp = (
+            smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=context
+            )
+            if s.smtp_tls == "ssl"
+            else smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+        )
+        with smtp:
             if s.smtp_tls == "starttls":
                 smtp.starttls(context=context)
             if s.smtp_user and s.smtp_password:

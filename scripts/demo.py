@@ -89,7 +89,7 @@ def find_mail(job_id: str, timeout: float = 60) -> email.message.EmailMessage:
             msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             if msg["X-Mp3mesh-Job"] == job_id:
                 print(f"\nThe email ({path}):")
-                return msg  # type: ignore[return-value]
+                return msg
         time.sleep(0.5)
     sys.exit(f"no email for job {job_id} arrived within {timeout:.0f} s")
 
@@ -117,7 +117,7 @@ def run() -> None:
         client.register(EMAIL, PASSWORD)
         print(f"Registered {EMAIL}")
     except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:  # type: ignore[attr-defined]
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
             raise
     client.login(EMAIL, PASSWORD)
     print("Logged in.")

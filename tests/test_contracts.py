@@ -1,5 +1,5 @@
 """The checks CI makes of the contracts: protos lint clean, stubs not stale, code lint
-clean, every server has health and reflection, and stops gracefully on SIGTERM."""
+and type clean, every server has health and reflection, and stops gracefully on SIGTERM."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def test_ruff_is_clean() -> None:
     for cmd in (("ruff", "check", "."), ("ruff", "format", "--check", ".")):
         result = run(*cmd)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    result = run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("server", ["auth", "gateway"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -30,11 +30,16 @@ _CPP_ESCAPED = re.compile(
 def json_bytes(message: Message) -> bytes:
     as_dict = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     text = json.dumps(
-        _integral_floats_as_ints(_in_declaration_order(message.DESCRIPTOR, as_dict)),
+        _integral_floats_as_ints(_in_declaration_order(descriptor_of(message), as_dict)),
         separators=(",", ":"),
         ensure_ascii=False,
     )
     return _CPP_ESCAPED.sub(_escape, text).encode()
+
+
+def descriptor_of(message: Message) -> Descriptor:
+    # types-protobuf types DESCRIPTOR as the pure-Python or the upb class; both are one.
+    return cast(Descriptor, message.DESCRIPTOR)
 
 
 def _escape(found: re.Match[str]) -> str:

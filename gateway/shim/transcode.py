@@ -21,6 +21,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway.shim.errors import HttpError
+from gateway.shim.jsonpb import descriptor_of
 from gateway.shim.rules import FieldPathError, Route, resolve_field_path
 
 # Bytes per upload message: one GridFS chunk's worth, well under gRPC's 4 MiB default
@@ -306,7 +307,7 @@ def apply_file_part(request: Message, part: FilePart) -> None:
     """Fill the MULTIPART_FIELDS the request type has and the query left empty."""
     for attribute, path in MULTIPART_FIELDS.items():
         try:
-            fields = resolve_field_path(request.DESCRIPTOR, path)
+            fields = resolve_field_path(descriptor_of(request), path)
         except FieldPathError:
             continue
         parent = submessage(request, fields[:-1])
