@@ -13,13 +13,23 @@ from pathlib import Path
 
 import grpc
 import jwt
+import pika
 import pytest
 from bson import ObjectId
 
-from meshcore.client import upload_requests
+from meshcore.client import is_serving, upload_requests
 from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.files.v1 import files_pb2
-from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video
+from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from tests.conftest import (
+    AMQP_URL,
+    PASSWORD,
+    ROOT,
+    TEST_MAX_UPLOAD_BYTES,
+    PeakRss,
+    Stack,
+    free_port,
+    make_video,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -382,3 +392,46 @@ def test_chunked_upload_with_checks(stack: Stack, media: Path) -> None:
         upload_requests(media / "clip.mp4", chunk_size=64 * 1024), metadata=client.metadata
     )
     assert len(reply.job.video_sha256) == 64
+
+
+def test_upload_is_rolled_back_when_the_broker_refuses_the_job(stack: Stack, media: Path) -> None:
+    """A second gateway whose video queue disappears: the broker returns the publish as
+    unroutable (mandatory + confirms), so the upload fails with UNAVAILABLE and neither
+    the video nor the job is kept."""
+    queue = f"video.gone-{uuid.uuid4().hex[:8]}"
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, **stack.env, "GATEWAY_LISTEN": address, "VIDEO_QUEUE": queue}
+    gateway = subprocess.Popen(
+        [str(ROOT / ".venv/bin/python"), "-m", "gateway"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client, _ = stack.new_user()
+        deadline = time.monotonic() + 60
+        while not is_serving(address):
+            assert time.monotonic() < deadline and gateway.poll() is None, "gateway did not start"
+            time.sleep(0.2)
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        conn.channel().queue_delete(queue)
+        conn.close()
+
+        before = stored_video_ids(stack)
+        with grpc.insecure_channel(address) as channel:
+            stub = files_pb2_grpc.FileServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as exc:
+                stub.Upload(
+                    upload_requests(media / "clip.mp4"), metadata=client.metadata, timeout=60
+                )
+        assert status_of(exc) == grpc.StatusCode.UNAVAILABLE
+        assert "nothing was kept" in exc.value.details()  # type: ignore[attr-defined]
+        assert stored_video_ids(stack) == before
+        assert (
+            client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata).jobs == []
+        )
+    finally:
+        gateway.terminate()
+        gateway.wait(20)
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        conn.channel().queue_delete(queue)
+        conn.channel().queue_delete(f"{queue}.dead")
+        conn.close()
