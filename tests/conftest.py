@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,6 +36,22 @@ AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2
 # Small enough that the oversize case is quick, large enough for the 100 MB cases.
 TEST_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 PASSWORD = "correct horse battery staple"
+
+
+@contextmanager
+def temp_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the real server; its URL. Dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def free_port() -> int:
@@ -161,11 +178,8 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tag = uuid.uuid4().hex[:10]
     var = tmp_path_factory.mktemp("stack")
-    database = f"mp3mesh_test_{tag}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{database}"')
+    stack_resources = ExitStack()
+    database_url = stack_resources.enter_context(temp_database("mp3mesh_test"))
 
     mongo_port = free_port()
     auth, gateway = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
@@ -177,7 +191,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MONGO_PORT": str(mongo_port),
         "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
         "MONGO_DB": "mp3mesh_test",
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
+        "DATABASE_URL": database_url,
         "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
         "VIDEO_QUEUE": f"video.test-{tag}",
         "MP3_QUEUE": f"mp3.test-{tag}",
@@ -229,9 +243,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             process.kill()
         _drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
+        stack_resources.close()
 
 
 def _http_ok(url: str) -> bool:

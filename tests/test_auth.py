@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import jwt
-import psycopg2
 import pytest
 from argon2 import PasswordHasher
 from pydantic import ValidationError
@@ -19,7 +18,7 @@ from auth.store import MIGRATIONS, EmailTaken, UserStore
 from auth.tokens import InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.migrations import migrate
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import temp_database
 
 SECRET = "s" * 48
 
@@ -105,15 +104,8 @@ def test_production_refuses_missing_or_weak_secrets(monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    name = f"mp3mesh_auth_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    with temp_database("mp3mesh_auth") as url:
+        yield url
 
 
 def test_migrations_are_idempotent_and_store_keeps_hashes_only(database_url: str) -> None:

@@ -3,11 +3,9 @@ and the ledger that keeps redeliveries from mailing twice (real PostgreSQL)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pika
-import psycopg2
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
@@ -19,7 +17,7 @@ from notification.consumer import Notifier
 from notification.ledger import MIGRATIONS, SentLedger
 from notification.mailer import Mailer, compose
 from notification.settings import NotificationSettings
-from tests.conftest import PG_ADMIN_URL, free_port
+from tests.conftest import free_port, temp_database
 
 
 class Inbox(Message):
@@ -42,19 +40,11 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 def ledger() -> Iterator[SentLedger]:
-    name = f"mp3mesh_notify_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    migrate(url, MIGRATIONS)
-    led = SentLedger(url)
-    yield led
-    led.close()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    with temp_database("mp3mesh_notify") as url:
+        migrate(url, MIGRATIONS)
+        led = SentLedger(url)
+        yield led
+        led.close()
 
 
 SUCCEEDED = events_pb2.JobFinished(
