@@ -16,7 +16,7 @@ import grpc
 import structlog
 
 from meshcore.credentials import bearer_token
-from meshcore.grpc_server import abort
+from meshcore.grpc_server import STREAM_ACCEPTED, abort
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -83,7 +83,8 @@ def _guarded(
     handler: grpc.RpcMethodHandler,
     authenticate: Callable[[grpc.aio.ServicerContext], Awaitable[None]],
 ) -> grpc.RpcMethodHandler:
-    """The same handler, with ``authenticate`` run first inside the call."""
+    """The same handler, with ``authenticate`` run first inside the call. Client-streaming
+    calls that pass it are told so (STREAM_ACCEPTED) before the handler reads a byte."""
     kwargs: dict[str, Any] = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -110,6 +111,7 @@ def _guarded(
 
         async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             await authenticate(context)
+            await context.send_initial_metadata((STREAM_ACCEPTED,))
             return await inner_su(requests, context)
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
@@ -117,6 +119,7 @@ def _guarded(
 
     async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         await authenticate(context)
+        await context.send_initial_metadata((STREAM_ACCEPTED,))
         async for response in inner_ss(requests, context):
             yield response
 

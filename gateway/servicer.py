@@ -17,7 +17,7 @@ from gateway.auth_interceptor import current_caller
 from gateway.store import FileStore
 from meshcore import jobs
 from meshcore.amqp import ThreadedPublisher
-from meshcore.grpc_server import STREAM_ACCEPTED, abort
+from meshcore.grpc_server import abort
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
@@ -65,7 +65,6 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> files_pb2.UploadResponse:
         caller = current_caller()
-        await context.send_initial_metadata((STREAM_ACCEPTED,))
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None:
@@ -134,7 +133,11 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             size=size,
             sha256=sha256,
         )
-        await self.store.insert_job(job)
+        try:
+            await self.store.insert_job(job)
+        except BaseException:
+            await asyncio.shield(self.store.discard_video(file_id))  # no video without a job
+            raise
         event = events_pb2.VideoUploaded(
             job_id=str(file_id),
             owner_id=caller.user_id,

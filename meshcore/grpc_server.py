@@ -34,10 +34,11 @@ SERVER_OPTIONS = [
 ]
 
 
-# Sent as initial metadata by a client-streaming handler once it has accepted the call
-# (the caller is authenticated), before it reads. A proxy that waits for it before
-# sending bytes never races a refusal: grpc.aio turns a write that fails because the
-# server already answered into INTERNAL "Internal error from Core", losing the status.
+# Sent as initial metadata on a client-streaming call once the server has accepted it
+# (gateway.auth_interceptor, after authentication), before the handler reads. A proxy
+# that waits for it before sending bytes never races a refusal: grpc.aio turns a write
+# that fails because the server already answered into INTERNAL "Internal error from
+# Core", losing the real status.
 STREAM_ACCEPTED = ("mp3mesh-stream", "accepted")
 
 
