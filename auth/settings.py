@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from pydantic import SecretStr, model_validator
 
-from meshcore.settings import MeshSettings
+from meshcore.settings import AUTH_ADDRESS, DatabaseSettings
 
 
-class AuthSettings(MeshSettings):
-    auth_listen: str = "127.0.0.1:50051"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/mp3mesh"
+class AuthSettings(DatabaseSettings):
+    auth_listen: str = AUTH_ADDRESS
     # HS256 key. Unset in development: a random key per process (tokens die with it).
     # Required in production, at least 32 bytes.
     jwt_secret: SecretStr | None = None

@@ -51,6 +51,9 @@ UNKNOWN_CODE = 2
 HEALTH = "/(healthz|readyz)"
 NOT_READY = "not ready: draining, or no healthy AuthService or FileService host"
 
+# The defaults are copies: this script runs without the project installed (in Envoy's
+# image), so it cannot import meshcore.settings and meshcore.limits, which are their
+# home. tests/test_settings.py checks that the copies agree.
 DEFAULTS = {
     "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
     "ENVOY_PORT": "8000",
@@ -62,11 +65,14 @@ DEFAULTS = {
 }
 # Where an unset *_ADDRESS falls back to in the local stack, where Envoy runs on the
 # same host as the services: their listen addresses (the shim's is SHIM_LISTEN_HOST and
-# SHIM_PORT, as gateway/shim/settings.py reads them).
+# SHIM_PORT, as shim/settings.py reads them).
 FALLBACKS = {
     "AUTH_ADDRESS": "AUTH_LISTEN",
     "GATEWAY_ADDRESS": "GATEWAY_LISTEN",
 }
+SHIM_FALLBACKS = ("SHIM_LISTEN_HOST", "SHIM_PORT")
+# Every environment variable the renderer reads.
+ENV_NAMES = frozenset([*DEFAULTS, *FALLBACKS.values(), *SHIM_FALLBACKS, "ENVOY_DESCRIPTOR"])
 
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
 

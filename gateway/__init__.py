@@ -1,1 +1,1 @@
-"""gateway: FileService over gRPC (streaming upload/download to GridFS, jobs), and the REST shim."""
+"""gateway: FileService over gRPC (streaming upload/download to GridFS, jobs)."""

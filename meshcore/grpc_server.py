@@ -18,16 +18,21 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from meshcore import limits
+
 log = structlog.get_logger()
 
-# Generous message limits: chunks are small, but a client may pick 1-4 MiB chunks.
+# Message limits both ways, for servers and for the channels that call them.
+MESSAGE_SIZE_OPTIONS = [
+    ("grpc.max_receive_message_length", limits.GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", limits.GRPC_MAX_MESSAGE_BYTES),
+]
 # BDP probing off: it grows the HTTP/2 receive window on fast links, so when storage is
 # slower than the network (GridFS writes at 30-40 MB/s on the stand-in) tens of MB of an
 # upload piled up in the gateway (measured +15 to +48 MiB RSS per 55 MiB upload; with a
 # fixed window, +9 MiB, steady). A fixed window makes the backpressure reach the client.
 SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+    *MESSAGE_SIZE_OPTIONS,
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.bdp_probe", 0),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

@@ -1,16 +1,30 @@
-"""Settings every service shares, read from the environment by pydantic-settings.
+"""Settings, read from the environment by pydantic-settings: each one has one home here.
 
-Each service subclasses :class:`MeshSettings` with its own fields. In production mode
-(``MP3MESH_ENV=production``) nothing secret has a working default: a service refuses
-to start instead of running with a value everyone knows.
+Every service subclasses :class:`MeshSettings` (what all of them read) and the mixins
+for what several of them read: the database, the addresses of AuthService and
+FileService as clients reach them, the upload limit. A service's own fields stay in its
+``settings.py``. In production mode (``MP3MESH_ENV=production``) nothing secret has a
+working default: a service refuses to start instead of running with a value everyone
+knows.
+
+The environment variable of a field is its name in capitals (``auth_address`` is
+``AUTH_ADDRESS``); :func:`env_names` lists them for a settings class.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import AliasChoices, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from meshcore import limits
+
+# Where each gRPC server listens by default, and so where its clients look for it.
+AUTH_ADDRESS = "127.0.0.1:50051"
+GATEWAY_ADDRESS = "127.0.0.1:50052"
+SHIM_PORT = 8080
+DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/mp3mesh"
 
 
 class MeshSettings(BaseSettings):
@@ -40,3 +54,43 @@ class MeshSettings(BaseSettings):
         if self.production and "guest:guest@" in self.amqp_url:
             raise ValueError("AMQP_URL uses the guest account; set real broker credentials")
         return self
+
+
+class DatabaseSettings(MeshSettings):
+    """PostgreSQL: auth's users, notification's sent mails (one database, own tables)."""
+
+    database_url: str = DATABASE_URL
+
+
+class AuthClientSettings(MeshSettings):
+    """Where AuthService is, for those who call it (the gateway, the shim)."""
+
+    auth_address: str = AUTH_ADDRESS
+
+
+class GatewayClientSettings(MeshSettings):
+    """Where FileService is, for those who call it (the shim)."""
+
+    gateway_address: str = GATEWAY_ADDRESS
+
+
+class UploadLimitSettings(MeshSettings):
+    """The upload limit, one variable for the gateway and both edges: a bigger upload is
+    refused (413 at the edges before a byte reaches the gateway; RESOURCE_EXHAUSTED at the
+    gateway) and nothing of it is kept."""
+
+    max_upload_bytes: int = limits.MAX_UPLOAD_BYTES
+
+
+def env_names(settings_class: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads, aliases included."""
+    names: set[str] = set()
+    for name, field in settings_class.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice).upper() for choice in alias.choices)
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(name.upper())
+    return names

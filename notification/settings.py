@@ -4,11 +4,10 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from meshcore.settings import MeshSettings
+from meshcore.settings import SHIM_PORT, DatabaseSettings
 
 
-class NotificationSettings(MeshSettings):
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/mp3mesh"
+class NotificationSettings(DatabaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     # GMAIL_ADDRESS / GMAIL_PASSWORD (an app password) work as in the seed projects.
@@ -20,7 +19,7 @@ class NotificationSettings(MeshSettings):
     smtp_timeout_seconds: float = 30
     mail_from: str | None = None
     # Used in the mail to say where to download.
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str = f"http://127.0.0.1:{SHIM_PORT}"
 
     @model_validator(mode="after")
     def _gmail_defaults(self) -> NotificationSettings:

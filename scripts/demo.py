@@ -20,11 +20,10 @@ import imageio_ffmpeg
 from dotenv import dotenv_values
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from cli.client import MeshClient, is_serving
+from mp3mesh.files.v1 import files_pb2
 
-from meshcore.client import MeshClient, is_serving  # noqa: E402
-from mp3mesh.files.v1 import files_pb2  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ENV = {k: v or "" for k, v in dotenv_values(ROOT / "stack.env").items()}
 VAR = ROOT / ENV["MP3MESH_VAR"]

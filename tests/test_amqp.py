@@ -12,14 +12,14 @@ import pytest
 
 from meshcore.amqp import Consumer, Outcome, declare_queues, decode, publish
 from mp3mesh.events.v1 import events_pb2
-from tests.conftest import AMQP_URL, _drop_queues
+from tests.helpers import AMQP_URL, drop_queues
 
 
 @pytest.fixture
 def queues() -> Iterator[tuple[str, str]]:
     names = (f"in.test-{uuid.uuid4().hex[:8]}", f"out.test-{uuid.uuid4().hex[:8]}")
     yield names
-    _drop_queues(*names)
+    drop_queues(*names)
 
 
 def _depth(channel, queue: str) -> int:  # type: ignore[no-untyped-def]

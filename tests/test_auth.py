@@ -18,7 +18,7 @@ from auth.store import MIGRATIONS, EmailTaken, UserStore
 from auth.tokens import InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.migrations import migrate
-from tests.conftest import temp_database
+from tests.helpers import temp_database
 
 SECRET = "s" * 48
 

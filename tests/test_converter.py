@@ -16,7 +16,7 @@ from converter.transcode import Unconvertible, extract_mp3, probe
 from meshcore import gridfs_io, jobs
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
-from tests.conftest import Stack
+from tests.helpers import Stack
 
 
 def test_extract_mp3_keeps_the_duration(media: Path, tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ import pika
 import pytest
 from bson import ObjectId
 
-from meshcore.client import is_serving, upload_requests
+from cli.client import is_serving, upload_requests
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.conftest import (
+from tests.helpers import (
     AMQP_URL,
     PASSWORD,
     ROOT,

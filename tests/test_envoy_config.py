@@ -8,13 +8,11 @@ the answers the shim is aligned to.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,15 +22,16 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, Stack, free_port
+from tests.helpers import (
+    PASSWORD,
+    ROOT,
+    TEST_MAX_UPLOAD_BYTES,
+    Stack,
+    envoy_renderer,
+    free_port,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-# envoy/render.py is a script (envoy/ is no package): load it by path.
-_spec = importlib.util.spec_from_file_location("mp3mesh_envoy_render", ROOT / "envoy/render.py")
-assert _spec and _spec.loader
-render = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = render
-_spec.loader.exec_module(render)
+render = envoy_renderer()
 
 
 def envoy_binary() -> str:

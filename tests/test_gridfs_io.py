@@ -11,7 +11,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from meshcore import gridfs_io
-from tests.conftest import Stack
+from tests.helpers import Stack
 
 
 def test_sync_write_and_read_across_windows(stack: Stack) -> None:

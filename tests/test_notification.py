@@ -17,7 +17,7 @@ from notification.consumer import Notifier
 from notification.ledger import MIGRATIONS, SentLedger
 from notification.mailer import Mailer, compose
 from notification.settings import NotificationSettings
-from tests.conftest import free_port, temp_database
+from tests.helpers import free_port, temp_database
 
 
 class Inbox(Message):

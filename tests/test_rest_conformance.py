@@ -24,8 +24,8 @@ import imageio_ffmpeg
 import jwt
 import pytest
 
-from meshcore.client import MeshClient
-from tests.conftest import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video
+from cli.client import MeshClient
+from tests.helpers import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video
 
 pytestmark = pytest.mark.e2e
 
@@ -277,7 +277,7 @@ def test_shim_memory_stays_flat_while_streaming_90_mb(
             while block := f.read(64 * 1024):
                 yield block
 
-    process = stack.service_process("gateway.shim")
+    process = stack.service_process("shim")
     with shim.http(shim.new_user(), timeout=300) as http:
         with PeakRss(process) as multipart_rss, big.open("rb") as f:
             multipart = http.post("/upload", files={"file": ("big.bin", f, "video/mp4")})

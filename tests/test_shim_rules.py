@@ -14,9 +14,14 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
 
-from gateway.shim.errors import HttpError
-from gateway.shim.jsonpb import json_bytes
-from gateway.shim.rules import (
+from meshcore.limits import UPLOAD_MESSAGE_BYTES
+from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.files.v1 import files_pb2
+from shim.errors import HttpError
+from shim.jsonpb import json_bytes
+from shim.multipart import apply_file_part, open_file_part, upload_chunks, upload_messages
+from shim.request import build_request, message_class
+from shim.rules import (
     FieldPathError,
     MethodNotAllowed,
     NoRoute,
@@ -26,17 +31,6 @@ from gateway.shim.rules import (
     TemplateError,
     routes_for,
 )
-from gateway.shim.transcode import (
-    UPLOAD_MESSAGE_BYTES,
-    apply_file_part,
-    build_request,
-    message_class,
-    open_file_part,
-    upload_chunks,
-    upload_messages,
-)
-from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.files.v1 import files_pb2
 
 AUTH = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
 FILES = files_pb2.DESCRIPTOR.services_by_name["FileService"]

@@ -1,12 +1,12 @@
-"""Run the REST shim: ``python -m gateway.shim``."""
+"""Run the REST shim: ``python -m shim``."""
 
 from __future__ import annotations
 
 import uvicorn
 
-from gateway.shim.app import create_app
-from gateway.shim.settings import ShimSettings
 from meshcore import logs
+from shim.app import create_app
+from shim.settings import ShimSettings
 
 
 def main() -> None:

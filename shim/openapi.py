@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.rpc import status_pb2
 
-from gateway.shim.rules import Route, resolve_field_path
+from shim.rules import Route, resolve_field_path
 
 Schema = dict[str, Any]
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshcore import limits
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = limits.UPLOAD_MESSAGE_BYTES
 
 
 def sha256_of(path: Path) -> str:
@@ -65,7 +66,8 @@ class MeshClient:
     def __init__(self, auth_address: str, gateway_address: str) -> None:
         self._auth_channel = grpc.insecure_channel(auth_address)
         self._files_channel = grpc.insecure_channel(
-            gateway_address, options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+            gateway_address,
+            options=[("grpc.max_receive_message_length", limits.GRPC_MAX_MESSAGE_BYTES)],
         )
         self.auth = auth_pb2_grpc.AuthServiceStub(self._auth_channel)
         self.files = files_pb2_grpc.FileServiceStub(self._files_channel)

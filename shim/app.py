@@ -23,24 +23,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from gateway.shim.errors import HttpError, error_response
-from gateway.shim.jsonpb import json_bytes
-from gateway.shim.openapi import openapi_document
-from gateway.shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
-from gateway.shim.settings import ShimSettings
-from gateway.shim.transcode import (
-    MAX_JSON_BODY_BYTES,
-    apply_file_part,
-    build_request,
-    message_class,
-    open_file_part,
-    too_large,
-    upload_chunks,
-    upload_messages,
-)
-from meshcore.grpc_server import STREAM_ACCEPTED
+from meshcore.grpc_server import MESSAGE_SIZE_OPTIONS, STREAM_ACCEPTED
+from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
+from shim.errors import HttpError, error_response, too_large
+from shim.jsonpb import json_bytes
+from shim.multipart import upload_body, upload_chunks, upload_messages
+from shim.openapi import openapi_document
+from shim.request import build_request, message_class
+from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
+from shim.settings import ShimSettings
 
 log = structlog.get_logger()
 
@@ -50,11 +43,6 @@ FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"]
 # Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
 # for Login) and request/trace ids. Others (Host, Content-Length...) mean nothing to gRPC.
 FORWARDED_HEADERS = ("authorization", "x-request-id", "traceparent", "tracestate")
-# The backends allow 8 MiB messages; so does the shim, both ways.
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-    ("grpc.max_send_message_length", 8 * 1024 * 1024),
-]
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
 
@@ -79,7 +67,7 @@ class Transcoder:
     def open(self) -> None:
         """Open the channels; inside the event loop, as grpc.aio wants."""
         self._channels = {
-            service: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            service: grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS)
             for service, address in self.addresses.items()
         }
 
@@ -169,31 +157,39 @@ class Transcoder:
         """
         _refuse_declared_length_over(request, self.max_upload_bytes, "upload")
         first = build_request(route, path_params, query)
-        content_type = request.headers.get("content-type", "")
-        body: AsyncIterator[bytes] = request.stream()
-        if content_type.lower().startswith("multipart/form-data"):
-            part = await open_file_part(content_type, body)
-            apply_file_part(first, part)
-            content_type, body = part.content_type, part.chunks
+        content_type, body = await upload_body(
+            first, request.headers.get("content-type", ""), request.stream()
+        )
         messages = upload_messages(
             first, route.body_fields, content_type, upload_chunks(body, self.max_upload_bytes)
         )
         channel = self._channels[route.method.containing_service.full_name]
         call = channel.stream_unary(route.grpc_path, **_codec(route))(metadata=metadata)
         try:
-            # Not a byte before the backend accepts the call: a refusal (bad token) then
-            # reaches the client with its own status (see meshcore.grpc_server.STREAM_ACCEPTED).
-            if STREAM_ACCEPTED in tuple(await call.initial_metadata()):
-                try:
-                    async for message in messages:
-                        await call.write(message)
-                    await call.done_writing()
-                except asyncio.InvalidStateError:
-                    pass  # the backend ended the call early; awaiting it raises its status
+            await _send_once_accepted(call, messages)
             reply = await call
         finally:
             call.cancel()  # a no-op once finished; otherwise the backend drops the upload
         return _response(route, reply)
+
+
+async def _send_once_accepted(
+    call: grpc.aio.StreamUnaryCall, messages: AsyncIterator[Message]
+) -> None:
+    """Write ``messages`` into ``call``, but not a byte before the backend accepts it.
+
+    A refusal (bad token) then reaches the client with its own status: see
+    meshcore.grpc_server.STREAM_ACCEPTED. A backend that ends the call early makes the
+    writes fail; awaiting the call afterwards raises its real status.
+    """
+    if STREAM_ACCEPTED not in tuple(await call.initial_metadata()):
+        return
+    try:
+        async for message in messages:
+            await call.write(message)
+        await call.done_writing()
+    except asyncio.InvalidStateError:
+        pass
 
 
 def _codec(route: Route) -> dict[str, Callable[..., Any]]:

@@ -13,7 +13,7 @@ import grpc
 from google.rpc import status_pb2
 from starlette.responses import Response
 
-from gateway.shim.jsonpb import json_bytes
+from shim.jsonpb import json_bytes
 
 # grpc-gateway's HTTPStatusFromCode; Envoy's Grpc::Utility::grpcToHttpStatus is the same.
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -74,3 +74,17 @@ def error_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+def too_large(max_bytes: int, what: str = "upload") -> HttpError:
+    """413 for a body over ``max_bytes``: for uploads, the gateway's RESOURCE_EXHAUSTED
+    words, with HTTP's precise status."""
+    return HttpError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"{what} is larger than the {max_bytes} byte limit",
+        http_status=413,
+    )
+
+
+def invalid(message: str) -> HttpError:
+    return HttpError(grpc.StatusCode.INVALID_ARGUMENT, message)

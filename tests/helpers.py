@@ -1,0 +1,260 @@
+"""What the tests share: the real stack's handle, free ports, temp databases, sample
+videos, memory sampling. Test modules import these from here; conftest.py holds only
+the fixtures and hooks pytest finds by itself."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import imageio_ffmpeg
+import pika
+import psutil
+import psycopg2
+from pydantic_settings import BaseSettings
+from pymongo import MongoClient
+
+from auth.settings import AuthSettings
+from cli.client import MeshClient
+from converter.settings import ConverterSettings
+from gateway.settings import GatewaySettings
+from meshcore.settings import env_names
+from notification.settings import NotificationSettings
+from shim.settings import ShimSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# Small enough that the oversize case is quick, large enough for the 100 MB cases.
+TEST_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
+PASSWORD = "correct horse battery staple"
+
+
+# Each process of the mesh and the settings class it reads its environment with.
+SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
+    "auth": AuthSettings,
+    "gateway": GatewaySettings,
+    "converter": ConverterSettings,
+    "notification": NotificationSettings,
+    "shim": ShimSettings,
+}
+
+
+def envoy_renderer() -> ModuleType:
+    """envoy/render.py, loaded by path: it is a script (envoy/ is no package)."""
+    name = "mp3mesh_envoy_render"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "envoy/render.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def service_env_names() -> dict[str, set[str]]:
+    """The environment variables each process of the mesh reads, Envoy included: what a
+    deployment (stack.env, the tests' stack, Kubernetes manifests) may set for it."""
+    names = {service: env_names(cls) for service, cls in SERVICE_SETTINGS.items()}
+    names["envoy"] = set(envoy_renderer().ENV_NAMES)
+    return names
+
+
+@contextmanager
+def temp_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the real server; its URL. Dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *args], check=True)
+
+
+def make_video(
+    path: Path,
+    seconds: float,
+    *,
+    audio: bool = True,
+    size: str = "320x240",
+    bitrate: str = "",
+    noise: bool = False,
+) -> Path:
+    """A test pattern video, with a 440 Hz tone unless audio=False. Noise on the picture
+    makes the encoder spend the whole bitrate, for files of a predictable size."""
+    picture = f"testsrc2=size={size}:rate=25:duration={seconds}"
+    args = ["-f", "lavfi", "-i", picture + (",noise=alls=30:allf=t" if noise else "")]
+    if audio:
+        args += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+            "-c:a",
+            "aac",
+        ]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if bitrate:
+        args += ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+    ffmpeg(*args, str(path))
+    return path
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    var: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    jwt_secret: str
+    clients: list[MeshClient] = field(default_factory=list)
+
+    @property
+    def auth_address(self) -> str:
+        return self.env["AUTH_LISTEN"]
+
+    @property
+    def gateway_address(self) -> str:
+        return self.env["GATEWAY_LISTEN"]
+
+    @property
+    def shim_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SHIM_PORT']}"
+
+    @property
+    def envoy_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['ENVOY_PORT']}"
+
+    @property
+    def maildir(self) -> Path:
+        return self.var / "mail"
+
+    def mongo(self) -> MongoClient:
+        return MongoClient(self.env["MONGO_URL"])
+
+    def client(self) -> MeshClient:
+        c = MeshClient(self.auth_address, self.gateway_address)
+        self.clients.append(c)
+        return c
+
+    def new_user(self) -> tuple[MeshClient, str]:
+        c = self.client()
+        address = f"user-{uuid.uuid4().hex[:12]}@example.com"
+        c.register(address, PASSWORD)
+        c.login(address, PASSWORD)
+        return c, address
+
+    def mails(self, job_id: str) -> list[EmailMessage]:
+        found = []
+        for path in (self.maildir / "new").glob("*"):
+            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if msg["X-Mp3mesh-Job"] == job_id:
+                found.append(msg)
+        return found  # type: ignore[return-value]
+
+    def wait_for_mail(self, job_id: str, timeout: float = 60) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := self.mails(job_id):
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no email for job {job_id} within {timeout} s")
+
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(messages, consumers) of a queue, as the broker sees it now."""
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            ok = conn.channel().queue_declare(queue, passive=True)
+            return ok.method.message_count, ok.method.consumer_count
+        finally:
+            conn.close()
+
+    def service_process(self, module: str) -> psutil.Process:
+        """The process of ``python -m <module>`` under this stack's honcho."""
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                cmd = child.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if cmd[-2:] == ["-m", module]:
+                return child
+        raise LookupError(module)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def consumed(s: Stack, queue: str) -> bool:
+    try:
+        return s.queue_depth(queue)[1] > 0
+    except pika.exceptions.AMQPError:
+        return False
+
+
+def drop_queues(*queues: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    for q in queues:
+        channel.queue_delete(q)
+        channel.queue_delete(f"{q}.dead")
+    conn.close()
+
+
+class PeakRss:
+    """Samples a process's resident memory every 20 ms while in the with-block."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+        self.before = self.peak = process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.before
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)

@@ -1,0 +1,97 @@
+"""One home per setting: the settings classes, stack.env and Envoy's renderer agree.
+
+Each shared setting is defined once (meshcore/settings.py, meshcore/limits.py), but
+stack.env and envoy/render.py (which runs without the project installed) keep copies of
+some defaults. These tests fail when a copy drifts, or when stack.env sets a variable
+nothing reads. `service_env_names()` is also what a check of Kubernetes manifests needs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from dotenv import dotenv_values
+
+from meshcore import limits
+from meshcore.settings import env_names
+from shim.settings import ShimSettings
+from tests.helpers import ROOT, SERVICE_SETTINGS, envoy_renderer, service_env_names
+
+# stack.env values that differ from the default on purpose.
+STACK_OVERRIDES = {"LOG_FORMAT": "console"}  # people read the local stack's logs
+# Read by something other than the settings and the renderer.
+PROCFILE_VARS = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", (ROOT / "Procfile").read_text()))
+INTERPRETER_VARS = {"PYTHONUNBUFFERED"}
+
+
+def stack_env() -> dict[str, str]:
+    return {name: value or "" for name, value in dotenv_values(ROOT / "stack.env").items()}
+
+
+def field_defaults() -> dict[str, dict[str, object]]:
+    """Each variable's default, per service that reads it (aliased fields left out)."""
+    defaults: dict[str, dict[str, object]] = {}
+    for service, cls in SERVICE_SETTINGS.items():
+        for name, field in cls.model_fields.items():
+            if field.validation_alias is None:
+                defaults.setdefault(name.upper(), {})[service] = field.default
+    return defaults
+
+
+def test_every_service_reads_a_shared_setting_with_one_default() -> None:
+    for variable, by_service in field_defaults().items():
+        assert len(set(map(repr, by_service.values()))) == 1, (variable, by_service)
+
+
+def test_listen_addresses_are_where_clients_look() -> None:
+    defaults = field_defaults()
+    assert defaults["AUTH_LISTEN"]["auth"] == defaults["AUTH_ADDRESS"]["gateway"]
+    assert defaults["GATEWAY_LISTEN"]["gateway"] == defaults["GATEWAY_ADDRESS"]["shim"]
+
+
+def test_envoy_defaults_agree_with_the_settings() -> None:
+    envoy = envoy_renderer().DEFAULTS
+    shim = ShimSettings.model_fields
+    assert envoy["AUTH_ADDRESS"] == shim["auth_address"].default
+    assert envoy["GATEWAY_ADDRESS"] == shim["gateway_address"].default
+    assert envoy["SHIM_ADDRESS"] == (
+        f"{shim['shim_listen_host'].default}:{shim['shim_port'].default}"
+    )
+    assert envoy["MAX_UPLOAD_BYTES"] == str(limits.MAX_UPLOAD_BYTES)
+    assert shim["max_upload_bytes"].default == limits.MAX_UPLOAD_BYTES
+
+
+def test_stack_env_sets_only_what_something_reads() -> None:
+    readers = set().union(*service_env_names().values(), PROCFILE_VARS, INTERPRETER_VARS)
+    unread = set(stack_env()) - readers
+    assert not unread, f"stack.env sets variables nothing reads: {sorted(unread)}"
+    assert PROCFILE_VARS <= set(stack_env()), "the Procfile uses variables stack.env lacks"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_SETTINGS))
+def test_stack_env_agrees_with_the_defaults(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stack.env spells the defaults out for people; it must not contradict them. Each
+    service reads it as it does under `make up`, and gets its defaults."""
+    cls = SERVICE_SETTINGS[service]
+    for variable in env_names(cls):
+        monkeypatch.delenv(variable, raising=False)
+    env = stack_env()
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    settings = cls()
+    checked = 0
+    for name, field in cls.model_fields.items():
+        if name.upper() in env:
+            expected = STACK_OVERRIDES.get(name.upper(), field.default)
+            assert getattr(settings, name) == expected, (name.upper(), env[name.upper()])
+            checked += 1
+    assert checked > 0
+
+
+def test_stack_env_agrees_with_envoy_defaults() -> None:
+    envoy = envoy_renderer().DEFAULTS
+    shared = [(name, value) for name, value in stack_env().items() if name in envoy]
+    assert shared
+    for name, value in shared:
+        assert value == envoy[name], name
