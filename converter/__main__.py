@@ -19,7 +19,7 @@ def main() -> None:
         Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     mongo: MongoClient = MongoClient(settings.mongo_url)
     converter = Converter(mongo[settings.mongo_db], settings)
-    consume_until_signalled(settings, settings.video_queue, converter.handle)
+    consume_until_signalled(settings, settings.video_queue, converter.handle, converter.stop)
     mongo.close()
     log.info("stopped")
 

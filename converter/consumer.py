@@ -8,7 +8,7 @@ so a redelivered message never converts a finished job again; it only re-announc
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pika
@@ -19,12 +19,24 @@ from pymongo import ReturnDocument
 from pymongo.synchronous.database import Database
 
 from converter.settings import ConverterSettings
-from converter.transcode import Unconvertible, extract_mp3
+from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
 from meshcore import gridfs_io, jobs
-from meshcore.amqp import Outcome, UndecodableMessage, decode
+from meshcore.amqp import Outcome, Requeue, UndecodableMessage, decode
 from mp3mesh.events.v1 import events_pb2
 
 log = structlog.get_logger()
+
+
+# Progress while ffmpeg runs moves between these percentages (the copy in comes before).
+PROGRESS_FFMPEG_START, PROGRESS_FFMPEG_END = 30, 80
+
+
+def mp3_name(filename: str) -> str:
+    """The MP3's file name: the upload's name with its extension replaced. Any name the
+    client sent works, including "/", "." or ".." (pathlib's with_suffix refuses those)."""
+    name = PurePosixPath(filename.replace("\\", "/")).name.strip()
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return f"{stem.strip('.') or 'audio'}.mp3"
 
 
 class Converter:
@@ -32,6 +44,13 @@ class Converter:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
         self.settings = settings
+        self.transcoder = Transcoder(
+            Deadline(settings.ffmpeg_timeout_base_seconds, settings.ffmpeg_timeout_per_media_second)
+        )
+
+    def stop(self) -> None:
+        """Signal-safe: the job in hand goes back to the queue within a second or two."""
+        self.transcoder.stop()
 
     def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
         event = decode(body, properties, events_pb2.VideoUploaded)
@@ -68,11 +87,29 @@ class Converter:
             return self._convert(job)
         except Unconvertible as exc:
             return self._fail(job, str(exc))
+        except ShuttingDown as exc:
+            self._put_back(job)
+            raise Requeue(str(exc)) from exc
         except Exception as exc:
             if job["attempts"] < self.settings.max_attempts:
-                raise  # the consumer requeues it once
+                raise  # transient (ffmpeg interrupted, a store error): the consumer retries
             log.exception("job failed on its last attempt", job_id=str(job["_id"]))
-            return self._fail(job, f"internal error after {job['attempts']} attempts: {exc}")
+            what = "was interrupted" if isinstance(exc, Interrupted) else "hit an internal error"
+            return self._fail(job, f"conversion {what} {job['attempts']} times; last: {exc}")
+
+    def _put_back(self, job: dict[str, Any]) -> None:
+        """Our own shutdown: the job waits in the queue as if this attempt never started."""
+        if job.get("mp3_pending_id") is not None:
+            gridfs_io.discard(self.db, gridfs_io.MP3S, job["mp3_pending_id"])
+        self.jobs.update_one(
+            {"_id": job["_id"], "status": jobs.PROCESSING},
+            {
+                "$set": {"status": jobs.QUEUED, "progress": 0, "updated": jobs.now()},
+                "$inc": {"attempts": -1},
+                "$unset": {"mp3_pending_id": ""},
+            },
+        )
+        log.info("job put back for the next start", job_id=str(job["_id"]))
 
     def _convert(self, job: dict[str, Any]) -> Outcome:
         job_id = job["_id"]
@@ -82,13 +119,19 @@ class Converter:
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
             with video.open("wb") as out:
                 for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, job_id):
+                    self.transcoder.check_stopping()
                     out.write(chunk)
-            self._progress(job_id, 30)
+            self._progress(job_id, PROGRESS_FFMPEG_START)
 
-            info = extract_mp3(
-                video, mp3, self.settings.mp3_bitrate_kbps, self.settings.mp3_sample_rate
+            info = self.transcoder.extract_mp3(
+                video,
+                mp3,
+                self.settings.mp3_bitrate_kbps,
+                self.settings.mp3_sample_rate,
+                on_progress=lambda done: self._ffmpeg_progress(job_id, done),
             )
-            self._progress(job_id, 80)
+            self._progress(job_id, PROGRESS_FFMPEG_END)
+            self.transcoder.check_stopping()
 
             mp3_id = ObjectId()
             self.jobs.update_one({"_id": job_id}, {"$set": {"mp3_pending_id": mp3_id}})
@@ -97,7 +140,7 @@ class Converter:
                     self.db,
                     gridfs_io.MP3S,
                     mp3_id,
-                    Path(job.get("filename") or "audio").with_suffix(".mp3").name,
+                    mp3_name(job.get("filename") or ""),
                     source,
                     {
                         "owner_id": job["owner_id"],
@@ -142,9 +185,16 @@ class Converter:
 
     def _progress(self, job_id: ObjectId, percent: int) -> None:
         self.jobs.update_one(
-            {"_id": job_id, "status": jobs.PROCESSING},
+            {"_id": job_id, "status": jobs.PROCESSING, "progress": {"$lt": percent}},
             {"$set": {"progress": percent, "updated": jobs.now()}},
         )
+
+    def _ffmpeg_progress(self, job_id: ObjectId, done: float) -> None:
+        """Real progress from ffmpeg, in steps of 5 % so the record is not rewritten often."""
+        span = PROGRESS_FFMPEG_END - PROGRESS_FFMPEG_START
+        percent = PROGRESS_FFMPEG_START + int(done * span) // 5 * 5
+        if percent > PROGRESS_FFMPEG_START:
+            self._progress(job_id, percent)
 
     def _finished(self, job: dict[str, Any]) -> Outcome:
         event = events_pb2.JobFinished(

@@ -11,3 +11,7 @@ class ConverterSettings(MeshSettings):
     # A job is tried at most this often: an unexpected error is retried once (the
     # consumer requeues once), and a job that keeps crashing the process is given up.
     max_attempts: int = 2
+    # ffmpeg gets base + per_media_second x (the media's duration) seconds, then it is
+    # stopped and the job retried (MP3 encoding runs at ~300x real time on one core here).
+    ffmpeg_timeout_base_seconds: float = 60.0
+    ffmpeg_timeout_per_media_second: float = 0.5

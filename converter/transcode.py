@@ -1,16 +1,61 @@
-"""Audio extraction with MoviePy's ffmpeg tools: one ffmpeg process, no frame decoding in Python."""
+"""Audio extraction with ffmpeg, and what each way ffmpeg can end means for the job.
+
+MoviePy's ffmpeg tools probe the input; the extraction itself runs the same ffmpeg command
+line as ``moviepy.video.io.ffmpeg_tools.ffmpeg_extract_audio`` but under our own
+``subprocess.Popen``, because MoviePy's call can be neither stopped nor timed out.
+
+How an ffmpeg run is classified:
+
+- exit 0: done.
+- stopped by us because the converter is shutting down: :class:`ShuttingDown` (the job
+  goes back to the queue without counting an attempt).
+- stopped by us at its deadline (proportional to the media's duration): :class:`Interrupted`
+  (transient: retried).
+- ended by a signal from anyone else (the OOM killer, an operator, a node drain): killed
+  outright (negative return code) or ffmpeg's own "received signal" exit (255):
+  :class:`Interrupted`.
+- out of disk space or memory: :class:`Interrupted`; the machine is at fault, not the video.
+- any other non-zero exit (invalid data, no audio stream, an unsupported codec):
+  :class:`Unconvertible` with ffmpeg's last error line (permanent: the job fails).
+
+ffmpeg runs in its own session, so a signal to the converter's process group (Ctrl-C in a
+terminal, a container runtime signalling the group) reaches only the converter, which then
+stops ffmpeg itself: the outcome no longer depends on who got the signal first. Should the
+converter die without stopping it, ffmpeg's ``-timelimit`` ends the orphan by itself.
+"""
 
 from __future__ import annotations
 
+import math
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from moviepy.config import FFMPEG_BINARY
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
-from moviepy.video.io.ffmpeg_tools import ffmpeg_extract_audio
+
+POLL_SECONDS = 0.2
+# After asking ffmpeg to stop (SIGTERM), how long it gets before SIGKILL.
+KILL_AFTER_SECONDS = 2.0
+# ffmpeg exits with 255 when it stopped because it received SIGINT/SIGTERM/SIGQUIT.
+FFMPEG_SIGNALLED_EXIT = 255
+_RESOURCE_ERRORS = ("No space left on device", "Cannot allocate memory")
 
 
 class Unconvertible(Exception):
     """The input can never become an MP3; the message tells the user why."""
+
+
+class Interrupted(Exception):
+    """ffmpeg did not finish for a reason that is not the video's fault; try again later."""
+
+
+class ShuttingDown(Exception):
+    """The converter is stopping; the job should wait in the queue for the next start."""
 
 
 @dataclass(frozen=True)
@@ -18,6 +63,17 @@ class MediaInfo:
     duration: float
     has_video: bool
     has_audio: bool
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """How long ffmpeg may take: ``base + per_media_second x duration`` seconds."""
+
+    base_seconds: float = 60.0
+    per_media_second: float = 0.5
+
+    def for_duration(self, duration: float) -> float:
+        return self.base_seconds + self.per_media_second * max(duration, 0.0)
 
 
 def probe(path: Path) -> MediaInfo:
@@ -34,16 +90,144 @@ def probe(path: Path) -> MediaInfo:
     )
 
 
-def extract_mp3(video: Path, mp3: Path, bitrate_kbps: int, sample_rate: int) -> MediaInfo:
-    """Write the video's audio track to ``mp3``; returns what the MP3 turned out to be."""
-    source = probe(video)
-    if not source.has_video:
-        raise Unconvertible("the uploaded file has no video stream; upload a video file")
-    if not source.has_audio:
-        raise Unconvertible("the video has no audio track, so there is nothing to convert to MP3")
+class Transcoder:
+    """Runs one ffmpeg at a time (the converter's handler thread) and lets another thread
+    (the signal handler) ask it to stop."""
+
+    def __init__(self, deadline: Deadline | None = None) -> None:
+        self.deadline = deadline or Deadline()
+        self._stopping = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Signal-safe: the running ffmpeg is stopped within ``POLL_SECONDS``."""
+        self._stopping.set()
+
+    def check_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise ShuttingDown("the converter is shutting down")
+
+    def extract_mp3(
+        self,
+        video: Path,
+        mp3: Path,
+        bitrate_kbps: int,
+        sample_rate: int,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> MediaInfo:
+        """Write the video's audio track to ``mp3``; returns what the MP3 turned out to be.
+        ``on_progress`` gets the fraction of the media done, from ffmpeg's own reports."""
+        source = probe(video)
+        if not source.has_video:
+            raise Unconvertible("the uploaded file has no video stream; upload a video file")
+        if not source.has_audio:
+            raise Unconvertible(
+                "the video has no audio track, so there is nothing to convert to MP3"
+            )
+        limit = self.deadline.for_duration(source.duration)
+        report = mp3.with_name(mp3.name + ".progress")
+        errors = mp3.with_name(mp3.name + ".stderr")
+        command = [
+            FFMPEG_BINARY,
+            "-y",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-timelimit",
+            str(math.ceil(limit)),
+            "-progress",
+            str(report),
+            "-i",
+            str(video),
+            "-vn",
+            "-ab",
+            f"{bitrate_kbps}k",
+            "-ar",
+            str(sample_rate),
+            str(mp3),
+        ]
+        with errors.open("wb") as stderr:
+            self.check_stopping()
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+            returncode, stopped_by_us = self._wait(
+                process, limit, source.duration, report, on_progress
+            )
+        if returncode != 0:
+            _raise_for_failure(returncode, stopped_by_us, limit, _last_line(errors))
+        return probe(mp3)
+
+    def _wait(
+        self,
+        process: subprocess.Popen[bytes],
+        limit: float,
+        duration: float,
+        report: Path,
+        on_progress: Callable[[float], None] | None,
+    ) -> tuple[int, str]:
+        """Wait for ffmpeg, stopping it at the deadline or on shutdown; returns its exit
+        code and why we stopped it ("" if we did not)."""
+        started = time.monotonic()
+        stopped_by_us, asked_at = "", 0.0
+        while True:
+            now = time.monotonic()
+            if not stopped_by_us and (self.stopping or now - started >= limit):
+                stopped_by_us = "shutdown" if self.stopping else "timeout"
+                process.send_signal(signal.SIGTERM)
+                asked_at = now
+            elif stopped_by_us and now - asked_at > KILL_AFTER_SECONDS:
+                process.kill()
+            elif on_progress is not None and duration > 0:
+                done = _media_seconds_done(report)
+                if done is not None:
+                    on_progress(min(done / duration, 1.0))
+            try:
+                return process.wait(POLL_SECONDS), stopped_by_us
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _raise_for_failure(returncode: int, stopped_by_us: str, limit: float, last: str) -> None:
+    if stopped_by_us == "shutdown":
+        raise ShuttingDown("ffmpeg was stopped because the converter is shutting down")
+    if stopped_by_us == "timeout":
+        raise Interrupted(f"ffmpeg did not finish within its {limit:.0f} s deadline")
+    if returncode < 0:
+        raise Interrupted(f"ffmpeg was killed by {signal.Signals(-returncode).name}")
+    if returncode == FFMPEG_SIGNALLED_EXIT:
+        raise Interrupted("ffmpeg was stopped by a signal")
+    if any(needle in last for needle in _RESOURCE_ERRORS):
+        raise Interrupted(f"ffmpeg ran out of resources: {last}")
+    raise Unconvertible(f"ffmpeg could not extract the audio: {last or 'unknown error'}")
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line ffmpeg wrote to stderr (at most the file's last 4 KiB)."""
+    with path.open("rb") as f:
+        f.seek(max(path.stat().st_size - 4096, 0))
+        lines = f.read().decode(errors="replace").strip().splitlines()
+    return lines[-1].strip() if lines else ""
+
+
+def _media_seconds_done(report: Path) -> float | None:
+    """The last ``out_time_us`` in ffmpeg's ``-progress`` file, in seconds."""
     try:
-        ffmpeg_extract_audio(video, mp3, bitrate=bitrate_kbps, fps=sample_rate, logger=None)
-    except OSError as exc:
-        last = str(exc).strip().splitlines()[-1:] or ["unknown error"]
-        raise Unconvertible(f"ffmpeg could not extract the audio: {last[0]}") from exc
-    return probe(mp3)
+        with report.open("rb") as f:
+            f.seek(max(report.stat().st_size - 1024, 0))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and value.strip().isdigit():
+            return int(value) / 1_000_000
+    return None

@@ -11,8 +11,10 @@ its connection and takes work through ``add_callback_threadsafe``.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -81,6 +83,11 @@ class UndecodableMessage(ValueError):
     """A message that no retry can make sense of: goes straight to the dead-letter queue."""
 
 
+class Requeue(Exception):
+    """The handler did not fail, it was stopped (shutdown): put the message back at once,
+    not counted as a failed try."""
+
+
 def decode(body: bytes, properties: pika.BasicProperties, message_type: type[M]) -> M:
     expected = message_type.DESCRIPTOR.full_name
     if properties.type != expected:
@@ -102,6 +109,9 @@ class Outcome:
 
 Handler = Callable[[bytes, pika.BasicProperties], Outcome]
 
+# Exit status when a handler ignored a stop request for longer than the grace period.
+EXIT_HANDLER_STUCK = 70
+
 
 class Consumer:
     """Consumes one queue with manual acks and prefetch 1.
@@ -113,17 +123,35 @@ class Consumer:
     handler raised is requeued once, then dead-lettered, so nothing loops forever.
     """
 
-    def __init__(self, url: str, queue: str, handler: Handler, declare: Sequence[str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        handler: Handler,
+        declare: Sequence[str],
+        *,
+        on_stop: Callable[[], None] | None = None,
+        stop_grace: float = 5.0,
+    ) -> None:
         self.url = url
         self.queue = queue
         self.handler = handler
         self.declare = list(declare)
+        self.on_stop = on_stop
+        self.stop_grace = stop_grace
         self._stop = threading.Event()
+        self._stop_requested_at = 0.0
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="handler")
+        self._busy: concurrent.futures.Future[Outcome] | None = None
 
     def stop(self) -> None:
-        """Finish the message in hand, then return from :meth:`run`. Signal-safe."""
+        """Ask the handler to stop (``on_stop``), hand back or finish the message in hand,
+        then return from :meth:`run`. Signal-safe."""
+        if not self._stop.is_set():
+            self._stop_requested_at = time.monotonic()
         self._stop.set()
+        if self.on_stop is not None:
+            self.on_stop()
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -133,7 +161,15 @@ class Consumer:
                 if self._stop.is_set():
                     break
                 log.warning("broker connection lost; reconnecting", error=str(exc))
+        if self._busy is not None and not self._busy.done():
+            # The broker puts the unacked message back when the connection closes; a handler
+            # that ignores the stop request must not hold the process past its grace period.
+            log.error("handler did not stop within the grace period; exiting", queue=self.queue)
+            os._exit(EXIT_HANDLER_STUCK)
         self._worker.shutdown(wait=True)
+
+    def _past_grace(self) -> bool:
+        return self._stop.is_set() and time.monotonic() - self._stop_requested_at > self.stop_grace
 
     def _consume(self) -> None:
         connection = connect(self.url)
@@ -154,11 +190,17 @@ class Consumer:
                 connection.close()
 
     def _handle(self, connection, channel, method, properties, body) -> None:  # type: ignore[no-untyped-def]
-        future = self._worker.submit(self.handler, body, properties)
+        future = self._busy = self._worker.submit(self.handler, body, properties)
         while not future.done():
+            if self._past_grace():
+                return  # run() exits; closing the connection requeues the message
             connection.process_data_events(time_limit=0.5)
         try:
             outcome = future.result()
+        except Requeue as exc:
+            log.info("message put back", queue=self.queue, reason=str(exc))
+            channel.basic_reject(method.delivery_tag, requeue=True)
+            return
         except UndecodableMessage as exc:
             log.error("dead-lettering undecodable message", queue=self.queue, error=str(exc))
             channel.basic_reject(method.delivery_tag, requeue=False)
@@ -173,11 +215,22 @@ class Consumer:
         channel.basic_ack(method.delivery_tag)
 
 
-def consume_until_signalled(settings: MeshSettings, queue: str, handler: Handler) -> None:
-    """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then finish the
-    message in hand and return. Declares both pipeline queues, whoever starts first."""
+def consume_until_signalled(
+    settings: MeshSettings,
+    queue: str,
+    handler: Handler,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then ask the
+    handler to stop (``on_stop``), settle the message in hand and return, within
+    ``settings.stop_grace_seconds``. Declares both pipeline queues, whoever starts first."""
     consumer = Consumer(
-        settings.amqp_url, queue, handler, declare=[settings.video_queue, settings.mp3_queue]
+        settings.amqp_url,
+        queue,
+        handler,
+        declare=[settings.video_queue, settings.mp3_queue],
+        on_stop=on_stop,
+        stop_grace=settings.stop_grace_seconds,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: consumer.stop())

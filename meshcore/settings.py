@@ -44,6 +44,9 @@ class MeshSettings(BaseSettings):
     )
     video_queue: str = "video"
     mp3_queue: str = "mp3"
+    # On SIGTERM a consumer asks its handler to stop and exits within this many seconds;
+    # a message it could not settle by then is put back by the broker.
+    stop_grace_seconds: float = 4.0
 
     @property
     def production(self) -> bool:

@@ -10,19 +10,41 @@ import pika
 import pytest
 from bson import ObjectId
 
-from converter.consumer import Converter
+from converter.consumer import Converter, mp3_name
 from converter.settings import ConverterSettings
-from converter.transcode import Unconvertible, extract_mp3, probe
+from converter.transcode import Deadline, Interrupted, Transcoder, Unconvertible, probe
 from meshcore import gridfs_io, jobs
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from tests.helpers import Stack
 
 
-def test_extract_mp3_keeps_the_duration(media: Path, tmp_path: Path) -> None:
-    info = extract_mp3(media / "clip.mp4", tmp_path / "a.mp3", 128, 44100)
+def test_extract_mp3_keeps_the_duration_and_reports_progress(media: Path, tmp_path: Path) -> None:
+    progress: list[float] = []
+    info = Transcoder().extract_mp3(
+        media / "clip.mp4", tmp_path / "a.mp3", 128, 44100, on_progress=progress.append
+    )
     assert info.has_audio and not info.has_video and abs(info.duration - 12) < 0.2
     assert probe(tmp_path / "a.mp3").duration == info.duration
+    assert progress == sorted(progress) and all(0 <= p <= 1 for p in progress)
+
+
+def test_ffmpeg_past_its_deadline_is_interrupted_not_unconvertible(
+    media: Path, tmp_path: Path
+) -> None:
+    """Our own timeout is transient: the job is retried, not failed for good."""
+    with pytest.raises(Interrupted, match="deadline"):
+        Transcoder(Deadline(base_seconds=0, per_media_second=0)).extract_mp3(
+            media / "clip.mp4", tmp_path / "a.mp3", 128, 44100
+        )
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [("clip.mp4", "clip.mp3"), ("/", "audio.mp3"), (".", "audio.mp3"), ("a/b.mov", "b.mp3")],
+)
+def test_mp3_names_come_from_any_upload_name(filename: str, expected: str) -> None:
+    assert mp3_name(filename) == expected
 
 
 @pytest.mark.parametrize(
@@ -33,7 +55,7 @@ def test_unconvertible_inputs_say_why(media: Path, tmp_path: Path, name: str, ne
     source = tmp_path / "video"
     source.write_bytes((media / name).read_bytes())
     with pytest.raises(Unconvertible, match=needle):
-        extract_mp3(source, tmp_path / "a.mp3", 128, 44100)
+        Transcoder().extract_mp3(source, tmp_path / "a.mp3", 128, 44100)
     assert not (tmp_path / "a.mp3").exists()
 
 

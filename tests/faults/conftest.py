@@ -1,0 +1,108 @@
+"""The fault suite (``pytest -m faults``): the real mesh, one process per service, with
+faults injected for real. One stack for the whole suite; every test leaves it running.
+
+Every job a test submits is tallied; at the end the suite prints how many were submitted,
+succeeded, lost (not in the state the test expected) or duplicated (more than one MP3),
+and how many mails were sent and duplicated.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from meshcore import gridfs_io, jobs
+from tests.conftest import ffmpeg
+from tests.services import ServiceStack, service_stack
+
+TALLY_KEY = pytest.StashKey["Tally"]()
+
+
+@dataclass
+class Tally:
+    """The jobs the suite submitted and the status each should end in."""
+
+    expected: dict[str, str] = field(default_factory=dict)
+
+    def submitted(self, job_id: str, expected_status: str = jobs.SUCCEEDED) -> str:
+        self.expected[job_id] = expected_status
+        return job_id
+
+    def count(self, mesh: ServiceStack) -> dict[str, int]:
+        db = mesh.db()
+        statuses = {d["_id"]: d["status"] for d in db[jobs.COLLECTION].find({}, {"status": 1})}
+        mp3s = Counter(
+            d["metadata"]["job_id"]
+            for d in db[f"{gridfs_io.MP3S}.files"].find({}, {"metadata.job_id": 1})
+        )
+        mails = Counter(_mailed_job(path) for path in mesh.mail_files())
+        ids = {str(k): v for k, v in statuses.items()}
+        mine = self.expected.keys()
+        return {
+            "jobs submitted": len(mine),
+            "jobs succeeded": sum(ids.get(j) == jobs.SUCCEEDED for j in mine),
+            "jobs failed (as expected)": sum(
+                ids.get(j) == jobs.FAILED == self.expected[j] for j in mine
+            ),
+            "jobs lost": sum(ids.get(j) != self.expected[j] for j in mine),
+            "jobs duplicated (more than one MP3)": sum(mp3s[j] > 1 for j in mine),
+            "mails sent": sum(mails[j] for j in mine),
+            "mails duplicated": sum(max(mails[j] - 1, 0) for j in mine),
+        }
+
+
+def _mailed_job(path: Path) -> str:
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    return str(msg["X-Mp3mesh-Job"])
+
+
+@pytest.fixture(scope="session")
+def mesh(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServiceStack]:
+    tally = request.config.stash.setdefault(TALLY_KEY, Tally())
+    with service_stack(tmp_path_factory.mktemp("faults")) as stack:
+        yield stack
+        request.config.stash[COUNTS_KEY] = tally.count(stack)
+
+
+COUNTS_KEY = pytest.StashKey[dict[str, int]]()
+
+
+@pytest.fixture(scope="session")
+def tally(request: pytest.FixtureRequest) -> Tally:
+    return request.config.stash.setdefault(TALLY_KEY, Tally())
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 minutes of stereo audio behind a 16x16 picture at 1 frame/s: 19 MB, made in under
+    a second (ADPCM), and converting it keeps ffmpeg busy for about 10 s, so a test can hit
+    it mid-conversion without racing it."""
+    path = tmp_path_factory.mktemp("long") / "long.avi"
+    seconds = 2400
+    # fmt: off
+    ffmpeg(
+        "-f", "lavfi", "-i", f"color=c=black:size=16x16:rate=1:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=8000:duration={seconds}",
+        "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_wav",
+        str(path),
+    )
+    # fmt: on
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = terminalreporter.config.stash.get(COUNTS_KEY, None)
+    if not counts:
+        return
+    terminalreporter.section("fault suite: jobs and mails")
+    width = max(map(len, counts))
+    for what, n in counts.items():
+        terminalreporter.write_line(f"{what:<{width}}  {n}")

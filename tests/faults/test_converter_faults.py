@@ -1,0 +1,98 @@
+"""Faults around a conversion: the converter or its ffmpeg signalled or killed mid-job.
+
+How each way ffmpeg can end is classified is in converter/transcode.py: our shutdown puts
+the job back without counting an attempt; a signal from elsewhere or our own timeout is
+transient (retried); ffmpeg refusing the data fails the job with its reason.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from meshcore import gridfs_io, jobs
+from mp3mesh.files.v1 import files_pb2
+from tests.faults.conftest import Tally
+from tests.services import ServiceStack
+
+pytestmark = pytest.mark.faults
+
+EXTRACTING = "-progress"  # only the extraction's ffmpeg command line has it (not the probes)
+
+
+def job_record(mesh: ServiceStack, job_id: str) -> dict:
+    return mesh.db()[jobs.COLLECTION].find_one({"_id": ObjectId(job_id)})
+
+
+def assert_converted_once(mesh: ServiceStack, done: files_pb2.Job, attempts: int) -> None:
+    """SUCCEEDED after ``attempts`` starts, one MP3 in GridFS, one mail, no temp files."""
+    assert done.status == files_pb2.JOB_STATUS_SUCCEEDED, done.error
+    assert done.attempts == attempts
+    mp3s = list(mesh.db()[f"{gridfs_io.MP3S}.files"].find({"metadata.job_id": done.id}))
+    assert [m["_id"] for m in mp3s] == [ObjectId(done.mp3_file_id)]
+    deadline = time.monotonic() + 30
+    while not (mailed := mail_count(mesh, done.id)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mailed == 1
+    assert list(Path(mesh.env["WORK_DIR"]).iterdir()) == [], "converter left temp files"
+
+
+def mail_count(mesh: ServiceStack, job_id: str) -> int:
+    return sum(job_id.encode() in path.read_bytes() for path in mesh.mail_files())
+
+
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["SIGINT-to-process-group", "SIGTERM-to-converter-only"],
+)
+def test_converter_signalled_mid_conversion_requeues_the_job_for_the_next_start(
+    mesh: ServiceStack, tally: Tally, long_video: Path, sig: signal.Signals, group: bool
+) -> None:
+    client = mesh.new_user()
+    job_id = tally.submitted(client.upload(long_video).id)
+    ffmpeg = mesh.child("converter", EXTRACTING)
+
+    mesh.send("converter", sig, group=group)
+    exited_after = mesh.wait_exit("converter", timeout=30)
+    print(f"converter exited {exited_after:.2f} s after {sig.name} (group={group})")
+    assert exited_after < 5
+    ffmpeg.wait(5)  # stopped by the converter, not left running as an orphan
+    assert not ffmpeg.is_running()
+    record = job_record(mesh, job_id)
+    assert (record["status"], record["attempts"]) == (jobs.QUEUED, 0), "no attempt burnt"
+
+    mesh.start("converter")
+    assert_converted_once(mesh, client.wait(job_id, timeout=300), attempts=1)
+
+
+def test_ffmpeg_killed_mid_conversion_is_retried(
+    mesh: ServiceStack, tally: Tally, long_video: Path
+) -> None:
+    client = mesh.new_user()
+    job_id = tally.submitted(client.upload(long_video).id)
+    mesh.child("converter", EXTRACTING).kill()  # as the OOM killer would
+
+    done = client.wait(job_id, timeout=300)
+    assert_converted_once(mesh, done, attempts=2)
+    events = [e for e in mesh.log_events("converter") if "SIGKILL" in str(e.get("exception"))]
+    assert events, "the retry says why: ffmpeg was killed by SIGKILL"
+
+
+def test_a_text_file_fails_at_once_with_its_reason(
+    mesh: ServiceStack, tally: Tally, media: Path
+) -> None:
+    client = mesh.new_user()
+    job_id = tally.submitted(client.upload(media / "notes.txt").id, jobs.FAILED)
+    done = client.wait(job_id, timeout=120)
+    assert done.status == files_pb2.JOB_STATUS_FAILED
+    assert done.attempts == 1, "refused data is not retried"
+    assert "not a video ffmpeg can read" in done.error
+    deadline = time.monotonic() + 30
+    while not mail_count(mesh, job_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mail_count(mesh, job_id) == 1

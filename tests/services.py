@@ -1,0 +1,258 @@
+"""The mesh with every service as its own process, for tests that kill, pause or restart
+one service while the others keep running.
+
+honcho (the `stack` fixture, `make up`) stops everything when one process dies, which is
+right for a developer's terminal and wrong for a fault test. Here each Procfile entry runs
+by itself, with the same command line and the same kind of env file, in its own process
+group (so a signal to "the converter's group" reaches what the converter started in it,
+and nothing of the test's). PostgreSQL and RabbitMQ are the machine's shared servers:
+the stack only ever uses its own database and queue names on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+import psutil
+from honcho.environ import parse_procfile
+from pymongo import MongoClient
+
+from meshcore.client import MeshClient, is_serving
+from tests.conftest import AMQP_URL, PASSWORD, ROOT, free_port, temp_database
+
+# The order services start in: stores first, consumers last.
+SERVICES = ("mongo", "smtp", "auth", "gateway", "converter", "notification")
+
+
+def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
+    """Settings for one private stack: free ports, its own queues, data under ``var``."""
+    tag = uuid.uuid4().hex[:10]
+    mongo_port = free_port()
+    auth, gateway = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = {
+        "MP3MESH_ENV": "development",
+        "LOG_FORMAT": "json",
+        "MP3MESH_VAR": str(var),
+        "MONGO_PORT": str(mongo_port),
+        "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
+        "MONGO_DB": "mp3mesh_test",
+        "DATABASE_URL": database_url,
+        "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
+        "VIDEO_QUEUE": f"video.test-{tag}",
+        "MP3_QUEUE": f"mp3.test-{tag}",
+        "AUTH_LISTEN": auth,
+        "AUTH_ADDRESS": auth,
+        "GATEWAY_LISTEN": gateway,
+        "GATEWAY_ADDRESS": gateway,
+        "SHIM_PORT": str(free_port()),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "WORK_DIR": str(var / "converter-work"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return {**env, **overrides}
+
+
+@dataclass
+class ServiceStack:
+    env: dict[str, str]
+    var: Path
+    commands: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    clients: list[MeshClient] = field(default_factory=list)
+
+    # --- running services -----------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.var / "logs" / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        """Start one service (its Procfile command, in a new process group) and wait
+        until it serves."""
+        running = self.processes.get(name)
+        assert running is None or running.poll() is not None, f"{name} is already running"
+        self.log_path(name).parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path(name).open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                ["/bin/sh", "-c", self.commands[name]],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    **self.env,
+                    "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}",
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready(name)
+
+    def process(self, name: str) -> psutil.Process:
+        return psutil.Process(self.processes[name].pid)
+
+    def send(self, name: str, sig: signal.Signals, *, group: bool = False) -> None:
+        """Send ``sig`` to the service, or to its whole process group."""
+        pid = self.processes[name].pid
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+    def wait_exit(self, name: str, timeout: float = 30) -> float:
+        """Seconds until the service exited; fails if it is still running after ``timeout``."""
+        started = time.monotonic()
+        self.processes[name].wait(timeout)
+        return time.monotonic() - started
+
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> float:
+        self.send(name, sig)
+        return self.wait_exit(name, timeout)
+
+    @contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """SIGSTOP the service for the with-block, SIGCONT after (whatever happens)."""
+        self.send(name, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.send(name, signal.SIGCONT)
+
+    def child(self, name: str, needle: str, timeout: float = 120) -> psutil.Process:
+        """Wait for a child process of the service with ``needle`` in its command line."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for child in self.process(name).children(recursive=True):
+                try:
+                    if needle in child.cmdline():
+                        return child
+                except psutil.NoSuchProcess:
+                    continue
+            time.sleep(0.02)
+        raise AssertionError(f"{name} started no process with {needle} within {timeout} s")
+
+    def log_events(self, name: str) -> list[dict[str, object]]:
+        """The service's JSON log lines, parsed (other lines skipped)."""
+        events = []
+        for line in self.log_path(name).read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return events
+
+    def shutdown(self) -> None:
+        for c in self.clients:
+            c.close()
+        for name in reversed(SERVICES):
+            proc = self.processes.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGCONT)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def _wait_ready(self, name: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready(name):
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path(name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} did not start:\n{tail}")
+            time.sleep(0.1)
+
+    def _ready(self, name: str) -> bool:
+        if name in ("mongo", "smtp"):
+            return _port_open(int(self.env[f"{name.upper()}_PORT"]))
+        if name in ("auth", "gateway"):
+            return is_serving(self.env[f"{name.upper()}_LISTEN"])
+        queue = self.env["VIDEO_QUEUE" if name == "converter" else "MP3_QUEUE"]
+        return name in self.commands and self.consumers(queue) > 0
+
+    # --- what the stack holds -----------------------------------------------------------
+
+    def mongo(self) -> MongoClient:
+        return MongoClient(self.env["MONGO_URL"], serverSelectionTimeoutMS=5000)
+
+    def db(self):  # type: ignore[no-untyped-def]
+        return self.mongo()[self.env["MONGO_DB"]]
+
+    def queue_state(self, queue: str) -> tuple[int, int]:
+        """(messages, consumers) of a queue; (0, 0) if it does not exist yet."""
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            ok = conn.channel().queue_declare(queue, passive=True)
+            return ok.method.message_count, ok.method.consumer_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return 0, 0
+        finally:
+            if conn.is_open:
+                conn.close()
+
+    def consumers(self, queue: str) -> int:
+        try:
+            return self.queue_state(queue)[1]
+        except pika.exceptions.AMQPConnectionError:
+            return 0
+
+    def new_user(self) -> MeshClient:
+        c = MeshClient(self.env["AUTH_LISTEN"], self.env["GATEWAY_LISTEN"])
+        self.clients.append(c)
+        address = f"user-{uuid.uuid4().hex[:12]}@example.com"
+        c.register(address, PASSWORD)
+        c.login(address, PASSWORD)
+        return c
+
+    def mail_files(self) -> list[Path]:
+        return sorted((self.var / "mail" / "new").glob("*"))
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def service_stack(var: Path, **overrides: str) -> Iterator[ServiceStack]:
+    """A private stack of all services, each started separately; torn down afterwards
+    with its database and queues."""
+    procfile = parse_procfile((ROOT / "Procfile").read_text())
+    commands = {name: procfile.processes[name] for name in SERVICES}
+    with temp_database("mp3mesh_faults") as database_url:
+        env = stack_env(var, database_url, **overrides)
+        stack = ServiceStack(env=env, var=var, commands=commands)
+        try:
+            for name in SERVICES:
+                stack.start(name)
+            yield stack
+        finally:
+            stack.shutdown()
+            _drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
+
+
+def _drop_queues(*queues: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    for q in queues:
+        channel.queue_delete(q)
+        channel.queue_delete(f"{q}.dead")
+    conn.close()
