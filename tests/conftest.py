@@ -5,11 +5,9 @@ all removed afterwards. PostgreSQL and RabbitMQ are the machine's real servers."
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,54 +16,24 @@ import pytest
 
 from cli.client import is_serving
 from tests.helpers import (
-    AMQP_URL,
     ROOT,
-    TEST_MAX_UPLOAD_BYTES,
     Stack,
     consumed,
     drop_queues,
-    free_port,
     http_ok,
     make_video,
+    stack_env,
     temp_database,
 )
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tag = uuid.uuid4().hex[:10]
     var = tmp_path_factory.mktemp("stack")
     stack_resources = ExitStack()
     database_url = stack_resources.enter_context(temp_database("mp3mesh_test"))
-
-    mongo_port = free_port()
-    auth, gateway = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    jwt_secret = secrets.token_urlsafe(48)
-    env = {
-        "MP3MESH_ENV": "development",
-        "LOG_FORMAT": "json",
-        "MP3MESH_VAR": str(var),
-        "MONGO_PORT": str(mongo_port),
-        "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
-        "MONGO_DB": "mp3mesh_test",
-        "DATABASE_URL": database_url,
-        "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
-        "VIDEO_QUEUE": f"video.test-{tag}",
-        "MP3_QUEUE": f"mp3.test-{tag}",
-        "AUTH_LISTEN": auth,
-        "AUTH_ADDRESS": auth,
-        "GATEWAY_LISTEN": gateway,
-        "GATEWAY_ADDRESS": gateway,
-        "SHIM_PORT": str(free_port()),
-        "ENVOY_PORT": str(free_port()),
-        "ENVOY_ADMIN_PORT": str(free_port()),
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(free_port()),
-        "JWT_SECRET": jwt_secret,
-        "MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
-        "WORK_DIR": str(var / "converter-work"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = stack_env(var, database_url)
+    auth, gateway, jwt_secret = env["AUTH_LISTEN"], env["GATEWAY_LISTEN"], env["JWT_SECRET"]
     env_file = var / "stack.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     log = var / "stack.log"

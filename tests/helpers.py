@@ -8,6 +8,7 @@ import email
 import email.policy
 import importlib.util
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -89,6 +90,39 @@ def temp_database(prefix: str) -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
+    """Settings for one private stack: free ports, its own queues, data under ``var``."""
+    tag = uuid.uuid4().hex[:10]
+    mongo_port = free_port()
+    auth, gateway = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = {
+        "MP3MESH_ENV": "development",
+        "LOG_FORMAT": "json",
+        "MP3MESH_VAR": str(var),
+        "MONGO_PORT": str(mongo_port),
+        "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
+        "MONGO_DB": "mp3mesh_test",
+        "DATABASE_URL": database_url,
+        "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
+        "VIDEO_QUEUE": f"video.test-{tag}",
+        "MP3_QUEUE": f"mp3.test-{tag}",
+        "AUTH_LISTEN": auth,
+        "AUTH_ADDRESS": auth,
+        "GATEWAY_LISTEN": gateway,
+        "GATEWAY_ADDRESS": gateway,
+        "SHIM_PORT": str(free_port()),
+        "ENVOY_PORT": str(free_port()),
+        "ENVOY_ADMIN_PORT": str(free_port()),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
+        "WORK_DIR": str(var / "converter-work"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return {**env, **overrides}
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -29,41 +28,11 @@ import psutil
 from honcho.environ import parse_procfile
 from pymongo import MongoClient
 
-from meshcore.client import MeshClient, is_serving
-from tests.conftest import AMQP_URL, PASSWORD, ROOT, free_port, temp_database
+from cli.client import MeshClient, is_serving
+from tests.helpers import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp_database
 
 # The order services start in: stores first, consumers last.
 SERVICES = ("mongo", "smtp", "auth", "gateway", "converter", "notification")
-
-
-def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
-    """Settings for one private stack: free ports, its own queues, data under ``var``."""
-    tag = uuid.uuid4().hex[:10]
-    mongo_port = free_port()
-    auth, gateway = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    env = {
-        "MP3MESH_ENV": "development",
-        "LOG_FORMAT": "json",
-        "MP3MESH_VAR": str(var),
-        "MONGO_PORT": str(mongo_port),
-        "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
-        "MONGO_DB": "mp3mesh_test",
-        "DATABASE_URL": database_url,
-        "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
-        "VIDEO_QUEUE": f"video.test-{tag}",
-        "MP3_QUEUE": f"mp3.test-{tag}",
-        "AUTH_LISTEN": auth,
-        "AUTH_ADDRESS": auth,
-        "GATEWAY_LISTEN": gateway,
-        "GATEWAY_ADDRESS": gateway,
-        "SHIM_PORT": str(free_port()),
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(free_port()),
-        "JWT_SECRET": secrets.token_urlsafe(48),
-        "WORK_DIR": str(var / "converter-work"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    return {**env, **overrides}
 
 
 @dataclass
@@ -246,13 +215,4 @@ def service_stack(var: Path, **overrides: str) -> Iterator[ServiceStack]:
             yield stack
         finally:
             stack.shutdown()
-            _drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
-
-
-def _drop_queues(*queues: str) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = conn.channel()
-    for q in queues:
-        channel.queue_delete(q)
-        channel.queue_delete(f"{q}.dead")
-    conn.close()
+            drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])

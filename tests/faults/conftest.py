@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from meshcore import gridfs_io, jobs
-from tests.conftest import ffmpeg
+from tests.helpers import ffmpeg
 from tests.services import ServiceStack, service_stack
 
 TALLY_KEY = pytest.StashKey["Tally"]()
