@@ -13,8 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 from auth.store import EmailTaken, UserRecord, UserStore
 from auth.tokens import InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
-from meshcore.grpc_server import abort
-from meshcore.jobs import timestamp
+from meshcore.grpc_server import abort, require_credentials
+from meshcore.timestamps import timestamp
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -62,14 +62,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.LoginResponse:
         email, password = request.email, request.password
         if not email and not password:
-            basic = basic_credentials(context.invocation_metadata())
-            if basic is None:
-                await abort(
-                    context,
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "send email and password, or HTTP Basic credentials (curl -u email:password)",
-                )
-            email, password = basic
+            email, password = await require_credentials(
+                basic_credentials(context.invocation_metadata()),
+                context,
+                "send email and password, or HTTP Basic credentials (curl -u email:password)",
+            )
         user = await asyncio.to_thread(self.store.by_email, email.strip().lower())
         if user is None or not await asyncio.to_thread(self._password_matches, user, password):
             log.info("login refused")
@@ -107,13 +104,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def WhoAmI(
         self, request: auth_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.WhoAmIResponse:
-        token = bearer_token(context.invocation_metadata())
-        if token is None:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing bearer token: send 'authorization: Bearer <token>'",
-            )
+        token = await require_credentials(
+            bearer_token(context.invocation_metadata()),
+            context,
+            "missing bearer token: send 'authorization: Bearer <token>'",
+        )
         try:
             claims = self.tokens.verify(token)
         except InvalidToken as exc:

@@ -16,6 +16,11 @@ import psycopg2.pool
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+_USER = "SELECT id::text, email, password_hash, created_at FROM users"
+_BY_EMAIL = f"{_USER} WHERE email = %s"
+_BY_ID = f"{_USER} WHERE id = %s::uuid"
+
+
 class EmailTaken(Exception):
     pass
 
@@ -57,20 +62,14 @@ class UserStore:
             raise EmailTaken(email) from exc
 
     def by_email(self, email: str) -> UserRecord | None:
-        with self._cursor() as cur:
-            cur.execute(
-                "SELECT id::text, email, password_hash, created_at FROM users WHERE email = %s",
-                (email,),
-            )
-            row = cur.fetchone()
-        return UserRecord(*row) if row else None
+        return self._one_user(_BY_EMAIL, email)
 
     def by_id(self, user_id: str) -> UserRecord | None:
+        return self._one_user(_BY_ID, user_id)
+
+    def _one_user(self, query: str, key: str) -> UserRecord | None:
         with self._cursor() as cur:
-            cur.execute(
-                "SELECT id::text, email, password_hash, created_at FROM users WHERE id = %s::uuid",
-                (user_id,),
-            )
+            cur.execute(query, (key,))
             row = cur.fetchone()
         return UserRecord(*row) if row else None
 
@@ -79,7 +78,3 @@ class UserStore:
             cur.execute(
                 "UPDATE users SET password_hash = %s WHERE id = %s::uuid", (password_hash, user_id)
             )
-
-    def ping(self) -> None:
-        with self._cursor() as cur:
-            cur.execute("SELECT 1")

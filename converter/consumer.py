@@ -197,16 +197,4 @@ class Converter:
             self._progress(job_id, percent)
 
     def _finished(self, job: dict[str, Any]) -> Outcome:
-        event = events_pb2.JobFinished(
-            job_id=str(job["_id"]),
-            owner_id=job["owner_id"],
-            owner_email=job.get("owner_email", ""),
-            status=jobs.status_to_proto(job["status"]),
-            mp3_file_id=str(job["mp3_file_id"]) if job.get("mp3_file_id") else "",
-            error=job.get("error", ""),
-            duration_seconds=float(job.get("duration", 0.0)),
-            mp3_size_bytes=int(job.get("mp3_size", 0)),
-            filename=job.get("filename", ""),
-            finish_time=jobs.timestamp(job.get("updated")),
-        )
-        return Outcome(publish=[(self.settings.mp3_queue, event, str(job["_id"]))])
+        return Outcome(publish=[(self.settings.mp3_queue, jobs.job_finished(job), str(job["_id"]))])

@@ -16,7 +16,7 @@ import grpc
 import structlog
 
 from meshcore.credentials import bearer_token
-from meshcore.grpc_server import STREAM_ACCEPTED, abort
+from meshcore.grpc_server import STREAM_ACCEPTED, abort, require_credentials
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -54,13 +54,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _guarded(handler, self._authenticate)
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        token = bearer_token(context.invocation_metadata())
-        if token is None:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing bearer token: log in and send 'authorization: Bearer <token>'",
-            )
+        token = await require_credentials(
+            bearer_token(context.invocation_metadata()),
+            context,
+            "missing bearer token: log in and send 'authorization: Bearer <token>'",
+        )
         try:
             reply = await self.auth.ValidateToken(
                 auth_pb2.ValidateTokenRequest(token=token), timeout=self.timeout

@@ -39,32 +39,43 @@ class CorruptFile(RuntimeError):
     pass
 
 
-def _windows(files_doc: dict[str, Any]) -> Iterator[tuple[int, int]]:
-    total = math.ceil(files_doc["length"] / files_doc["chunkSize"]) if files_doc["length"] else 0
+class _Window:
+    """``WINDOW`` consecutive chunks of one file: the query that reads them, and the check
+    that they came back complete and in order (a gap means the file is corrupt)."""
+
+    def __init__(self, file_id: Any, first: int, end: int) -> None:
+        self.file_id, self.end, self._next = file_id, end, first
+        self.query = {"files_id": file_id, "n": {"$gte": first, "$lt": end}}
+        self.sort = [("n", 1)]
+
+    def data(self, chunk: dict[str, Any]) -> bytes:
+        """The chunk's bytes, if it is the next one expected."""
+        if chunk["n"] != self._next:
+            raise CorruptFile(f"file {self.file_id}: chunk {self._next} is missing")
+        self._next += 1
+        return bytes(chunk["data"])
+
+    def check_complete(self) -> None:
+        if self._next != self.end:
+            raise CorruptFile(f"file {self.file_id}: chunk {self._next} is missing")
+
+
+def _windows(bucket: str, file_id: Any, files_doc: dict[str, Any] | None) -> Iterator[_Window]:
+    """The windows a file's chunks are read in; MissingFile without a files document."""
+    if files_doc is None:
+        raise MissingFile(f"no file {file_id} in {bucket}")
+    length, chunk_size = files_doc["length"], files_doc["chunkSize"]
+    total = math.ceil(length / chunk_size) if length else 0
     for first in range(0, total, WINDOW):
-        yield first, min(first + WINDOW, total)
-
-
-def _check(chunk: dict[str, Any], expected_n: int, file_id: ObjectId) -> bytes:
-    if chunk["n"] != expected_n:
-        raise CorruptFile(f"file {file_id}: chunk {expected_n} is missing")
-    return bytes(chunk["data"])
+        yield _Window(file_id, first, min(first + WINDOW, total))
 
 
 def iter_file(db: Database[Any], bucket: str, file_id: ObjectId) -> Iterator[bytes]:
     files_doc = db[f"{bucket}.files"].find_one({"_id": file_id})
-    if files_doc is None:
-        raise MissingFile(f"no file {file_id} in {bucket}")
-    for first, end in _windows(files_doc):
-        cursor = db[f"{bucket}.chunks"].find(
-            {"files_id": file_id, "n": {"$gte": first, "$lt": end}}, sort=[("n", 1)]
-        )
-        n = first
-        for chunk in cursor:
-            yield _check(chunk, n, file_id)
-            n += 1
-        if n != end:
-            raise CorruptFile(f"file {file_id}: chunk {n} is missing")
+    for window in _windows(bucket, file_id, files_doc):
+        for chunk in db[f"{bucket}.chunks"].find(window.query, sort=window.sort):
+            yield window.data(chunk)
+        window.check_complete()
 
 
 async def aiter_file(
@@ -72,18 +83,10 @@ async def aiter_file(
 ) -> AsyncIterator[bytes]:
     if files_doc is None:
         files_doc = await db[f"{bucket}.files"].find_one({"_id": file_id})
-    if files_doc is None:
-        raise MissingFile(f"no file {file_id} in {bucket}")
-    for first, end in _windows(files_doc):
-        cursor = db[f"{bucket}.chunks"].find(
-            {"files_id": file_id, "n": {"$gte": first, "$lt": end}}, sort=[("n", 1)]
-        )
-        n = first
-        async for chunk in cursor:
-            yield _check(chunk, n, file_id)
-            n += 1
-        if n != end:
-            raise CorruptFile(f"file {file_id}: chunk {n} is missing")
+    for window in _windows(bucket, file_id, files_doc):
+        async for chunk in db[f"{bucket}.chunks"].find(window.query, sort=window.sort):
+            yield window.data(chunk)
+        window.check_complete()
 
 
 def discard(db: Database[Any], bucket: str, file_id: Any) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -21,6 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from meshcore import limits
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 # Message limits both ways, for servers and for the channels that call them.
 MESSAGE_SIZE_OPTIONS = [
@@ -51,6 +53,15 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messag
     """``context.abort``, typed as what it is: it always raises."""
     await context.abort(code, message)
     raise AssertionError("context.abort returned")
+
+
+async def require_credentials(
+    credentials: T | None, context: grpc.aio.ServicerContext, what_to_send: str
+) -> T:
+    """Credentials read from the call's metadata, or UNAUTHENTICATED saying what to send."""
+    if credentials is None:
+        await abort(context, grpc.StatusCode.UNAUTHENTICATED, what_to_send)
+    return credentials
 
 
 @dataclass(frozen=True)

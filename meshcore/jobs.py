@@ -1,8 +1,13 @@
 """The job record: one document per conversion in the ``jobs`` collection.
 
-The gateway creates it and reads it, the converter moves it along; both use these names
-and this mapping to the ``mp3mesh.files.v1.Job`` message, so the record has one shape.
-The job's ``_id`` is the video's GridFS file id.
+The gateway creates it and reads it, the converter moves it along; both use these names,
+and every message that carries a job is built from the record here (the API's
+``mp3mesh.files.v1.Job``, the queue's ``VideoUploaded`` and ``JobFinished``), so the
+record has one shape.
+
+One id: the job's ``_id`` is also its video's GridFS file id. Code calls it ``job_id``;
+the messages keep their wire names (``Job.id`` and ``video_file_id``, ``job_id``,
+``fid``) for compatibility.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from meshcore.timestamps import timestamp
+from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 
 COLLECTION = "jobs"
@@ -40,23 +45,13 @@ def now() -> dt.datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-def timestamp(value: Any) -> Timestamp:
-    """A stored time as a protobuf Timestamp. MongoDB gives back naive UTC datetimes; the
-    nx-27017 stand-in gives back ISO strings for datetimes set by find_one_and_update."""
-    ts = Timestamp()
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if isinstance(value, dt.datetime):
-        ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
-    return ts
-
-
 def new_job(
-    *, video_id: Any, owner_id: str, owner_email: str, filename: str, size: int, sha256: str
+    *, job_id: Any, owner_id: str, owner_email: str, filename: str, size: int, sha256: str
 ) -> dict[str, Any]:
+    """The record of a job whose video ``job_id`` was just stored, QUEUED."""
     t = now()
     return {
-        "_id": video_id,
+        "_id": job_id,
         "owner_id": owner_id,
         "owner_email": owner_email,
         "filename": filename,
@@ -74,12 +69,17 @@ def new_job(
     }
 
 
+def _mp3_id(doc: dict[str, Any]) -> str:
+    return str(doc["mp3_file_id"]) if doc.get("mp3_file_id") else ""
+
+
 def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
+    """The job as the API shows it (GetJob, WatchJob, ListJobs, Upload's answer)."""
     return files_pb2.Job(
         id=str(doc["_id"]),
         owner_id=doc["owner_id"],
         video_file_id=str(doc["_id"]),
-        mp3_file_id=str(doc["mp3_file_id"]) if doc.get("mp3_file_id") else "",
+        mp3_file_id=_mp3_id(doc),
         status=status_to_proto(doc["status"]),
         progress_percent=int(doc.get("progress", 0)),
         error=doc.get("error", ""),
@@ -91,4 +91,37 @@ def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
         video_sha256=doc.get("video_sha256", ""),
         duration_seconds=float(doc.get("duration", 0.0)),
         mp3_size_bytes=int(doc.get("mp3_size", 0)),
+    )
+
+
+def _announced(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields both queue messages carry: whose job it is and what it was called."""
+    return {
+        "job_id": str(doc["_id"]),
+        "owner_id": doc["owner_id"],
+        "owner_email": doc.get("owner_email", ""),
+        "filename": doc.get("filename", ""),
+    }
+
+
+def video_uploaded(doc: dict[str, Any]) -> events_pb2.VideoUploaded:
+    """The announcement of a new job to the converter (the `video` queue)."""
+    return events_pb2.VideoUploaded(
+        **_announced(doc),
+        video_file_id=str(doc["_id"]),
+        size_bytes=int(doc.get("video_size", 0)),
+        upload_time=timestamp(doc.get("created")),
+    )
+
+
+def job_finished(doc: dict[str, Any]) -> events_pb2.JobFinished:
+    """The announcement of a finished job to the notification service (the `mp3` queue)."""
+    return events_pb2.JobFinished(
+        **_announced(doc),
+        status=status_to_proto(doc["status"]),
+        mp3_file_id=_mp3_id(doc),
+        error=doc.get("error", ""),
+        duration_seconds=float(doc.get("duration", 0.0)),
+        mp3_size_bytes=int(doc.get("mp3_size", 0)),
+        finish_time=timestamp(doc.get("updated")),
     )

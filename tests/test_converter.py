@@ -14,7 +14,6 @@ from converter.consumer import Converter, mp3_name
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, Transcoder, Unconvertible, probe
 from meshcore import gridfs_io, jobs
-from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from tests.helpers import Stack
 
@@ -71,17 +70,16 @@ def _queued_job(converter: Converter, video: Path) -> tuple[ObjectId, bytes, pik
         gridfs_io.write_file(
             converter.db, gridfs_io.VIDEOS, job_id, video.name, f, {"owner_id": "u1"}
         )
-    converter.jobs.insert_one(
-        jobs.new_job(
-            video_id=job_id,
-            owner_id="u1",
-            owner_email="u1@example.com",
-            filename=video.name,
-            size=video.stat().st_size,
-            sha256="",
-        )
+    job = jobs.new_job(
+        job_id=job_id,
+        owner_id="u1",
+        owner_email="u1@example.com",
+        filename=video.name,
+        size=video.stat().st_size,
+        sha256="",
     )
-    event = events_pb2.VideoUploaded(job_id=str(job_id), owner_id="u1", video_file_id=str(job_id))
+    converter.jobs.insert_one(job)
+    event = jobs.video_uploaded(job)
     return job_id, event.SerializeToString(), pika.BasicProperties(type=event.DESCRIPTOR.full_name)
 
 

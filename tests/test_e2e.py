@@ -63,15 +63,15 @@ def stored_video_ids(stack: Stack) -> set[ObjectId]:
 
 
 def discarded_uploads(stack: Stack, user_id: str, expected: int) -> list[ObjectId]:
-    """File ids of this user's uploads the gateway logged as discarded (the log reaches
-    the file through honcho a moment after the client has its answer)."""
+    """Job (= video file) ids of this user's uploads the gateway logged as discarded (the
+    log reaches the file through honcho a moment after the client has its answer)."""
     deadline = time.monotonic() + 10
     while True:
         ids = []
         for line in stack.log.read_text().splitlines():
             _, _, payload = line.partition("| ")
             if '"upload discarded"' in payload and user_id in payload:
-                ids.append(ObjectId(json.loads(payload)["file_id"]))
+                ids.append(ObjectId(json.loads(payload)["job_id"]))
         if len(ids) >= expected or time.monotonic() > deadline:
             return ids
         time.sleep(0.1)
