@@ -14,7 +14,7 @@ from google.api import httpbody_pb2
 
 from gateway.auth_interceptor import current_caller
 from gateway.store import FileStore
-from gateway.upload import receive_video
+from gateway.upload import UploadRefused, receive_video
 from meshcore import gridfs_io, jobs
 from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import abort
@@ -69,28 +69,29 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         def open_video_file(filename: str, content_type: str) -> gridfs_io.AsyncFileWriter:
             return self.store.open_video_file(job_id, caller.user_id, filename, content_type)
 
-        async with self.store.atomic_upload(job_id, caller.user_id):
-            video = await receive_video(
-                aiter(request_iterator), context, open_video_file, self.max_upload_bytes
-            )
-            job = jobs.new_job(
-                job_id=job_id,
-                owner_id=caller.user_id,
-                owner_email=caller.email,
-                filename=video.filename,
-                size=video.size,
-                sha256=video.sha256,
-            )
-            await self._record_and_queue(job, context)
+        try:
+            async with self.store.atomic_upload(job_id, caller.user_id):
+                video = await receive_video(
+                    aiter(request_iterator), open_video_file, self.max_upload_bytes
+                )
+                job = jobs.new_job(
+                    job_id=job_id,
+                    owner_id=caller.user_id,
+                    owner_email=caller.email,
+                    filename=video.filename,
+                    size=video.size,
+                    sha256=video.sha256,
+                )
+                await self._record_and_queue(job)
+        except UploadRefused as refused:  # answered once nothing of it is left
+            await abort(context, refused.code, refused.message)
         log.info("video uploaded", job_id=str(job_id), size=video.size, user_id=caller.user_id)
         return files_pb2.UploadResponse(job=jobs.to_proto(job))
 
-    async def _record_and_queue(
-        self, job: dict[str, Any], context: grpc.aio.ServicerContext
-    ) -> None:
+    async def _record_and_queue(self, job: dict[str, Any]) -> None:
         """Record the job, then publish it to the video queue and wait for the broker's
-        confirm; UNAVAILABLE if it does not come (the caller's atomic_upload then removes
-        the job and its video)."""
+        confirm; refused with UNAVAILABLE if it does not come (the caller's atomic_upload
+        then removes the job and its video). The transactional outbox goes here."""
         await self.store.insert_job(job)
         publishing = self.publisher.publish(
             self.video_queue, jobs.video_uploaded(job), str(job["_id"])
@@ -103,11 +104,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 job_id=str(job["_id"]),
                 error=str(exc),
             )
-            await abort(
-                context,
+            raise UploadRefused(
                 grpc.StatusCode.UNAVAILABLE,
                 "the conversion queue is unavailable; nothing was kept, please upload again",
-            )
+            ) from exc
 
     async def Download(
         self, request: files_pb2.DownloadRequest, context: grpc.aio.ServicerContext

@@ -2,9 +2,10 @@
 
 The first message carries the metadata (file name, type, and optionally the size and
 SHA-256 the client declares); every message may carry bytes, in ``chunk`` (gRPC
-clients) or ``http_body.data`` (the REST edges). A refusal aborts the call with
-INVALID_ARGUMENT or RESOURCE_EXHAUSTED; removing what was written by then is the
-caller's part (``FileStore.atomic_upload``).
+clients) or ``http_body.data`` (the REST edges). A refusal raises :class:`UploadRefused`
+rather than aborting the call: the caller first removes what was written by then
+(``FileStore.atomic_upload``), then answers, so a client that has its answer finds
+nothing left.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 import grpc
 
 from meshcore import gridfs_io
-from meshcore.grpc_server import abort
 from mp3mesh.files.v1 import files_pb2
 
 MAX_FILENAME_LENGTH = 255
@@ -25,6 +25,15 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 # Opens the GridFS file the video is written to, given its file name and content type.
 OpenVideoFile = Callable[[str, str], gridfs_io.AsyncFileWriter]
+
+
+class UploadRefused(Exception):
+    """The upload cannot be kept; ``code`` and ``message`` are the call's answer."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,6 @@ class ReceivedVideo:
 
 async def receive_video(
     requests: AsyncIterator[files_pb2.UploadRequest],
-    context: grpc.aio.ServicerContext,
     open_file: OpenVideoFile,
     max_bytes: int,
 ) -> ReceivedVideo:
@@ -47,36 +55,31 @@ async def receive_video(
     hashed, checked against the declared size and SHA-256, then closed (made visible)."""
     first = await anext(requests, None)
     if first is None:
-        await abort(
-            context,
+        raise UploadRefused(
             grpc.StatusCode.INVALID_ARGUMENT,
             "upload is empty: send metadata, then the video's bytes",
         )
-    filename, content_type = await _name_and_type(first, context)
+    filename, content_type = _name_and_type(first)
     video_file = open_file(filename, content_type)
     digest = hashlib.sha256()
-    async for block in _data_chunks(first, requests, context):
+    async for block in _data_chunks(first, requests):
         if video_file.length + len(block) > max_bytes:
-            await abort(
-                context,
+            raise UploadRefused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"upload is larger than the {max_bytes} byte limit",
             )
         digest.update(block)
         await video_file.write(block)
     video = ReceivedVideo(filename, content_type, video_file.length, digest.hexdigest())
-    await _check_declared(video, first.metadata, context)
+    _check_declared(video, first.metadata)
     await video_file.close()
     return video
 
 
-async def _name_and_type(
-    first: files_pb2.UploadRequest, context: grpc.aio.ServicerContext
-) -> tuple[str, str]:
+def _name_and_type(first: files_pb2.UploadRequest) -> tuple[str, str]:
     filename = first.metadata.filename or DEFAULT_FILENAME
     if len(filename) > MAX_FILENAME_LENGTH:
-        await abort(
-            context,
+        raise UploadRefused(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"filename is longer than {MAX_FILENAME_LENGTH} characters",
         )
@@ -86,23 +89,19 @@ async def _name_and_type(
     return filename, content_type
 
 
-async def _check_declared(
-    video: ReceivedVideo, declared: files_pb2.UploadMetadata, context: grpc.aio.ServicerContext
-) -> None:
+def _check_declared(video: ReceivedVideo, declared: files_pb2.UploadMetadata) -> None:
     """The video is not empty, and has the size and SHA-256 the client declared, if any."""
     if video.size == 0:
-        await abort(
-            context, grpc.StatusCode.INVALID_ARGUMENT, "upload is empty: the video has 0 bytes"
+        raise UploadRefused(
+            grpc.StatusCode.INVALID_ARGUMENT, "upload is empty: the video has 0 bytes"
         )
     if declared.size_bytes and declared.size_bytes != video.size:
-        await abort(
-            context,
+        raise UploadRefused(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"received {video.size} bytes but metadata.size_bytes says {declared.size_bytes}",
         )
     if declared.sha256 and declared.sha256.lower() != video.sha256:
-        await abort(
-            context,
+        raise UploadRefused(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"content SHA-256 is {video.sha256} but metadata.sha256 says {declared.sha256}",
         )
@@ -111,7 +110,6 @@ async def _check_declared(
 async def _data_chunks(
     first: files_pb2.UploadRequest,
     rest: AsyncIterator[files_pb2.UploadRequest],
-    context: grpc.aio.ServicerContext,
 ) -> AsyncIterator[bytes]:
     """The bytes of the upload, from `chunk` (gRPC) or `http_body.data` (REST)."""
     request = first
@@ -123,8 +121,7 @@ async def _data_chunks(
         if nxt is None:
             return
         if nxt.HasField("metadata") and nxt.metadata.ByteSize():
-            await abort(
-                context,
+            raise UploadRefused(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "metadata must come in the first message only",
             )
