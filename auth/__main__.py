@@ -28,7 +28,7 @@ def main() -> None:
         secret = settings.jwt_secret.get_secret_value()
 
     migrate(settings.database_url, MIGRATIONS)
-    store = UserStore(settings.database_url)
+    store = UserStore(settings.database_url, **settings.database_timeouts)
     servicer = AuthServicer(
         store,
         TokenIssuer(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import psycopg2.errors
@@ -34,8 +35,11 @@ class UserRecord:
 
 
 class UserStore:
-    def __init__(self, database_url: str, max_connections: int = 8) -> None:
-        self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, database_url)
+    def __init__(self, database_url: str, max_connections: int = 8, **connect_kwargs: Any) -> None:
+        # minconn 0: the store can start (and recover) while PostgreSQL is unreachable.
+        self._pool = psycopg2.pool.ThreadedConnectionPool(
+            0, max_connections, database_url, **connect_kwargs
+        )
 
     def close(self) -> None:
         self._pool.closeall()

@@ -19,7 +19,13 @@ def main() -> None:
         Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     mongo: MongoClient = MongoClient(settings.mongo_url)
     converter = Converter(mongo[settings.mongo_db], settings)
-    consume_until_signalled(settings, settings.video_queue, converter.handle, converter.stop)
+    consume_until_signalled(
+        settings,
+        settings.video_queue,
+        converter.handle,
+        on_stop=converter.stop,
+        give_up=converter.give_up,
+    )
     mongo.close()
     log.info("stopped")
 

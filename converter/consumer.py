@@ -97,6 +97,16 @@ class Converter:
             what = "was interrupted" if isinstance(exc, Interrupted) else "hit an internal error"
             return self._fail(job, f"conversion {what} {job['attempts']} times; last: {exc}")
 
+    def give_up(self, body: bytes, properties: pika.BasicProperties, reason: str) -> Outcome:
+        """The message is going to the dead-letter queue: end its job, visibly."""
+        event = decode(body, properties, events_pb2.VideoUploaded)
+        job = self.jobs.find_one({"_id": ObjectId(event.job_id)})
+        if job is None:
+            return Outcome()
+        if job["status"] in jobs.FINAL:
+            return self._finished(job)
+        return self._fail(job, f"conversion could not be completed: {reason}")
+
     def _put_back(self, job: dict[str, Any]) -> None:
         """Our own shutdown: the job waits in the queue as if this attempt never started."""
         if job.get("mp3_pending_id") is not None:

@@ -31,6 +31,8 @@ from meshcore.settings import MeshSettings
 log = structlog.get_logger()
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+# How many times a message was sent back through a retry queue.
+RETRIES_HEADER = "x-mp3mesh-retries"
 M = TypeVar("M", bound=Message)
 
 
@@ -49,8 +51,17 @@ def connect(url: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(pika.URLParameters(url))
 
 
-def declare_queues(channel: BlockingChannel, queues: Sequence[str]) -> None:
-    """Declare each queue durable, with rejected messages routed to ``<queue>.dead``."""
+def retry_queue(queue: str, delay: float) -> str:
+    """Where a message waits ``delay`` seconds before going back to ``queue``. The delay is
+    in the name: a queue's TTL cannot change, so other delays make other queues."""
+    return f"{queue}.retry.{delay:g}s"
+
+
+def declare_queues(
+    channel: BlockingChannel, queues: Sequence[str], retry_delays: Sequence[float] = ()
+) -> None:
+    """Declare each queue durable, with rejected messages routed to ``<queue>.dead``, and
+    its retry queues: messages expire there after their delay and dead-letter back."""
     for queue in queues:
         channel.queue_declare(dead_letter_queue(queue), durable=True)
         channel.queue_declare(
@@ -61,6 +72,16 @@ def declare_queues(channel: BlockingChannel, queues: Sequence[str]) -> None:
                 "x-dead-letter-routing-key": dead_letter_queue(queue),
             },
         )
+        for delay in retry_delays:
+            channel.queue_declare(
+                retry_queue(queue, delay),
+                durable=True,
+                arguments={
+                    "x-message-ttl": round(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                },
+            )
 
 
 def publish(channel: BlockingChannel, queue: str, message: Message, message_id: str) -> None:
@@ -108,6 +129,15 @@ class Outcome:
 
 
 Handler = Callable[[bytes, pika.BasicProperties], Outcome]
+# Called when a message is about to be dead-lettered after its last retry, with the reason:
+# what it returns is published first (e.g. the job's FAILED announcement), so no message
+# reaches the dead-letter queue without its job ending with a status the user sees.
+GiveUp = Callable[[bytes, pika.BasicProperties, str], Outcome]
+
+
+def retries_of(properties: pika.BasicProperties) -> int:
+    return int((properties.headers or {}).get(RETRIES_HEADER, 0))
+
 
 # Exit status when a handler ignored a stop request for longer than the grace period.
 EXIT_HANDLER_STUCK = 70
@@ -119,8 +149,10 @@ class Consumer:
     The handler runs in a worker thread while this thread keeps serving the connection
     (heartbeats), so a ten-minute conversion does not get the connection dropped.
     A message is acked only after the handler returned and its follow-up messages were
-    confirmed by the broker. An undecodable message is dead-lettered at once; one whose
-    handler raised is requeued once, then dead-lettered, so nothing loops forever.
+    confirmed by the broker. An undecodable message is dead-lettered at once. One whose
+    handler raised waits in the retry queues (``retry_delays``, one after the other; the
+    count travels in a header), then ``give_up`` runs and it is dead-lettered: nothing loops
+    and nothing is retried at once. :class:`Requeue` puts it back at once (shutdown).
     """
 
     def __init__(
@@ -132,11 +164,15 @@ class Consumer:
         *,
         on_stop: Callable[[], None] | None = None,
         stop_grace: float = 5.0,
+        retry_delays: Sequence[float] = (),
+        give_up: GiveUp | None = None,
     ) -> None:
         self.url = url
         self.queue = queue
         self.handler = handler
         self.declare = list(declare)
+        self.retry_delays = list(retry_delays)
+        self.give_up = give_up
         self.on_stop = on_stop
         self.stop_grace = stop_grace
         self._stop = threading.Event()
@@ -157,10 +193,13 @@ class Consumer:
         while not self._stop.is_set():
             try:
                 self._consume()
-            except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed) as exc:
+            except pika.exceptions.AMQPError as exc:
+                # Connection lost, or a publish the broker refused: the unacked message goes
+                # back to the queue with the connection, and this loop connects again.
                 if self._stop.is_set():
                     break
-                log.warning("broker connection lost; reconnecting", error=str(exc))
+                log.warning("broker connection lost; reconnecting", error=repr(exc))
+                self._stop.wait(1)
         if self._busy is not None and not self._busy.done():
             # The broker puts the unacked message back when the connection closes; a handler
             # that ignores the stop request must not hold the process past its grace period.
@@ -176,7 +215,7 @@ class Consumer:
         try:
             channel = connection.channel()
             channel.confirm_delivery()
-            declare_queues(channel, self.declare)
+            declare_queues(channel, self.declare, self.retry_delays)
             channel.basic_qos(prefetch_count=1)
             log.info("consuming", queue=self.queue)
             for method, properties, body in channel.consume(self.queue, inactivity_timeout=1):
@@ -205,25 +244,59 @@ class Consumer:
             log.error("dead-lettering undecodable message", queue=self.queue, error=str(exc))
             channel.basic_reject(method.delivery_tag, requeue=False)
             return
-        except Exception:
-            requeue = not method.redelivered
-            log.exception("handler failed", queue=self.queue, requeue=requeue)
-            channel.basic_reject(method.delivery_tag, requeue=requeue)
+        except Exception as exc:
+            self._retry_or_give_up(
+                channel, method, properties, body, f"{type(exc).__name__}: {exc}"
+            )
             return
+        try:
+            for queue, message, message_id in outcome.publish:
+                publish(channel, queue, message, message_id)
+        except (pika.exceptions.NackError, pika.exceptions.UnroutableError) as exc:
+            self._retry_or_give_up(channel, method, properties, body, f"follow-up refused: {exc}")
+            return
+        channel.basic_ack(method.delivery_tag)
+
+    def _retry_or_give_up(self, channel, method, properties, body, reason: str) -> None:  # type: ignore[no-untyped-def]
+        retries = retries_of(properties)
+        if retries < len(self.retry_delays):
+            delay = self.retry_delays[retries]
+            log.warning(
+                "handler failed; retrying later", queue=self.queue, retry=retries + 1,
+                delay_seconds=delay, reason=reason, exc_info=True,
+            )  # fmt: skip
+            headers = {**(properties.headers or {}), RETRIES_HEADER: retries + 1}
+            properties.headers = headers
+            channel.basic_publish(
+                "", retry_queue(self.queue, delay), body, properties, mandatory=True
+            )
+            channel.basic_ack(method.delivery_tag)
+            return
+        log.error("handler failed for the last time; dead-lettering", queue=self.queue,
+                  retries=retries, reason=reason, exc_info=True)  # fmt: skip
+        outcome = Outcome()
+        if self.give_up is not None:
+            try:
+                outcome = self.give_up(body, properties, reason)
+            except Exception:
+                log.exception("give-up hook failed", queue=self.queue)
         for queue, message, message_id in outcome.publish:
             publish(channel, queue, message, message_id)
-        channel.basic_ack(method.delivery_tag)
+        channel.basic_reject(method.delivery_tag, requeue=False)
 
 
 def consume_until_signalled(
     settings: MeshSettings,
     queue: str,
     handler: Handler,
+    *,
     on_stop: Callable[[], None] | None = None,
+    give_up: GiveUp | None = None,
 ) -> None:
     """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then ask the
     handler to stop (``on_stop``), settle the message in hand and return, within
-    ``settings.stop_grace_seconds``. Declares both pipeline queues, whoever starts first."""
+    ``settings.stop_grace_seconds``. Declares both pipeline queues, whoever starts first.
+    Failed messages are retried after ``settings.retry_delays_seconds``, then ``give_up``."""
     consumer = Consumer(
         settings.amqp_url,
         queue,
@@ -231,6 +304,8 @@ def consume_until_signalled(
         declare=[settings.video_queue, settings.mp3_queue],
         on_stop=on_stop,
         stop_grace=settings.stop_grace_seconds,
+        retry_delays=settings.retry_delays_seconds,
+        give_up=give_up,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: consumer.stop())

@@ -13,7 +13,7 @@ The environment variable of a field is its name in capitals (``auth_address`` is
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,9 @@ class MeshSettings(BaseSettings):
     # On SIGTERM a consumer asks its handler to stop and exits within this many seconds;
     # a message it could not settle by then is put back by the broker.
     stop_grace_seconds: float = 4.0
+    # A message whose handling failed waits this long before each new try (RabbitMQ
+    # retry queues with a TTL), then goes to `<queue>.dead`. JSON list in the environment.
+    retry_delays_seconds: list[float] = [10, 60, 600, 3600]
 
     @property
     def production(self) -> bool:
@@ -63,6 +66,17 @@ class DatabaseSettings(MeshSettings):
     """PostgreSQL: auth's users, notification's sent mails (one database, own tables)."""
 
     database_url: str = DATABASE_URL
+    # A down or blackholed PostgreSQL fails a call within these, instead of hanging it.
+    database_connect_timeout_seconds: int = 5
+    database_statement_timeout_ms: int = 10_000
+
+    @property
+    def database_timeouts(self) -> dict[str, Any]:
+        """psycopg2.connect keyword arguments that bound connecting and each statement."""
+        return {
+            "connect_timeout": self.database_connect_timeout_seconds,
+            "options": f"-c statement_timeout={self.database_statement_timeout_ms}",
+        }
 
 
 class AuthClientSettings(MeshSettings):

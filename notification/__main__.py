@@ -15,9 +15,11 @@ def main() -> None:
     settings = NotificationSettings()
     log = logs.configure("notification", settings.log_level, settings.log_format)
     migrate(settings.database_url, MIGRATIONS)
-    ledger = SentLedger(settings.database_url)
-    notifier = Notifier(ledger, Mailer(settings), settings.sender, settings.public_url)
-    consume_until_signalled(settings, settings.mp3_queue, notifier.handle)
+    ledger = SentLedger(settings.database_url, **settings.database_timeouts)
+    notifier = Notifier(
+        ledger, Mailer(settings), settings.sender, settings.public_url, settings.mail_claim_seconds
+    )
+    consume_until_signalled(settings, settings.mp3_queue, notifier.handle, give_up=notifier.give_up)
     ledger.close()
     log.info("stopped")
 

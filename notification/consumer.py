@@ -1,4 +1,4 @@
-"""Handles one JobFinished: mail the owner once, then record it."""
+"""Handles one JobFinished: claim the job's mail, send it, record it (see ledger.py)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,58 @@ import structlog
 from meshcore.amqp import Outcome, decode
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
-from notification.ledger import SentLedger
-from notification.mailer import Mailer, compose
+from notification.ledger import Claim, SentLedger
+from notification.mailer import Mailer, MailRefused, compose
 
 log = structlog.get_logger()
 
 
+class ClaimHeld(Exception):
+    """Another sender is mailing this job right now; look again later."""
+
+
 class Notifier:
-    def __init__(self, ledger: SentLedger, mailer: Mailer, sender: str, public_url: str) -> None:
+    def __init__(
+        self,
+        ledger: SentLedger,
+        mailer: Mailer,
+        sender: str,
+        public_url: str,
+        claim_lease: float = 120.0,
+    ) -> None:
         self.ledger = ledger
         self.mailer = mailer
         self.sender = sender
         self.public_url = public_url
+        self.claim_lease = claim_lease
 
     def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
         event = decode(body, properties, events_pb2.JobFinished)
-        if self.ledger.already_sent(event.job_id):
-            log.info("already notified; skipping", job_id=event.job_id)
-            return Outcome()
         if not event.owner_email:
             log.warning("job has no owner email; nothing to send", job_id=event.job_id)
             return Outcome()
-        self.mailer.send(compose(event, self.sender, self.public_url))
         status = files_pb2.JobStatus.Name(event.status)
-        self.ledger.record(event.job_id, event.owner_email, status)
+        claim = self.ledger.claim(event.job_id, event.owner_email, status, self.claim_lease)
+        if claim is Claim.DONE:
+            log.info("already notified; skipping", job_id=event.job_id)
+            return Outcome()
+        if claim is Claim.HELD:
+            raise ClaimHeld(f"job {event.job_id} is being mailed by another sender")
+        try:
+            self.mailer.send(compose(event, self.sender, self.public_url))
+        except MailRefused as exc:
+            # Permanent (5xx): trying again cannot help; the log says why.
+            log.error("mail refused for good", job_id=event.job_id, reply=str(exc))
+            self.ledger.record(event.job_id, refused=str(exc))
+            return Outcome()
+        except BaseException:
+            self.ledger.release(event.job_id)  # transient: the retry claims it again
+            raise
+        self.ledger.record(event.job_id)
         log.info("notified", job_id=event.job_id, status=status)
+        return Outcome()
+
+    def give_up(self, body: bytes, properties: pika.BasicProperties, reason: str) -> Outcome:
+        """The mail goes to the dead-letter queue; `replay` sends it again later."""
+        log.error("mail could not be sent; dead-lettered", reason=reason)
         return Outcome()

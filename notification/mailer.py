@@ -6,23 +6,27 @@ import smtplib
 import ssl
 import unicodedata
 from email.message import EmailMessage
-from email.utils import make_msgid
-
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from notification.settings import NotificationSettings
 
 
-def _transient(exc: BaseException) -> bool:
-    """Connection trouble and 4xx replies may pass; a 5xx reply will not."""
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 400 <= exc.smtp_code < 500
-    return isinstance(
-        exc,
-        (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError),
-    )
+class MailRefused(Exception):
+    """The SMTP server refused the mail for good (a 5xx reply): do not try again."""
+
+
+def _permanent_reply(exc: smtplib.SMTPException) -> str | None:
+    """The server's 5xx reply, if ``exc`` carries one; 4xx (greylisting, a full mailbox,
+    a busy server), timeouts and connection errors are transient."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = list(exc.recipients.values())
+        if replies and all(code >= 500 for code, _ in replies):
+            return "; ".join(f"{code} {text!r}" for code, text in replies)
+        return None
+    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500:
+        return f"{exc.smtp_code} {exc.smtp_error!r}"
+    return None
 
 
 def _printable(name: str) -> str:
@@ -35,11 +39,17 @@ def _printable(name: str) -> str:
     )
 
 
+def message_id(job_id: str) -> str:
+    safe = "".join(c for c in job_id if c.isascii() and (c.isalnum() or c in "-_.")) or "job"
+    return f"<job-{safe}@mp3mesh.local>"
+
+
 def compose(event: events_pb2.JobFinished, sender: str, public_url: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = event.owner_email
-    msg["Message-ID"] = make_msgid(idstring=event.job_id, domain="mp3mesh.local")
+    # Stable: a resend of the same job's mail carries the same id, so clients show one.
+    msg["Message-ID"] = message_id(event.job_id)
     msg["X-Mp3mesh-Job"] = event.job_id
     name = _printable(event.filename) or "your video"
     if event.status == files_pb2.JOB_STATUS_SUCCEEDED:
@@ -66,13 +76,17 @@ class Mailer:
     def __init__(self, settings: NotificationSettings) -> None:
         self.s = settings
 
-    @retry(
-        retry=retry_if_exception(_transient),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        stop=stop_after_attempt(4),
-        reraise=True,
-    )
     def send(self, msg: EmailMessage) -> None:
+        """One try (retries go through the broker's retry queues); :class:`MailRefused`
+        for a permanent refusal, any other exception for a transient failure."""
+        try:
+            self._send(msg)
+        except smtplib.SMTPException as exc:
+            if (reply := _permanent_reply(exc)) is not None:
+                raise MailRefused(reply) from exc
+            raise
+
+    def _send(self, msg: EmailMessage) -> None:
         s = self.s
         context = ssl.create_default_context()
         smtp = (

@@ -16,7 +16,10 @@ class NotificationSettings(DatabaseSettings):
         None, validation_alias=AliasChoices("SMTP_PASSWORD", "GMAIL_PASSWORD")
     )
     smtp_tls: Literal["none", "starttls", "ssl"] = "none"
-    smtp_timeout_seconds: float = 30
+    # Each SMTP connect and reply; a blackholed server costs one timeout per try.
+    smtp_timeout_seconds: float = 15
+    # How long a sender holds a job's mail before another may send it (longer than a send).
+    mail_claim_seconds: float = 120
     mail_from: str | None = None
     # Used in the mail to say where to download.
     public_url: str = f"http://127.0.0.1:{SHIM_PORT}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import importlib.util
+import json
 import os
 import secrets
 import socket
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -34,6 +35,7 @@ from auth.settings import AuthSettings
 from cli.client import MeshClient
 from converter.settings import ConverterSettings
 from gateway.settings import GatewaySettings
+from meshcore.amqp import dead_letter_queue, retry_queue
 from meshcore.settings import env_names
 from notification.settings import NotificationSettings
 from shim.settings import ShimSettings
@@ -44,6 +46,8 @@ AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2
 # Small enough that the oversize case is quick, large enough for the 100 MB cases.
 TEST_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 PASSWORD = "correct horse battery staple"
+# The stacks' retry delays: short, so a retried job does not keep a test waiting.
+TEST_RETRY_DELAYS = (1.0, 2.0, 5.0)
 
 
 # Each process of the mesh and the settings class it reads its environment with.
@@ -120,6 +124,7 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "JWT_SECRET": secrets.token_urlsafe(48),
         "MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
         "WORK_DIR": str(var / "converter-work"),
+        "RETRY_DELAYS_SECONDS": json.dumps(TEST_RETRY_DELAYS),
         "PYTHONUNBUFFERED": "1",
     }
     return {**env, **overrides}
@@ -259,12 +264,13 @@ def consumed(s: Stack, queue: str) -> bool:
         return False
 
 
-def drop_queues(*queues: str) -> None:
+def drop_queues(*queues: str, retry_delays: Sequence[float] = TEST_RETRY_DELAYS) -> None:
+    """Delete the queues with their dead-letter and retry queues (the broker is shared)."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = conn.channel()
     for q in queues:
-        channel.queue_delete(q)
-        channel.queue_delete(f"{q}.dead")
+        for name in (q, dead_letter_queue(q), *(retry_queue(q, d) for d in retry_delays)):
+            channel.queue_delete(name)
     conn.close()
 
 

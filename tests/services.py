@@ -31,6 +31,13 @@ from pymongo import MongoClient
 from cli.client import MeshClient, is_serving
 from tests.helpers import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp_database
 
+# Retries cover a 60 s outage with room to spare (the last try comes 78 s after the
+# first), at most 10 s apart so recovery is quick; SMTP timeouts short for hung servers.
+FAULT_SETTINGS = {
+    "RETRY_DELAYS_SECONDS": json.dumps([1, 2, 5, 10, 10, 10, 10, 10, 10, 10]),
+    "SMTP_TIMEOUT_SECONDS": "5",
+}
+
 # The order services start in: stores first, consumers last.
 SERVICES = ("mongo", "smtp", "auth", "gateway", "converter", "notification")
 
@@ -207,7 +214,7 @@ def service_stack(var: Path, **overrides: str) -> Iterator[ServiceStack]:
     procfile = parse_procfile((ROOT / "Procfile").read_text())
     commands = {name: procfile.processes[name] for name in SERVICES}
     with temp_database("mp3mesh_faults") as database_url:
-        env = stack_env(var, database_url, **overrides)
+        env = stack_env(var, database_url, **{**FAULT_SETTINGS, **overrides})
         stack = ServiceStack(env=env, var=var, commands=commands)
         try:
             for name in SERVICES:
@@ -215,4 +222,8 @@ def service_stack(var: Path, **overrides: str) -> Iterator[ServiceStack]:
             yield stack
         finally:
             stack.shutdown()
-            drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
+            drop_queues(
+                env["VIDEO_QUEUE"],
+                env["MP3_QUEUE"],
+                retry_delays=json.loads(env["RETRY_DELAYS_SECONDS"]),
+            )

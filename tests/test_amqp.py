@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -10,16 +11,27 @@ from collections.abc import Iterator
 import pika
 import pytest
 
-from meshcore.amqp import Consumer, Outcome, declare_queues, decode, publish
+from meshcore.amqp import (
+    RETRIES_HEADER,
+    Consumer,
+    Outcome,
+    declare_queues,
+    decode,
+    publish,
+    retries_of,
+)
+from meshcore.replay import replay
 from mp3mesh.events.v1 import events_pb2
 from tests.helpers import AMQP_URL, drop_queues
+
+DELAYS = (0.3, 0.6)
 
 
 @pytest.fixture
 def queues() -> Iterator[tuple[str, str]]:
     names = (f"in.test-{uuid.uuid4().hex[:8]}", f"out.test-{uuid.uuid4().hex[:8]}")
     yield names
-    drop_queues(*names)
+    drop_queues(*names, retry_delays=DELAYS)
 
 
 def _depth(channel, queue: str) -> int:  # type: ignore[no-untyped-def]
@@ -81,14 +93,70 @@ def test_poison_messages_end_in_the_dead_letter_queue(queues: tuple[str, str]) -
     )
     ch.basic_publish("", inq, b"", pika.BasicProperties(type="something.Else"))
     publish(ch, inq, events_pb2.VideoUploaded(job_id="boom"), "boom")
-    calls: list[str] = []
+    calls: list[tuple[str, int]] = []
+    given_up: list[str] = []
 
     def handler(body: bytes, props: pika.BasicProperties) -> Outcome:
         event = decode(body, props, events_pb2.VideoUploaded)
-        calls.append(event.job_id)
+        calls.append((event.job_id, retries_of(props)))
         raise RuntimeError("always fails")
 
-    _run(Consumer(AMQP_URL, inq, handler, [inq]), lambda: _depth(ch, f"{inq}.dead") == 3)
-    assert calls == ["boom", "boom"], "a failing message is tried twice, then dead-lettered"
+    def give_up(body: bytes, props: pika.BasicProperties, reason: str) -> Outcome:
+        given_up.append(reason)
+        return Outcome()
+
+    consumer = Consumer(AMQP_URL, inq, handler, [inq], retry_delays=DELAYS, give_up=give_up)
+    _run(consumer, lambda: _depth(ch, f"{inq}.dead") == 3)
+    assert calls == [("boom", 0), ("boom", 1), ("boom", 2)], "tried, then retried twice"
+    assert given_up == ["RuntimeError: always fails"], "the job is ended before dead-lettering"
     assert _depth(ch, inq) == 0 and _depth(ch, f"{inq}.dead") == 3
+    conn.close()
+
+
+def test_retries_wait_in_the_retry_queues_then_succeed(queues: tuple[str, str]) -> None:
+    inq, _ = queues
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    declare_queues(ch, [inq])
+    publish(ch, inq, events_pb2.VideoUploaded(job_id="flaky"), "flaky")
+    seen: list[float] = []
+
+    def handler(body: bytes, props: pika.BasicProperties) -> Outcome:
+        seen.append(time.monotonic())
+        if len(seen) < 3:
+            raise ConnectionError("store unavailable")
+        return Outcome()
+
+    _run(Consumer(AMQP_URL, inq, handler, [inq], retry_delays=DELAYS), lambda: len(seen) == 3)
+    waits = [later - earlier for earlier, later in itertools.pairwise(seen)]
+    assert all(wait >= delay for wait, delay in zip(waits, DELAYS, strict=True)), waits
+    assert _depth(ch, inq) == 0 and _depth(ch, f"{inq}.dead") == 0
+    conn.close()
+
+
+def test_replay_moves_dead_letters_back_with_a_fresh_retry_count(queues: tuple[str, str]) -> None:
+    inq, _ = queues
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    declare_queues(ch, [inq])
+    for n in range(3):
+        message = events_pb2.VideoUploaded(job_id=f"dead-{n}")
+        ch.basic_publish(
+            "",
+            f"{inq}.dead",
+            message.SerializeToString(),
+            pika.BasicProperties(type=message.DESCRIPTOR.full_name, headers={RETRIES_HEADER: 4}),
+        )
+    assert replay(AMQP_URL, inq) == 3
+    assert _depth(ch, f"{inq}.dead") == 0
+    replayed = [ch.basic_get(inq, auto_ack=True) for _ in range(3)]
+    assert [
+        decode(body, props, events_pb2.VideoUploaded).job_id for _, props, body in replayed
+    ] == [
+        "dead-0",
+        "dead-1",
+        "dead-2",
+    ]
+    assert all(retries_of(props) == 0 for _, props, _ in replayed)
     conn.close()

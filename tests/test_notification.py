@@ -3,6 +3,7 @@ and the ledger that keeps redeliveries from mailing twice (real PostgreSQL)."""
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Iterator
 
 import pika
@@ -13,8 +14,8 @@ from aiosmtpd.handlers import Message
 from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
-from notification.consumer import Notifier
-from notification.ledger import MIGRATIONS, SentLedger
+from notification.consumer import ClaimHeld, Notifier
+from notification.ledger import MIGRATIONS, Claim, SentLedger
 from notification.mailer import Mailer, compose
 from notification.settings import NotificationSettings
 from tests.helpers import free_port, temp_database
@@ -118,3 +119,63 @@ def test_smtp_down_raises_so_the_message_is_retried(ledger: SentLedger) -> None:
     with pytest.raises(OSError):
         notifier.handle(SUCCEEDED.SerializeToString(), props)
     assert not ledger.already_sent("job-1")
+    assert ledger.claim("job-1", "u@example.com", "x", 60) is Claim.CLAIMED, "claim released"
+
+
+class RefusingInbox(Inbox):
+    """Refuses every recipient with the given reply (450 greylisting, 550 no such user)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent"),
+    [("450 4.2.0 greylisted, try again later", False), ("550 5.1.1 no such user", True)],
+)
+def test_4xx_is_retried_and_5xx_ends_with_a_log_line(
+    ledger: SentLedger, reply: str, permanent: bool
+) -> None:
+    inbox, port = RefusingInbox(reply), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=port)
+        notifier = Notifier(ledger, Mailer(settings), settings.sender, "http://edge")
+        props = pika.BasicProperties(type=SUCCEEDED.DESCRIPTOR.full_name)
+        if permanent:
+            notifier.handle(SUCCEEDED.SerializeToString(), props)  # acked: no retry
+            assert ledger.claim("job-1", "u@example.com", "x", 60) is Claim.DONE
+        else:
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                notifier.handle(SUCCEEDED.SerializeToString(), props)  # retried later
+            assert ledger.claim("job-1", "u@example.com", "x", 60) is Claim.CLAIMED
+    finally:
+        controller.stop()
+
+
+def test_a_claimed_mail_is_not_sent_by_another_sender(
+    smtp: tuple[Inbox, int], ledger: SentLedger
+) -> None:
+    """Two deliveries of one job at once: only the claim holder sends; the other retries
+    later and then finds the mail recorded."""
+    inbox, port = smtp
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=port)
+    notifier = Notifier(ledger, Mailer(settings), settings.sender, "http://edge")
+    props = pika.BasicProperties(type=SUCCEEDED.DESCRIPTOR.full_name)
+    assert ledger.claim("job-1", "u@example.com", "x", 60) is Claim.CLAIMED  # the other one
+    with pytest.raises(ClaimHeld):
+        notifier.handle(SUCCEEDED.SerializeToString(), props)
+    ledger.record("job-1")
+    notifier.handle(SUCCEEDED.SerializeToString(), props)
+    assert inbox.messages == []
+
+
+def test_a_resent_mail_keeps_its_message_id() -> None:
+    first = compose(SUCCEEDED, "a@example.com", "http://edge")
+    again = compose(SUCCEEDED, "a@example.com", "http://edge")
+    assert first["Message-ID"] == again["Message-ID"] == "<job-job-1@mp3mesh.local>"

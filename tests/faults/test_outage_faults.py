@@ -1,0 +1,45 @@
+"""Outages of the stores and servers the mesh depends on, injected for real."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from meshcore.amqp import dead_letter_queue
+from mp3mesh.files.v1 import files_pb2
+from tests.faults.conftest import Tally
+from tests.faults.test_converter_faults import mail_count
+from tests.services import ServiceStack
+
+pytestmark = pytest.mark.faults
+
+SMTP_OUTAGE_SECONDS = 60
+
+
+def test_smtp_down_for_a_minute_every_mail_arrives_once_afterwards(
+    mesh: ServiceStack, tally: Tally, media: Path
+) -> None:
+    client = mesh.new_user()
+    mesh.stop("smtp")
+    down_at = time.monotonic()
+    job_ids = [tally.submitted(client.upload(media / "clip.mp4").id) for _ in range(3)]
+    for job_id in job_ids:
+        assert client.wait(job_id, timeout=120).status == files_pb2.JOB_STATUS_SUCCEEDED
+    time.sleep(max(0.0, SMTP_OUTAGE_SECONDS - (time.monotonic() - down_at)))
+    assert [mail_count(mesh, j) for j in job_ids] == [0, 0, 0]
+
+    mesh.start("smtp")
+    back_at = time.monotonic()
+    deadline = back_at + 120
+    while any(mail_count(mesh, j) == 0 for j in job_ids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print(f"all mails arrived {time.monotonic() - back_at:.1f} s after SMTP came back")
+    time.sleep(1)  # a duplicate would come right after
+    assert [mail_count(mesh, j) for j in job_ids] == [1, 1, 1]
+    assert mesh.queue_state(dead_letter_queue(mesh.env["MP3_QUEUE"]))[0] == 0
+    retries = [
+        e for e in mesh.log_events("notification") if e["event"] == "handler failed; retrying later"
+    ]
+    assert retries, "the mails waited in the retry queues"
