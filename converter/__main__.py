@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from converter.consumer import Converter
+from converter.consumer import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
 from meshcore import logs
 from meshcore.amqp import consume_until_signalled
@@ -17,6 +17,8 @@ def main() -> None:
     log = logs.configure("converter", settings.log_level, settings.log_format)
     if settings.work_dir:
         Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
+    for stale in sweep_work_dir(settings.work_dir):
+        log.info("removed a dead converter's temp directory", path=str(stale))
     mongo: MongoClient = MongoClient(settings.mongo_url)
     converter = Converter(mongo[settings.mongo_db], settings)
     consume_until_signalled(

@@ -7,7 +7,13 @@ so a redelivered message never converts a finished job again; it only re-announc
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,6 +22,7 @@ import structlog
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
+from pymongo.errors import PyMongoError
 from pymongo.synchronous.database import Database
 
 from converter.settings import ConverterSettings
@@ -39,6 +46,38 @@ def mp3_name(filename: str) -> str:
     return f"{stem.strip('.') or 'audio'}.mp3"
 
 
+class LeaseHeld(Exception):
+    """Another converter holds the job's lease: the message is retried later, when that
+    converter has finished it (then it is only announced again) or its lease ran out."""
+
+
+def work_dir_prefix(pid: int | None = None) -> str:
+    """Temp directories carry their converter's pid, so a sweep can tell whose they are."""
+    return f"mp3mesh-{os.getpid() if pid is None else pid}-"
+
+
+def sweep_work_dir(work_dir: str | None) -> list[Path]:
+    """Remove the temp directories of converters that are gone (killed mid-job, each left
+    a whole video behind); returns what it removed."""
+    removed = []
+    for path in Path(work_dir or tempfile.gettempdir()).glob("mp3mesh-*-*"):
+        pid = path.name.split("-")[1]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Converter:
     def __init__(self, db: Database[Any], settings: ConverterSettings) -> None:
         self.db = db
@@ -60,19 +99,14 @@ class Converter:
             raise UndecodableMessage(f"job id {event.job_id!r} is not an ObjectId") from exc
         log.info("job received", job_id=event.job_id)
 
-        job = self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": [jobs.QUEUED, jobs.PROCESSING]}},
-            {
-                "$set": {"status": jobs.PROCESSING, "progress": 5, "updated": jobs.now()},
-                "$inc": {"attempts": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+        job = self._claim(job_id)
         if job is None:
             existing = self.jobs.find_one({"_id": job_id})
             if existing is None:
                 log.warning("job no longer exists; dropping message", job_id=event.job_id)
                 return Outcome()
+            if existing["status"] not in jobs.FINAL:
+                raise LeaseHeld(f"job {job_id} is being converted elsewhere; looking again later")
             log.info("job already finished; announcing it again", job_id=event.job_id)
             return self._finished(existing)
 
@@ -84,7 +118,8 @@ class Converter:
                 job, f"conversion was started {job['attempts'] - 1} times and never finished"
             )
         try:
-            return self._convert(job)
+            with self._lease(job_id):
+                return self._convert(job)
         except Unconvertible as exc:
             return self._fail(job, str(exc))
         except ShuttingDown as exc:
@@ -98,14 +133,67 @@ class Converter:
             return self._fail(job, f"conversion {what} {job['attempts']} times; last: {exc}")
 
     def give_up(self, body: bytes, properties: pika.BasicProperties, reason: str) -> Outcome:
-        """The message is going to the dead-letter queue: end its job, visibly."""
+        """The message is going to the dead-letter queue: end its job, visibly (unless a
+        converter holds it right now: that one finishes it)."""
         event = decode(body, properties, events_pb2.VideoUploaded)
         job = self.jobs.find_one({"_id": ObjectId(event.job_id)})
         if job is None:
             return Outcome()
         if job["status"] in jobs.FINAL:
             return self._finished(job)
+        if job.get("locked_until", 0) > time.time():
+            return Outcome()
         return self._fail(job, f"conversion could not be completed: {reason}")
+
+    def _claim(self, job_id: ObjectId) -> dict[str, Any] | None:
+        """Take the job if it is queued or its last converter's lease ran out."""
+        now = time.time()
+        update = {
+            "$set": {
+                "status": jobs.PROCESSING,
+                "progress": 5,
+                "updated": jobs.now(),
+                "locked_until": now + self.settings.lease_seconds,
+            },
+            "$inc": {"attempts": 1},
+        }
+        active = {"$in": [jobs.QUEUED, jobs.PROCESSING]}
+        for lease in ({"$lt": now}, {"$exists": False}):  # no $or: the stand-in mishandles it
+            job = self.jobs.find_one_and_update(
+                {"_id": job_id, "status": active, "locked_until": lease},
+                update,
+                return_document=ReturnDocument.AFTER,
+            )
+            if job is not None:
+                return job
+        return None
+
+    @contextmanager
+    def _lease(self, job_id: ObjectId) -> Iterator[None]:
+        """Renew the job's lease while the block runs. A converter that dies stops renewing,
+        so another one (a redelivery, or the gateway's sweeper) takes the job over."""
+        done = threading.Event()
+        lease = self.settings.lease_seconds
+
+        def renew() -> None:
+            while not done.wait(lease / 3):
+                try:
+                    self.jobs.update_one(
+                        {"_id": job_id, "status": jobs.PROCESSING},
+                        {"$set": {"locked_until": time.time() + lease}},
+                    )
+                except PyMongoError as exc:
+                    log.warning(
+                        "could not renew the job's lease", job_id=str(job_id), error=str(exc)
+                    )
+
+        renewer = threading.Thread(target=renew, name="lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
 
     def _put_back(self, job: dict[str, Any]) -> None:
         """Our own shutdown: the job waits in the queue as if this attempt never started."""
@@ -114,7 +202,12 @@ class Converter:
         self.jobs.update_one(
             {"_id": job["_id"], "status": jobs.PROCESSING},
             {
-                "$set": {"status": jobs.QUEUED, "progress": 0, "updated": jobs.now()},
+                "$set": {
+                    "status": jobs.QUEUED,
+                    "progress": 0,
+                    "updated": jobs.now(),
+                    "locked_until": 0,
+                },
                 "$inc": {"attempts": -1},
                 "$unset": {"mp3_pending_id": ""},
             },
@@ -123,7 +216,9 @@ class Converter:
 
     def _convert(self, job: dict[str, Any]) -> Outcome:
         job_id = job["_id"]
-        with tempfile.TemporaryDirectory(prefix="mp3mesh-", dir=self.settings.work_dir) as tmp:
+        with tempfile.TemporaryDirectory(
+            prefix=work_dir_prefix(), dir=self.settings.work_dir
+        ) as tmp:
             # No extension on the input: ffmpeg then judges the content, not the client's
             # name (a ".txt" would select its tty demuxer and "convert" text as video).
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"

@@ -61,6 +61,8 @@ def new_job(
         "progress": 0,
         "error": "",
         "attempts": 0,
+        # Until when (epoch seconds) a converter holds the job; 0: nobody does.
+        "locked_until": 0,
         "mp3_file_id": None,
         "duration": 0.0,
         "mp3_size": 0,

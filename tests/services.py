@@ -36,6 +36,7 @@ from tests.helpers import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp
 FAULT_SETTINGS = {
     "RETRY_DELAYS_SECONDS": json.dumps([1, 2, 5, 10, 10, 10, 10, 10, 10, 10]),
     "SMTP_TIMEOUT_SECONDS": "5",
+    "LEASE_SECONDS": "6",  # a killed converter's job is taken over within seconds
 }
 
 # The order services start in: stores first, consumers last.

@@ -4,13 +4,21 @@ stack's MongoDB stand-in (redeliveries, crashed attempts)."""
 from __future__ import annotations
 
 import io
+import subprocess
+import time
 from pathlib import Path
 
 import pika
 import pytest
 from bson import ObjectId
 
-from converter.consumer import Converter, mp3_name
+from converter.consumer import (
+    Converter,
+    LeaseHeld,
+    mp3_name,
+    sweep_work_dir,
+    work_dir_prefix,
+)
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, Transcoder, Unconvertible, probe
 from meshcore import gridfs_io, jobs
@@ -122,3 +130,37 @@ def test_a_job_that_keeps_crashing_is_given_up(converter: Converter, media: Path
     done = converter.jobs.find_one({"_id": job_id})
     assert done["status"] == jobs.FAILED and "never finished" in done["error"]
     assert outcome.publish[0][1].status == files_pb2.JOB_STATUS_FAILED
+
+
+def test_a_job_leased_by_a_live_converter_is_left_to_it(converter: Converter, media: Path) -> None:
+    """A second delivery while another converter holds the job: retried later (LeaseHeld),
+    not converted twice, and not failed when its retries run out."""
+    job_id, body, props = _queued_job(converter, media / "clip.mp4")
+    held = {"status": jobs.PROCESSING, "attempts": 1, "locked_until": time.time() + 60}
+    converter.jobs.update_one({"_id": job_id}, {"$set": held})
+    with pytest.raises(LeaseHeld):
+        converter.handle(body, props)
+    assert converter.give_up(body, props, "retries exhausted").publish == []
+    record = converter.jobs.find_one({"_id": job_id})
+    assert (record["status"], record["attempts"]) == (jobs.PROCESSING, 1)
+
+
+def test_an_expired_lease_is_taken_over(converter: Converter, media: Path) -> None:
+    job_id, body, props = _queued_job(converter, media / "clip.mp4")
+    dead = {"status": jobs.PROCESSING, "attempts": 1, "locked_until": time.time() - 1}
+    converter.jobs.update_one({"_id": job_id}, {"$set": dead})
+    converter.handle(body, props)
+    record = converter.jobs.find_one({"_id": job_id})
+    assert (record["status"], record["attempts"]) == (jobs.SUCCEEDED, 2)
+
+
+def test_startup_sweep_removes_only_dead_converters_temp_dirs(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f"{work_dir_prefix(gone.pid)}abc"
+    alive = tmp_path / f"{work_dir_prefix()}def"
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "video").write_bytes(b"x" * 1000)
+    assert sweep_work_dir(str(tmp_path)) == [dead]
+    assert not dead.exists() and alive.exists()

@@ -70,6 +70,26 @@ def test_converter_signalled_mid_conversion_requeues_the_job_for_the_next_start(
     assert_converted_once(mesh, client.wait(job_id, timeout=300), attempts=1)
 
 
+def test_converter_killed_mid_conversion_then_restarted_converts_the_job_once(
+    mesh: ServiceStack, tally: Tally, long_video: Path
+) -> None:
+    """SIGKILL: no shutdown code runs. The broker hands the message back, the lease of
+    the dead converter runs out, the restarted one takes the job over; its startup sweep
+    removes the temp directory (with the whole video) the dead one left."""
+    client = mesh.new_user()
+    job_id = tally.submitted(client.upload(long_video).id)
+    orphan = mesh.child("converter", EXTRACTING)
+    mesh.send("converter", signal.SIGKILL)
+    mesh.wait_exit("converter")
+    orphan.kill()  # a container's death takes its ffmpeg along; here it outlives the kill
+    killed_at = time.monotonic()
+
+    mesh.start("converter")
+    done = client.wait(job_id, timeout=300)
+    print(f"job SUCCEEDED {time.monotonic() - killed_at:.1f} s after the converter was killed")
+    assert_converted_once(mesh, done, attempts=2)
+
+
 def test_ffmpeg_killed_mid_conversion_is_retried(
     mesh: ServiceStack, tally: Tally, long_video: Path
 ) -> None:
