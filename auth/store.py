@@ -51,7 +51,9 @@ class UserStore:
             with conn, conn.cursor() as cur:  # commits, or rolls back on error
                 yield cur
         finally:
-            self._pool.putconn(conn)
+            # A connection the server dropped is closed, not pooled: the next call opens
+            # a fresh one, so the service recovers by itself once PostgreSQL is back.
+            self._pool.putconn(conn, close=bool(conn.closed))
 
     def create(self, email: str, password_hash: str) -> UserRecord:
         try:

@@ -19,7 +19,7 @@ def main() -> None:
         Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     for stale in sweep_work_dir(settings.work_dir):
         log.info("removed a dead converter's temp directory", path=str(stale))
-    mongo: MongoClient = MongoClient(settings.mongo_url)
+    mongo: MongoClient = MongoClient(settings.mongo_url, **settings.mongo_options)
     converter = Converter(mongo[settings.mongo_db], settings)
     consume_until_signalled(
         settings,

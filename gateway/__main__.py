@@ -8,6 +8,7 @@ import grpc
 from pymongo import AsyncMongoClient
 
 from gateway.auth_interceptor import AuthInterceptor
+from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
@@ -21,18 +22,24 @@ FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name
 
 
 async def run(settings: GatewaySettings) -> None:
-    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, **settings.mongo_options)
     store = FileStore(mongo[settings.mongo_db])
     await store.ensure_indexes()
     publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
     await asyncio.to_thread(publisher.start)
+    relay = OutboxRelay(
+        store.jobs,
+        publisher,
+        video_queue=settings.video_queue,
+        publish_timeout=settings.publish_timeout_seconds,
+        interval=settings.relay_interval_seconds,
+    )
+    relaying = asyncio.create_task(relay.run())
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     servicer = FileServicer(
         store,
-        publisher,
-        video_queue=settings.video_queue,
+        relay,
         max_upload_bytes=settings.max_upload_bytes,
-        publish_timeout=settings.publish_timeout_seconds,
         watch_poll=settings.watch_poll_seconds,
     )
     interceptor = AuthInterceptor(
@@ -42,6 +49,8 @@ async def run(settings: GatewaySettings) -> None:
     )
 
     async def close() -> None:
+        relaying.cancel()
+        await store.finish_cleanups(settings.cleanup_grace_seconds)
         await auth_channel.close()
         await asyncio.to_thread(publisher.close)
         await mongo.close()

@@ -13,10 +13,10 @@ from bson.errors import InvalidId
 from google.api import httpbody_pb2
 
 from gateway.auth_interceptor import current_caller
+from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from gateway.upload import UploadRefused, receive_video
 from meshcore import gridfs_io, jobs
-from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import abort
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
@@ -43,18 +43,14 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     def __init__(
         self,
         store: FileStore,
-        publisher: ThreadedPublisher,
+        relay: OutboxRelay,
         *,
-        video_queue: str,
         max_upload_bytes: int,
-        publish_timeout: float,
         watch_poll: float,
     ) -> None:
         self.store = store
-        self.publisher = publisher
-        self.video_queue = video_queue
+        self.relay = relay
         self.max_upload_bytes = max_upload_bytes
-        self.publish_timeout = publish_timeout
         self.watch_poll = watch_poll
 
     async def Upload(
@@ -89,25 +85,19 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         return files_pb2.UploadResponse(job=jobs.to_proto(job))
 
     async def _record_and_queue(self, job: dict[str, Any]) -> None:
-        """Record the job, then publish it to the video queue and wait for the broker's
-        confirm; refused with UNAVAILABLE if it does not come (the caller's atomic_upload
-        then removes the job and its video). The transactional outbox goes here."""
+        """Record the job with its announcement pending (the outbox), then publish it. If
+        the broker does not confirm it, the upload still stands: the relay publishes it
+        later (gateway/relay.py)."""
+        self.relay.mark_pending(job)
         await self.store.insert_job(job)
-        publishing = self.publisher.publish(
-            self.video_queue, jobs.video_uploaded(job), str(job["_id"])
-        )
         try:
-            await asyncio.wait_for(asyncio.wrap_future(publishing), self.publish_timeout)
+            await self.relay.announce(job)
         except Exception as exc:
-            log.error(
-                "could not queue conversion; rolling back upload",
+            log.warning(
+                "broker did not confirm the job; the outbox relay will publish it",
                 job_id=str(job["_id"]),
-                error=str(exc),
+                error=repr(exc),
             )
-            raise UploadRefused(
-                grpc.StatusCode.UNAVAILABLE,
-                "the conversion queue is unavailable; nothing was kept, please upload again",
-            ) from exc
 
     async def Download(
         self, request: files_pb2.DownloadRequest, context: grpc.aio.ServicerContext

@@ -7,19 +7,37 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pymongo
+import pymongo.errors
 import structlog
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from meshcore import gridfs_io, jobs
 
 log = structlog.get_logger()
 
 
+# The first try at removing a failed upload is short: the client waits for it.
+FIRST_REMOVAL_SECONDS = 2.0
+# After the store came back, a removal is checked again this much later: writes the store
+# received before it hung may still land after the first successful removal.
+RECHECK_SECONDS = 2.0
+
+
 class FileStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    async def finish_cleanups(self, grace: float) -> None:
+        """Wait (at most ``grace`` seconds) for removals still retrying in the background;
+        called on shutdown, before the client is closed."""
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=grace)
 
     async def ensure_indexes(self) -> None:
         await self.jobs.create_index("owner_id")
@@ -42,8 +60,32 @@ class FileStore:
             raise
 
     async def _remove_upload(self, job_id: ObjectId) -> None:
+        """Remove now if the store answers quickly; otherwise keep trying in the background
+        (the store is down or hung), so no orphan chunks are left once it is back."""
+        try:
+            with pymongo.timeout(FIRST_REMOVAL_SECONDS):
+                await self._remove_now(job_id)
+        except PyMongoError as exc:
+            log.warning("upload removal deferred: store unavailable", job_id=str(job_id),
+                        error=repr(exc))  # fmt: skip
+            task = asyncio.create_task(self._remove_later(job_id))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+    async def _remove_now(self, job_id: ObjectId) -> int:
         await self.jobs.delete_one({"_id": job_id})
-        await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job_id)
+        return await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job_id)
+
+    async def _remove_later(self, job_id: ObjectId) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(PyMongoError), wait=wait_exponential(max=10)
+        ):
+            with attempt:
+                await self._remove_now(job_id)
+                await asyncio.sleep(RECHECK_SECONDS)
+                if await self._remove_now(job_id):
+                    raise pymongo.errors.OperationFailure("late writes removed; checking again")
+        log.info("deferred upload removal done", job_id=str(job_id))
 
     def open_video_file(
         self, job_id: ObjectId, owner_id: str, filename: str, content_type: str

@@ -11,6 +11,7 @@ its connection and takes work through ``add_callback_threadsafe``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import threading
@@ -193,9 +194,10 @@ class Consumer:
         while not self._stop.is_set():
             try:
                 self._consume()
-            except pika.exceptions.AMQPError as exc:
+            except (pika.exceptions.AMQPError, ValueError) as exc:
                 # Connection lost, or a publish the broker refused: the unacked message goes
                 # back to the queue with the connection, and this loop connects again.
+                # (pika reports some losses inside its timers as ValueError.)
                 if self._stop.is_set():
                     break
                 log.warning("broker connection lost; reconnecting", error=repr(exc))
@@ -372,8 +374,17 @@ class ThreadedPublisher:
                 assert self._connection is not None
                 while not self._stopping.is_set():
                     self._connection.process_data_events(time_limit=0.5)
-            except pika.exceptions.AMQPError as exc:
-                log.warning("publisher connection lost; reconnecting", error=str(exc))
+            except Exception as exc:
+                # Not only AMQPError: a connection lost inside a publish callback surfaces
+                # from pika's timers as a ValueError. Whatever it was, the thread must live
+                # on and connect again, or every later publish fails.
+                log.warning("publisher connection lost; reconnecting", error=repr(exc))
+                self._discard_connection()
                 self._stopping.wait(1)
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+        self._discard_connection()
+
+    def _discard_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(Exception):
+                connection.close()

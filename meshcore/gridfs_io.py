@@ -96,10 +96,12 @@ def discard(db: Database[Any], bucket: str, file_id: Any) -> None:
         db[f"{bucket}.files"].delete_one({"_id": file_id})
 
 
-async def adiscard(db: AsyncDatabase[Any], bucket: str, file_id: Any) -> None:
-    await db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+async def adiscard(db: AsyncDatabase[Any], bucket: str, file_id: Any) -> int:
+    """Like :func:`discard`; returns how many chunks it removed."""
+    removed = await db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
     if await db[f"{bucket}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
         await db[f"{bucket}.files"].delete_one({"_id": file_id})
+    return removed.deleted_count
 
 
 class _Chunker:

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshcore import limits
+from meshcore.store_errors import StoreOutageInterceptor
 
 log = structlog.get_logger()
 
@@ -82,7 +83,10 @@ async def serve(
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return."""
-    server = grpc.aio.server(interceptors=list(interceptors), options=SERVER_OPTIONS)
+    # Last, so it sits closest to the servicer: a store outage becomes UNAVAILABLE.
+    server = grpc.aio.server(
+        interceptors=[*interceptors, StoreOutageInterceptor()], options=SERVER_OPTIONS
+    )
     for svc in services:
         svc.add_to_server(svc.servicer, server)
 

@@ -37,6 +37,14 @@ class MeshSettings(BaseSettings):
     # MongoDB: GridFS buckets `videos` and `mp3s`, and the `jobs` collection.
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_db: str = "mp3mesh"
+    # Every MongoDB operation (one GridFS window, one update) ends within this, so a hung
+    # or unreachable store fails the call (UNAVAILABLE) instead of hanging it.
+    mongo_timeout_ms: int = 10_000
+
+    @property
+    def mongo_options(self) -> dict[str, Any]:
+        """pymongo client keyword arguments: timeouts for every operation and connect."""
+        return {"timeoutMS": self.mongo_timeout_ms, "connectTimeoutMS": self.mongo_timeout_ms}
 
     # RabbitMQ: the job pipeline.
     amqp_url: str = (

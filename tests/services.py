@@ -37,6 +37,10 @@ FAULT_SETTINGS = {
     "RETRY_DELAYS_SECONDS": json.dumps([1, 2, 5, 10, 10, 10, 10, 10, 10, 10]),
     "SMTP_TIMEOUT_SECONDS": "5",
     "LEASE_SECONDS": "6",  # a killed converter's job is taken over within seconds
+    "RELAY_INTERVAL_SECONDS": "1",
+    "PUBLISH_TIMEOUT_SECONDS": "3",
+    "MONGO_TIMEOUT_MS": "3000",
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": "3",
 }
 
 # The order services start in: stores first, consumers last.
@@ -49,6 +53,7 @@ class ServiceStack:
     var: Path
     commands: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     clients: list[MeshClient] = field(default_factory=list)
 
     # --- running services -----------------------------------------------------------
@@ -56,9 +61,12 @@ class ServiceStack:
     def log_path(self, name: str) -> Path:
         return self.var / "logs" / f"{name}.log"
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, env: dict[str, str] | None = None) -> None:
         """Start one service (its Procfile command, in a new process group) and wait
-        until it serves."""
+        until it serves. ``env`` overrides settings for this service; a restart without
+        ``env`` keeps the last ones."""
+        if env is not None:
+            self.service_env[name] = env
         running = self.processes.get(name)
         assert running is None or running.poll() is not None, f"{name} is already running"
         self.log_path(name).parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +77,7 @@ class ServiceStack:
                 env={
                     **os.environ,
                     **self.env,
+                    **self.service_env.get(name, {}),
                     "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}",
                 },
                 stdout=log,
@@ -97,6 +106,24 @@ class ServiceStack:
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> float:
         self.send(name, sig)
         return self.wait_exit(name, timeout)
+
+    def restart(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Stop the service if it runs (SIGTERM), start it with ``env`` ({} for none)."""
+        if self.processes[name].poll() is None:
+            self.stop(name)
+        self.start(name, env)
+
+    @contextmanager
+    def through(self, proxy_env: dict[str, str], *names: str) -> Iterator[None]:
+        """Run ``names`` with ``proxy_env`` (e.g. their broker behind a test's proxy) for
+        the with-block, then as before."""
+        for name in names:
+            self.restart(name, proxy_env)
+        try:
+            yield
+        finally:
+            for name in names:
+                self.restart(name, {})
 
     @contextmanager
     def paused(self, name: str) -> Iterator[None]:
@@ -189,12 +216,16 @@ class ServiceStack:
             return 0
 
     def new_user(self) -> MeshClient:
+        return self.new_account()[0]
+
+    def new_account(self) -> tuple[MeshClient, str]:
+        """A registered, logged-in client and its email address."""
         c = MeshClient(self.env["AUTH_LISTEN"], self.env["GATEWAY_LISTEN"])
         self.clients.append(c)
         address = f"user-{uuid.uuid4().hex[:12]}@example.com"
         c.register(address, PASSWORD)
         c.login(address, PASSWORD)
-        return c
+        return c, address
 
     def mail_files(self) -> list[Path]:
         return sorted((self.var / "mail" / "new").glob("*"))

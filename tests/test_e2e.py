@@ -18,7 +18,9 @@ import pytest
 from bson import ObjectId
 
 from cli.client import is_serving, upload_requests
+from meshcore.amqp import declare_queues, decode
 from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from tests.helpers import (
     AMQP_URL,
@@ -27,6 +29,7 @@ from tests.helpers import (
     TEST_MAX_UPLOAD_BYTES,
     PeakRss,
     Stack,
+    drop_queues,
     free_port,
     make_video,
 )
@@ -394,44 +397,55 @@ def test_chunked_upload_with_checks(stack: Stack, media: Path) -> None:
     assert len(reply.job.video_sha256) == 64
 
 
-def test_upload_is_rolled_back_when_the_broker_refuses_the_job(stack: Stack, media: Path) -> None:
-    """A second gateway whose video queue disappears: the broker returns the publish as
-    unroutable (mandatory + confirms), so the upload fails with UNAVAILABLE and neither
-    the video nor the job is kept."""
+def test_a_job_the_broker_refuses_is_kept_and_announced_once_the_queue_is_back(
+    stack: Stack, media: Path
+) -> None:
+    """The outbox: a second gateway whose video queue disappears gets its publish back as
+    unroutable (mandatory + confirms). The upload still answers OK: the video and the job
+    are stored, the announcement stays pending on the job record, and the gateway's relay
+    publishes it once the queue exists again."""
     queue = f"video.gone-{uuid.uuid4().hex[:8]}"
     address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, **stack.env, "GATEWAY_LISTEN": address, "VIDEO_QUEUE": queue}
+    env = {
+        **os.environ, **stack.env, "GATEWAY_LISTEN": address, "VIDEO_QUEUE": queue,
+        "RELAY_INTERVAL_SECONDS": "0.5", "PUBLISH_TIMEOUT_SECONDS": "2",
+    }  # fmt: skip
     gateway = subprocess.Popen(
         [str(ROOT / ".venv/bin/python"), "-m", "gateway"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         client, _ = stack.new_user()
         deadline = time.monotonic() + 60
         while not is_serving(address):
             assert time.monotonic() < deadline and gateway.poll() is None, "gateway did not start"
             time.sleep(0.2)
-        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         conn.channel().queue_delete(queue)
-        conn.close()
 
-        before = stored_video_ids(stack)
         with grpc.insecure_channel(address) as channel:
             stub = files_pb2_grpc.FileServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as exc:
-                stub.Upload(
-                    upload_requests(media / "clip.mp4"), metadata=client.metadata, timeout=60
-                )
-        assert status_of(exc) == grpc.StatusCode.UNAVAILABLE
-        assert "nothing was kept" in exc.value.details()  # type: ignore[attr-defined]
-        assert stored_video_ids(stack) == before
-        assert (
-            client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata).jobs == []
-        )
+            job = stub.Upload(
+                upload_requests(media / "clip.mp4"), metadata=client.metadata, timeout=60
+            ).job
+        assert job.status == files_pb2.JOB_STATUS_QUEUED
+        jobs_collection = stack.mongo()[stack.env["MONGO_DB"]]["jobs"]
+        assert "announce_at" in jobs_collection.find_one({"_id": ObjectId(job.id)})
+        assert ObjectId(job.id) in stored_video_ids(stack)
+
+        declare_queues(conn.channel(), [queue])  # the queue is back
+        deadline = time.monotonic() + 30
+        channel = conn.channel()
+        while (got := channel.basic_get(queue, auto_ack=True))[0] is None:
+            assert time.monotonic() < deadline, "the relay did not publish the pending job"
+            time.sleep(0.2)
+        assert decode(got[2], got[1], events_pb2.VideoUploaded).job_id == job.id
+        deadline = time.monotonic() + 10
+        while "announce_at" in jobs_collection.find_one({"_id": ObjectId(job.id)}):
+            assert time.monotonic() < deadline, "the announcement stayed pending after its confirm"
+            time.sleep(0.2)
     finally:
         gateway.terminate()
         gateway.wait(20)
-        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        conn.channel().queue_delete(queue)
-        conn.channel().queue_delete(f"{queue}.dead")
+        drop_queues(queue)
         conn.close()
