@@ -261,10 +261,14 @@ class Converter:
                     "status": jobs.SUCCEEDED,
                     "progress": 100,
                     "mp3_file_id": mp3_id,
+                    # Download looks the job up by it once the MP3 expired (the stand-in
+                    # matches ObjectIds only in _id, so the id is kept as text too).
+                    "mp3_key": str(mp3_id),
                     "duration": info.duration,
                     "mp3_size": size,
                     "error": "",
                     "updated": jobs.now(),
+                    "expires_at": time.time() + self.settings.retention_seconds,
                 },
                 "$unset": {"mp3_pending_id": ""},
             },
@@ -273,6 +277,10 @@ class Converter:
         if done is None:  # the job vanished or was finished by someone else meanwhile
             gridfs_io.discard(self.db, gridfs_io.MP3S, mp3_id)
             return Outcome()
+        if not self.settings.keep_source_video:
+            # The MP3 is what the user came for; the video would only take space. (Should
+            # this fail, the retention sweep removes it when the job expires.)
+            gridfs_io.discard(self.db, gridfs_io.VIDEOS, job_id)
         log.info("job succeeded", job_id=str(job_id), duration=info.duration, mp3_size=size)
         return self._finished(done)
 
@@ -281,7 +289,12 @@ class Converter:
         failed = self.jobs.find_one_and_update(
             {"_id": job["_id"]},
             {
-                "$set": {"status": jobs.FAILED, "error": reason, "updated": jobs.now()},
+                "$set": {
+                    "status": jobs.FAILED,
+                    "error": reason,
+                    "updated": jobs.now(),
+                    "expires_at": time.time() + self.settings.retention_seconds,
+                },
                 "$unset": {"mp3_pending_id": ""},
             },
             return_document=ReturnDocument.AFTER,

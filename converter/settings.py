@@ -13,6 +13,8 @@ class ConverterSettings(MeshSettings):
     max_attempts: int = 2
     # ffmpeg gets base + per_media_second x (the media's duration) seconds, then it is
     # stopped and the job retried (MP3 encoding runs at ~300x real time on one core here).
+    # Keep the uploaded video after a successful conversion (until the job expires).
+    keep_source_video: bool = False
     # A converter holds the job it works on for this long, renewed every third of it; a
     # converter that dies lets go of it this long after its last renewal.
     lease_seconds: float = 60.0

@@ -33,6 +33,7 @@ async def run(settings: GatewaySettings) -> None:
         video_queue=settings.video_queue,
         publish_timeout=settings.publish_timeout_seconds,
         interval=settings.relay_interval_seconds,
+        retention=settings.retention_seconds,
     )
     relaying = asyncio.create_task(relay.run())
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)

@@ -27,7 +27,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from meshcore import jobs
+from meshcore import gridfs_io, jobs
 from meshcore.amqp import ThreadedPublisher
 
 log = structlog.get_logger()
@@ -45,9 +45,12 @@ class OutboxRelay:
         video_queue: str,
         publish_timeout: float,
         interval: float,
+        retention: float = 24 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = collection
+        self.db = collection.database
+        self.retention = retention
         self.publisher = publisher
         self.video_queue = video_queue
         self.publish_timeout = publish_timeout
@@ -78,6 +81,7 @@ class OutboxRelay:
             try:
                 await self.sweep_expired_leases()
                 await self.relay_pending()
+                await self.expire_finished_jobs()
             except PyMongoError as exc:
                 log.warning("outbox relay: store unavailable", error=str(exc))
             await asyncio.sleep(self.interval)
@@ -130,3 +134,19 @@ class OutboxRelay:
             log.warning("job's converter lease expired; queued again", job_id=str(job["_id"]))
             swept += 1
         return swept
+
+    async def expire_finished_jobs(self) -> int:
+        """Retention: delete the files of jobs past ``expires_at`` and mark them expired
+        (so a download can say so); delete the records themselves ``retention`` later."""
+        now = self.clock()
+        expired = 0
+        due = {"expires_at": {"$lt": now}, "expired_at": {"$exists": False}}
+        async for job in self.jobs.find(due).limit(BATCH):
+            if job.get("mp3_file_id"):
+                await gridfs_io.adiscard(self.db, gridfs_io.MP3S, job["mp3_file_id"])
+            await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job["_id"])
+            await self.jobs.update_one({"_id": job["_id"]}, {"$set": {"expired_at": now}})
+            log.info("job expired; its files were deleted", job_id=str(job["_id"]))
+            expired += 1
+        await self.jobs.delete_many({"expired_at": {"$lt": now - self.retention}})
+        return expired

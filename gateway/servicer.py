@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -106,7 +107,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         mp3_id = await _object_id(context, request.file_id or request.fid, "file id")
         files_doc = await self.store.mp3(caller.user_id, mp3_id)
         if files_doc is None:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"no MP3 with id {mp3_id}")
+            await abort(
+                context, grpc.StatusCode.NOT_FOUND, await self._missing_mp3(caller.user_id, mp3_id)
+            )
         async for chunk in self.store.mp3_chunks(files_doc):
             yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=chunk)
 
@@ -149,6 +152,19 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         return files_pb2.ListJobsResponse(
             jobs=[jobs.to_proto(d) for d in page], next_page_token=next_token
         )
+
+    async def _missing_mp3(self, owner_id: str, mp3_id: ObjectId) -> str:
+        """Why there is no such MP3: it expired (retention), or there never was one."""
+        job = await self.store.job_of_mp3(owner_id, mp3_id)
+        if job is not None and job.get("expired_at"):
+            when = dt.datetime.fromtimestamp(job["expired_at"], dt.UTC).isoformat(
+                timespec="seconds"
+            )
+            return (
+                f"MP3 {mp3_id} expired at {when}: files are kept for a limited time after"
+                " conversion; upload the video again"
+            )
+        return f"no MP3 with id {mp3_id}"
 
     async def _job(self, context: grpc.aio.ServicerContext, job_id: str) -> dict[str, Any]:
         job_oid = await _object_id(context, job_id, "job id")

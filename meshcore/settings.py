@@ -52,6 +52,9 @@ class MeshSettings(BaseSettings):
     )
     video_queue: str = "video"
     mp3_queue: str = "mp3"
+    # A finished job's MP3 (and video, if kept) is deleted this long after the job ended;
+    # its record is kept as long again, so a download can say the file expired.
+    retention_seconds: float = 24 * 3600
     # On SIGTERM a consumer asks its handler to stop and exits within this many seconds;
     # a message it could not settle by then is put back by the broker.
     stop_grace_seconds: float = 4.0
