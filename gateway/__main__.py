@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import structlog
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor
 from gateway.relay import OutboxRelay
@@ -17,6 +19,8 @@ from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import Service, serve
 from mp3mesh.auth.v1 import auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+
+log = structlog.get_logger()
 
 FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name
 
@@ -36,6 +40,10 @@ async def run(settings: GatewaySettings) -> None:
         retention=settings.retention_seconds,
     )
     relaying = asyncio.create_task(relay.run())
+    try:
+        await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
+    except PyMongoError as exc:  # not worth refusing to start for; the next start retries
+        log.warning("unfinished upload sweep failed", error=repr(exc))
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     servicer = FileServicer(
         store,

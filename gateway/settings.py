@@ -11,4 +11,7 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings):
     relay_interval_seconds: float = 5.0
     # On shutdown, how long removals of failed uploads still retrying may take.
     cleanup_grace_seconds: float = 5.0
+    # At startup, uploads begun longer ago than this and never finished (their gateway
+    # died) are removed; longer than any upload takes.
+    unfinished_upload_age_seconds: float = 6 * 3600
     watch_poll_seconds: float = 0.5

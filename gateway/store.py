@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,8 @@ from meshcore import gridfs_io, jobs
 log = structlog.get_logger()
 
 
+# One document per upload being received: {_id: job id, started: epoch seconds}.
+UPLOADS = "uploads_in_progress"
 # The first try at removing a failed upload is short: the client waits for it.
 FIRST_REMOVAL_SECONDS = 2.0
 # After the store came back, a removal is checked again this much later: writes the store
@@ -52,12 +55,33 @@ class FileStore:
         from a second cancellation: no video is kept without its job, and no job
         without its whole video.
         """
+        # Marked first, so a gateway killed mid-upload leaves a trace the startup sweep
+        # finds (the chunks alone cannot be listed on every store: see sweep_unfinished).
+        await self.db[UPLOADS].insert_one({"_id": job_id, "started": time.time()})
         try:
             yield
         except BaseException:
             await asyncio.shield(self._remove_upload(job_id))
             log.info("upload discarded", job_id=str(job_id), user_id=owner_id)
             raise
+        await self.db[UPLOADS].delete_one({"_id": job_id})
+
+    async def sweep_unfinished(self, older_than: float) -> int:
+        """Startup sweep: uploads begun more than ``older_than`` seconds ago and never
+        finished nor removed (their gateway died) lose what they wrote. One whose job was
+        recorded (the gateway died just after) is kept; only its mark goes."""
+        stale = (
+            await self.db[UPLOADS].find({"started": {"$lt": time.time() - older_than}}).to_list()
+        )
+        removed = 0
+        for mark in stale:
+            if await self.jobs.find_one({"_id": mark["_id"]}, {"_id": 1}) is not None:
+                await self.db[UPLOADS].delete_one({"_id": mark["_id"]})
+                continue
+            await self._remove_now(mark["_id"])
+            log.info("removed an upload its gateway never finished", job_id=str(mark["_id"]))
+            removed += 1
+        return removed
 
     async def _remove_upload(self, job_id: ObjectId) -> None:
         """Remove now if the store answers quickly; otherwise keep trying in the background
@@ -74,7 +98,9 @@ class FileStore:
 
     async def _remove_now(self, job_id: ObjectId) -> int:
         await self.jobs.delete_one({"_id": job_id})
-        return await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job_id)
+        removed = await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job_id)
+        await self.db[UPLOADS].delete_one({"_id": job_id})
+        return removed
 
     async def _remove_later(self, job_id: ObjectId) -> None:
         async for attempt in AsyncRetrying(
