@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,12 @@ class FileStore:
         self.jobs = db[jobs.COLLECTION]
         self._cleanups: set[asyncio.Task[None]] = set()
 
+    def _track(self, cleanup: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(cleanup)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        return task
+
     async def finish_cleanups(self, grace: float) -> None:
         """Wait (at most ``grace`` seconds) for removals still retrying in the background;
         called on shutdown, before the client is closed."""
@@ -61,8 +67,10 @@ class FileStore:
         try:
             yield
         except BaseException:
-            await asyncio.shield(self._remove_upload(job_id))
+            # Shielded and tracked: a cancelled call (client gone, server stopping) does
+            # not cancel its cleanup, and shutdown waits for it (finish_cleanups).
             log.info("upload discarded", job_id=str(job_id), user_id=owner_id)
+            await asyncio.shield(self._track(self._remove_upload(job_id)))
             raise
         await self.db[UPLOADS].delete_one({"_id": job_id})
 
@@ -92,9 +100,7 @@ class FileStore:
         except PyMongoError as exc:
             log.warning("upload removal deferred: store unavailable", job_id=str(job_id),
                         error=repr(exc))  # fmt: skip
-            task = asyncio.create_task(self._remove_later(job_id))
-            self._cleanups.add(task)
-            task.add_done_callback(self._cleanups.discard)
+            self._track(self._remove_later(job_id))
 
     async def _remove_now(self, job_id: ObjectId) -> int:
         await self.jobs.delete_one({"_id": job_id})

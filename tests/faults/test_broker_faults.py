@@ -152,3 +152,35 @@ def test_mongo_paused_mid_upload_is_unavailable_and_leaves_no_orphan_chunks(
         assert time.monotonic() < deadline, "orphan chunks left after MongoDB came back"
         time.sleep(0.5)
     assert mesh.db()[jobs.COLLECTION].find_one({"_id": job_id}) is None
+
+
+def test_gateway_sigterm_mid_upload_removes_the_unfinished_upload(
+    mesh: ServiceStack, long_video: Path
+) -> None:
+    """An upload still streaming when the gateway's grace period ends is cancelled; its
+    chunks are removed before the gateway closes its MongoDB client."""
+    client = mesh.new_user()
+    user_id = client.auth.WhoAmI(auth_pb2.WhoAmIRequest(), metadata=client.metadata).user.id
+    stopped: list[float] = []
+
+    def slow_upload() -> Iterator[files_pb2.UploadRequest]:
+        for n, request in enumerate(upload_requests(long_video)):
+            if n == 8:
+                mesh.send("gateway", signal.SIGTERM)
+                stopped.append(time.monotonic())
+            if n >= 8:
+                time.sleep(0.2)  # never finishes within the grace period
+            yield request
+
+    with pytest.raises(grpc.RpcError):
+        client.files.Upload(slow_upload(), metadata=client.metadata, timeout=120)
+    mesh.wait_exit("gateway")
+    exited_after = time.monotonic() - stopped[0]
+    print(f"gateway exited within {exited_after:.1f} s of SIGTERM")
+    mesh.start("gateway")
+    [job_id] = [
+        ObjectId(str(e["job_id"]))
+        for e in mesh.log_events("gateway")
+        if e["event"] == "upload discarded" and e.get("user_id") == user_id
+    ]
+    assert mesh.db()[f"{gridfs_io.VIDEOS}.chunks"].find_one({"files_id": job_id}) is None
