@@ -29,7 +29,15 @@ from honcho.environ import parse_procfile
 from pymongo import MongoClient
 
 from cli.client import MeshClient, is_serving
-from tests.helpers import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp_database
+from tests.helpers import (
+    AMQP_URL,
+    PASSWORD,
+    ROOT,
+    drop_queues,
+    http_ok,
+    stack_env,
+    temp_database,
+)
 
 # Retries cover a 60 s outage with room to spare (the last try comes 78 s after the
 # first), at most 10 s apart so recovery is quick; SMTP timeouts short for hung servers.
@@ -44,7 +52,7 @@ FAULT_SETTINGS = {
 }
 
 # The order services start in: stores first, consumers last.
-SERVICES = ("mongo", "smtp", "auth", "gateway", "converter", "notification")
+SERVICES = ("mongo", "smtp", "auth", "gateway", "converter", "notification", "shim")
 
 
 @dataclass
@@ -186,10 +194,17 @@ class ServiceStack:
             return _port_open(int(self.env[f"{name.upper()}_PORT"]))
         if name in ("auth", "gateway"):
             return is_serving(self.env[f"{name.upper()}_LISTEN"])
+        if name == "shim":
+            return http_ok(f"{self.shim_url}/healthz")
         queue = self.env["VIDEO_QUEUE" if name == "converter" else "MP3_QUEUE"]
         return name in self.commands and self.consumers(queue) > 0
 
     # --- what the stack holds -----------------------------------------------------------
+
+    @property
+    def shim_url(self) -> str:
+        """The REST edge (the Starlette shim; Envoy is not part of this stack)."""
+        return f"http://127.0.0.1:{self.env['SHIM_PORT']}"
 
     def mongo(self) -> MongoClient:
         return MongoClient(self.env["MONGO_URL"], serverSelectionTimeoutMS=5000)

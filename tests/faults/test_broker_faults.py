@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
+import httpx
 import pytest
 from bson import ObjectId
 
@@ -111,6 +112,11 @@ def test_postgres_unreachable_at_login_is_unavailable_and_auth_recovers(
             assert "127.0.0.1" not in details and str(proxy.port) not in details
             print(f"login answered UNAVAILABLE {answered_after:.2f} s into the outage: {details}")
             assert answered_after < 10
+            with proxy.outage():  # the same through the REST edge
+                rest = httpx.post(f"{mesh.shim_url}/login", auth=(email, PASSWORD), timeout=30)
+            assert rest.status_code == 503
+            assert rest.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert "127.0.0.1" not in rest.text
             assert client.login(email, PASSWORD), "auth recovers by itself"
     finally:
         proxy.stop()
