@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean
+.PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
+	images lock-images k8s-validate k8s-dev-secrets k8s-smoke
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -46,6 +47,18 @@ up: bootstrap  ## run the local mesh in the foreground (Ctrl-C stops everything)
 
 demo: bootstrap  ## start the mesh, convert a generated video end to end, show the MP3 and the email
 	$(VENV)/bin/python scripts/demo.py
+
+images: bootstrap  ## build the images with podman (mp3mesh, mp3mesh-envoy; base made by debootstrap if need be)
+	scripts/images.sh
+
+lock-images:  ## re-resolve requirements-image.txt, the images' exact Python versions
+	scripts/lock_image_deps.sh
+
+k8s-validate: bootstrap  ## render each k8s/ overlay; schemas, cross-checks an API server would make, checkov
+	$(VENV)/bin/pytest tests/test_k8s_manifests.py -q --durations=5
+
+k8s-dev-secrets:  ## write k8s/overlays/dev/secrets.env (git-ignored) with random passwords
+	scripts/k8s_dev_secrets.sh
 
 clean:  ## remove local data (var/)
 	rm -rf var

@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError, Message
 from pika.adapters.blocking_connection import BlockingChannel
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from meshcore.heartbeat import Heartbeat
 from meshcore.settings import MeshSettings
 
 log = structlog.get_logger()
@@ -167,7 +168,9 @@ class Consumer:
         stop_grace: float = 5.0,
         retry_delays: Sequence[float] = (),
         give_up: GiveUp | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
+        self.heartbeat = heartbeat or Heartbeat(None)  # liveness: beats while connected
         self.url = url
         self.queue = queue
         self.handler = handler
@@ -221,6 +224,7 @@ class Consumer:
             channel.basic_qos(prefetch_count=1)
             log.info("consuming", queue=self.queue)
             for method, properties, body in channel.consume(self.queue, inactivity_timeout=1):
+                self.heartbeat.beat()
                 if method is not None:
                     self._handle(connection, channel, method, properties, body)
                 if self._stop.is_set():
@@ -236,6 +240,7 @@ class Consumer:
             if self._past_grace():
                 return  # run() exits; closing the connection requeues the message
             connection.process_data_events(time_limit=0.5)
+            self.heartbeat.beat()
         try:
             outcome = future.result()
         except Requeue as exc:
@@ -308,6 +313,7 @@ def consume_until_signalled(
         stop_grace=settings.stop_grace_seconds,
         retry_delays=settings.retry_delays_seconds,
         give_up=give_up,
+        heartbeat=Heartbeat(settings.heartbeat_file),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: consumer.stop())

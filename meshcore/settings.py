@@ -61,6 +61,9 @@ class MeshSettings(BaseSettings):
     # A message whose handling failed waits this long before each new try (RabbitMQ
     # retry queues with a TTL), then goes to `<queue>.dead`. JSON list in the environment.
     retry_delays_seconds: list[float] = [10, 60, 600, 3600]
+    # A consumer touches this file while connected to the broker: its liveness signal
+    # (meshcore/heartbeat.py, probed by `python -m meshcore.heartbeat`). Unset: no file.
+    heartbeat_file: str | None = None
 
     @property
     def production(self) -> bool:
@@ -68,7 +71,13 @@ class MeshSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_guest_broker_in_production(self) -> MeshSettings:
-        if self.production and "guest:guest@" in self.amqp_url:
+        # A URL that was given: auth and the shim never connect to the broker, and in a
+        # Kubernetes pod they are given no broker credentials (k8s/, least privilege).
+        if (
+            self.production
+            and "amqp_url" in self.model_fields_set
+            and "guest:guest@" in self.amqp_url
+        ):
             raise ValueError("AMQP_URL uses the guest account; set real broker credentials")
         return self
 

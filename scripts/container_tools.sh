@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What `make images` and `make k8s-smoke` need from Debian, installed when missing (as
+# root): podman and buildah (build and run images without a Docker engine), runc (the
+# runtime that works on these hosts' cgroups), debootstrap (the base image when no
+# registry is reachable), iproute2 (the smoke test's network namespace).
+set -euo pipefail
+missing=()
+for tool in podman:podman buildah:buildah runc:runc debootstrap:debootstrap ip:iproute2; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+[[ ${#missing[@]} == 0 ]] && exit 0
+if [[ "$(id -u)" != 0 ]]; then
+  echo "[container-tools] missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "[container-tools] installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" uidmap fuse-overlayfs >/dev/null
