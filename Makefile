@@ -57,6 +57,11 @@ lock-images:  ## re-resolve requirements-image.txt, the images' exact Python ver
 k8s-validate: bootstrap  ## render each k8s/ overlay; schemas, cross-checks an API server would make, checkov
 	$(VENV)/bin/pytest tests/test_k8s_manifests.py -q --durations=5
 
+k8s-smoke:  ## build the images, run the dev overlay's mesh Deployments as pods (podman kube play), convert a video through Envoy
+	@scripts/bootstrap.sh --test
+	scripts/container_tools.sh
+	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest tests/test_k8s_smoke.py -v -p no:cacheprovider
+
 k8s-dev-secrets:  ## write k8s/overlays/dev/secrets.env (git-ignored) with random passwords
 	scripts/k8s_dev_secrets.sh
 

@@ -1,0 +1,367 @@
+"""The dev overlay's mesh Deployments as real pods (`make k8s-smoke`).
+
+The images are built from the repo's Dockerfile (`make images`), the dev overlay is
+rendered with `kubectl kustomize`, and its six mesh Deployments (auth, gateway,
+converter, notification, shim, Envoy) run as pods with `podman kube play`, with the
+containers, commands, environment, security contexts and volumes the manifests give.
+Then a user registers, logs in, uploads a video, watches the job, downloads the MP3 and
+gets the mail, through the Envoy pod with the README's curl commands.
+
+What podman cannot play is stood in for, and only that:
+- Services (names like `auth`): every pod runs in one network namespace this test makes
+  (`ip netns`) and the ConfigMap's addresses point at 127.0.0.1 there; all traffic stays
+  on that namespace's loopback (podman's bridge network is never used);
+- the StatefulSets: MongoDB is the MongoDB-wire server nx-27017 and SMTP is aiosmtpd,
+  both run inside the namespace; PostgreSQL and RabbitMQ are the machine's, reached
+  through socat relays over a UNIX socket (127.0.0.1:5432 and :5672 inside the namespace
+  to 127.0.0.1 outside), with a temp database and queue names of this run;
+- the generated Secret: a podman secret of the same name, holding those URLs;
+- init containers (podman 4.3 fails to remove a finished one): each migration init
+  container runs first as a pod of its own, from the same container spec;
+- probes: podman ignores them; the test waits for Envoy's /readyz instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import email
+import email.policy
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, make_video, temp_database
+
+pytestmark = [
+    pytest.mark.k8s_smoke,
+    pytest.mark.skipif(
+        os.environ.get("MP3MESH_K8S_SMOKE") != "1",
+        reason="builds images and runs pods: make k8s-smoke (MP3MESH_K8S_SMOKE=1)",
+    ),
+]
+
+MESH = ["auth", "gateway", "converter", "notification", "shim", "envoy"]
+MESH_UID = 10001
+CONTAINERS_CONF = ROOT / "scripts/containers.conf"
+PASSWORD = "a-long-password"
+
+
+def podman(*args: str, check: bool = True, netns: str | None = None) -> str:
+    command = ["podman", *args]
+    if netns:  # nsenter, not `ip netns exec`: that one remounts /sys and hides the cgroups
+        command = ["nsenter", f"--net=/run/netns/{netns}", *command]
+    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)}: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def in_netns(netns: str, *command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nsenter", f"--net=/run/netns/{netns}", *command], capture_output=True, text=True, **kwargs
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def images() -> None:
+    """`make images`: the base (debootstrap when it cannot be pulled), then both images."""
+    subprocess.run([ROOT / "scripts/images.sh"], check=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[str]:
+    name = f"mp3mesh-smoke-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+class Processes:
+    """Background processes of this test, each logging to a file; all stopped at the end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, command: list[str]) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.running.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+
+    def stop(self) -> None:
+        for process in reversed(self.running):
+            process.terminate()
+        for process in self.running:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def port_open_in(netns: str, port: int) -> bool:
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"
+    return in_netns(netns, sys.executable, "-c", probe).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def infrastructure(
+    netns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """PostgreSQL, RabbitMQ (relayed), MongoDB-wire server and SMTP inside the namespace;
+    the Secret's values for them."""
+    var = tmp_path_factory.mktemp("k8s-smoke")
+    processes = Processes(var)
+    ns = ["nsenter", f"--net=/run/netns/{netns}"]
+    try:
+        with temp_database("mp3mesh_k8s_smoke") as database_url:
+            for port in (5432, 5672):
+                sock = var / f"relay-{port}.sock"
+                processes.start(
+                    f"relay-out-{port}",
+                    ["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:127.0.0.1:{port}"],
+                )
+                wait_for(sock.exists, f"relay socket {sock}", 10)
+                processes.start(
+                    f"relay-in-{port}",
+                    [*ns, "socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                     f"UNIX-CONNECT:{sock}"],
+                )  # fmt: skip
+            (var / "mongo").mkdir()
+            processes.start(
+                "mongo",
+                [*ns, str(ROOT / ".venv/bin/nx-27017"), "--data-dir", str(var / "mongo"),
+                 "--host", "127.0.0.1", "--port", "27017"],
+            )  # fmt: skip
+            maildir = var / "mail"
+            for sub in ("cur", "new", "tmp"):
+                (maildir / sub).mkdir(parents=True)
+            processes.start(
+                "smtp",
+                [*ns, sys.executable, "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:1025",
+                 "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
+            )  # fmt: skip
+            for port in (5432, 5672, 27017, 1025):
+                wait_for(lambda p=port: port_open_in(netns, p), f"port {port} in {netns}", 60)
+            yield {
+                "DATABASE_URL": database_url,  # 127.0.0.1:5432, the relay inside the namespace
+                "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30",
+                "MONGO_URL": "mongodb://127.0.0.1:27017",
+                "JWT_SECRET": secrets.token_urlsafe(48),
+                "MAILDIR": str(maildir),
+                "VAR": str(var),
+            }
+    finally:
+        processes.stop()
+
+
+def rendered_dev() -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [ROOT / "scripts/k8s_render.sh", "dev"], check=True, capture_output=True, text=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def pod_manifests(
+    infra: dict[str, str], tag: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The mesh Deployments and their ConfigMap as podman can play them, the migration
+    init containers as Pods of their own, and the Secret (as rendered)."""
+    docs = rendered_dev()
+    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    configmap = copy.deepcopy(configmap)
+    configmap["data"].update(
+        AUTH_ADDRESS="127.0.0.1:50051",  # Services, which podman cannot play
+        GATEWAY_ADDRESS="127.0.0.1:50052",
+        SHIM_ADDRESS="127.0.0.1:8080",
+        SMTP_HOST="127.0.0.1",
+        VIDEO_QUEUE=f"video.k8s-smoke-{tag}",
+        MP3_QUEUE=f"mp3.k8s-smoke-{tag}",
+    )
+    deployments, migrations = [], []
+    for doc in docs:
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] in MESH:
+            deployment = copy.deepcopy(doc)
+            spec = deployment["spec"]["template"]["spec"]
+            for init in spec.pop("initContainers", []):
+                migrations.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {"name": f"{doc['metadata']['name']}-{init['name']}"},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "securityContext": spec["securityContext"],
+                            "containers": [init],
+                            "volumes": spec["volumes"],
+                        },
+                    }
+                )
+            deployments.append(deployment)
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(MESH)
+    return [configmap, *deployments], [configmap, *migrations], secret
+
+
+def create_secret(secret: dict[str, Any], values: dict[str, str]) -> str:
+    """A podman secret named as the rendered Secret: what kube play's secretKeyRef reads
+    (a JSON object of base64 values)."""
+    name = secret["metadata"]["name"]
+    assert set(secret["data"]) >= {"DATABASE_URL", "AMQP_URL", "MONGO_URL", "JWT_SECRET"}
+    data = {
+        key: base64.b64encode(values[key].encode()).decode()
+        for key in ("DATABASE_URL", "AMQP_URL", "MONGO_URL", "JWT_SECRET")
+    }
+    podman("secret", "rm", name, check=False)
+    subprocess.run(
+        ["podman", "secret", "create", name, "-"],
+        input=json.dumps(data),
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+    )
+    return name
+
+
+def container_names() -> dict[str, str]:
+    """Running containers of the mesh pods, by Deployment: `<name>-pod-0-<container>`."""
+    out = podman("ps", "--format", "{{.Names}}")
+    names = {}
+    for line in out.split():
+        for deployment in MESH:
+            if line == f"{deployment}-pod-0-{deployment}":
+                names[deployment] = line
+    return names
+
+
+@pytest.fixture(scope="module")
+def pods(images: None, netns: str, infrastructure: dict[str, str]) -> Iterator[dict[str, str]]:
+    var = Path(infrastructure["VAR"])
+    tag = uuid.uuid4().hex[:8]
+    mesh, migrations, secret = pod_manifests(infrastructure, tag)
+    mesh_file, migrations_file = var / "mesh.yaml", var / "migrations.yaml"
+    mesh_file.write_text(yaml.safe_dump_all(mesh))
+    migrations_file.write_text(yaml.safe_dump_all(migrations))
+    secret_name = create_secret(secret, infrastructure)
+    with ExitStack() as cleanup:
+        cleanup.callback(podman, "secret", "rm", secret_name, check=False)
+        cleanup.callback(podman, "kube", "down", str(migrations_file), check=False)
+        podman("kube", "play", "--network", "host", str(migrations_file), netns=netns)
+        for pod in migrations[1:]:
+            container = f"{pod['metadata']['name']}-{pod['spec']['containers'][0]['name']}"
+            exit_code = podman("wait", container).strip()
+            assert exit_code == "0", podman("logs", container, check=False)
+        cleanup.callback(podman, "kube", "down", str(mesh_file), check=False)
+        podman("kube", "play", "--network", "host", str(mesh_file), netns=netns)
+        try:
+            wait_for(
+                lambda: (
+                    in_netns(netns, "curl", "-sf", "http://127.0.0.1:8000/readyz").returncode == 0
+                ),
+                "Envoy /readyz (auth and gateway healthy)",
+                180,
+            )
+        except AssertionError:
+            for name in container_names().values():
+                print(f"--- {name}\n{podman('logs', '--tail', '30', name, check=False)}")
+            raise
+        yield container_names()
+
+
+def curl(netns: str, *args: str, timeout: float = 60) -> str:
+    result = in_netns(netns, "curl", "-sS", "--fail-with-body", "--max-time", str(timeout), *args)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def test_a_video_becomes_an_mp3_and_a_mail_through_the_envoy_pod(
+    pods: dict[str, str], netns: str, infrastructure: dict[str, str], tmp_path: Path
+) -> None:
+    edge = "http://127.0.0.1:8000"
+    user = f"k8s-smoke-{uuid.uuid4().hex[:8]}@example.com"
+    body = json.dumps({"email": user, "password": PASSWORD})
+    curl(netns, "-X", "POST", f"{edge}/v1/users", "-d", body)
+    token = json.loads(curl(netns, "-X", "POST", f"{edge}/login", "-u", f"{user}:{PASSWORD}"))[
+        "token"
+    ]
+    auth = f"Authorization: Bearer {token}"
+    video = make_video(tmp_path / "video.mp4", 6)
+    job = json.loads(
+        curl(netns, "-X", "POST", f"{edge}/upload", "-F", f"file=@{video}", "-H", auth)
+    )["job"]
+    updates = [
+        json.loads(line)["job"]
+        for line in curl(
+            netns, "-N", f"{edge}/v1/jobs/{job['id']}:watch", "-H", auth, timeout=300
+        ).splitlines()
+        if line
+    ]
+    assert updates[-1]["status"] == "JOB_STATUS_SUCCEEDED", updates[-1]
+    mp3 = tmp_path / "out.mp3"
+    curl(netns, f"{edge}/download?fid={updates[-1]['mp3FileId']}", "-H", auth, "-o", str(mp3))
+    probe = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(mp3)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    )  # fmt: skip
+    assert probe["format"]["format_name"] == "mp3"
+    assert probe["streams"][0]["codec_name"] == "mp3"
+    assert 5 < float(probe["format"]["duration"]) < 7
+    maildir = Path(infrastructure["MAILDIR"]) / "new"
+    wait_for(lambda: any(maildir.iterdir()), "the mail", 60)
+    mails = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in maildir.iterdir()
+    ]
+    assert [m["To"] for m in mails if m["X-Mp3mesh-Job"] == job["id"]] == [user]
+
+
+def test_the_pods_ran_as_non_root_on_a_read_only_root(pods: dict[str, str]) -> None:
+    assert set(pods) == set(MESH)
+    for deployment, container in pods.items():
+        inspected = json.loads(podman("inspect", container))[0]
+        assert inspected["HostConfig"]["ReadonlyRootfs"] is True, deployment
+        assert podman("exec", container, "id", "-u").strip() == str(MESH_UID), deployment
+        denied = subprocess.run(
+            ["podman", "exec", container, "touch", "/root-is-writable"],
+            capture_output=True, text=True,
+            env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+        )  # fmt: skip
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr, deployment
+        assert podman("exec", container, "touch", "/tmp/writable") == "", deployment
+
+
+def test_the_consumers_heartbeat_probe_passes_in_their_pods(pods: dict[str, str]) -> None:
+    for consumer in ("converter", "notification"):
+        podman(
+            "exec",
+            pods[consumer],
+            "python",
+            "-m",
+            "meshcore.heartbeat",
+            "/tmp/heartbeat",
+            "--max-age",
+            "15",
+        )
