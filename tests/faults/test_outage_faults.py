@@ -43,3 +43,34 @@ def test_smtp_down_for_a_minute_every_mail_arrives_once_afterwards(
         e for e in mesh.log_events("notification") if e["event"] == "handler failed; retrying later"
     ]
     assert retries, "the mails waited in the retry queues"
+
+
+def test_smtp_hung_the_mail_waits_and_arrives_once(
+    mesh: ServiceStack, tally: Tally, media: Path
+) -> None:
+    """A blackholed SMTP server (paused: it accepts connections and never answers) costs
+    one SMTP_TIMEOUT_SECONDS per try; the mail waits in the retry queues meanwhile."""
+    client = mesh.new_user()
+    with mesh.paused("smtp"):
+        job_id = tally.submitted(client.upload(media / "clip.mp4").id)
+        assert client.wait(job_id, timeout=120).status == files_pb2.JOB_STATUS_SUCCEEDED
+        deadline = time.monotonic() + 60
+        while not _timed_out(mesh, job_id):
+            assert time.monotonic() < deadline, "the notification never tried (or never timed out)"
+            time.sleep(0.5)
+    resumed_at = time.monotonic()
+    deadline = resumed_at + 60
+    while mail_count(mesh, job_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print(f"mail arrived {time.monotonic() - resumed_at:.1f} s after SMTP answered again")
+    time.sleep(1)
+    assert mail_count(mesh, job_id) == 1
+
+
+def _timed_out(mesh: ServiceStack, job_id: str) -> bool:
+    """Whether the notification service logged a timed-out try for this job's mail."""
+    return any(
+        e["event"] == "handler failed; retrying later"
+        and "timed out" in str(e.get("reason")).lower()
+        for e in mesh.log_events("notification")
+    )
