@@ -38,9 +38,10 @@ fmt: bootstrap  ## format the Python code
 	ruff format .
 	ruff check --fix .
 
-test: ## run the whole test suite (sets everything up, starts its own stack)
+test: ## run the whole test suite, k8s-validate and k8s-smoke included (sets everything up, starts its own stack)
 	@scripts/bootstrap.sh --test
-	$(VENV)/bin/pytest
+	@scripts/container_tools.sh
+	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest
 
 up: bootstrap  ## run the local mesh in the foreground (Ctrl-C stops everything)
 	honcho -e stack.env start

@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/scripts/containers.conf}
 log() { printf '\033[1m[images]\033[0m %s\n' "$*"; }
 
-tag=$(scripts/image_tag.sh)
+# IMAGE_TAG: another tag for this build (the smoke test tags its own, so that runs from
+# several worktrees of one machine never run each other's images).
+tag=${IMAGE_TAG:-$(scripts/image_tag.sh)}
 targets=("$@")
 [[ ${#targets[@]} == 0 ]] && targets=(mesh envoy)
 

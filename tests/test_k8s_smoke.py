@@ -18,6 +18,8 @@ What podman cannot play is stood in for, and only that:
 - the generated Secret: a podman secret of the same name, holding those URLs;
 - init containers (podman 4.3 fails to remove a finished one): each migration init
   container runs first as a pod of its own, from the same container spec;
+- containerPorts: podman turns them into port mappings, which it refuses for a pod on a
+  given network namespace; the processes listen where their settings say regardless;
 - probes: podman ignores them; the test waits for Envoy's /readyz instead.
 """
 
@@ -42,7 +44,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, make_video, temp_database
+from meshcore.settings import MeshSettings
+from tests.helpers import ROOT, drop_queues, make_video, temp_database
 
 pytestmark = [
     pytest.mark.k8s_smoke,
@@ -84,9 +87,20 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> 
 
 
 @pytest.fixture(scope="module")
-def images() -> None:
-    """`make images`: the base (debootstrap when it cannot be pulled), then both images."""
-    subprocess.run([ROOT / "scripts/images.sh"], check=True, cwd=ROOT)
+def images() -> Iterator[str]:
+    """`make images` (the base made by debootstrap when it cannot be pulled, then both
+    images), tagged for this run only: other worktrees on the machine build the same
+    names. The tag is removed afterwards; the layers stay cached."""
+    base_tag = subprocess.run(
+        [ROOT / "scripts/image_tag.sh"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tag = f"{base_tag}-smoke-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [ROOT / "scripts/images.sh"], check=True, cwd=ROOT, env={**os.environ, "IMAGE_TAG": tag}
+    )
+    yield tag
+    for image in ("mp3mesh", "mp3mesh-envoy"):
+        podman("rmi", f"localhost/{image}:{tag}", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -183,14 +197,17 @@ def rendered_dev() -> list[dict[str, Any]]:
 
 
 def pod_manifests(
-    infra: dict[str, str], tag: str
+    infra: dict[str, str], tag: str, image_tag: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The mesh Deployments and their ConfigMap as podman can play them, the migration
-    init containers as Pods of their own, and the Secret (as rendered)."""
-    docs = rendered_dev()
+    init containers as Pods of their own, and the Secret. Pods and the Secret (a podman
+    secret: global on the machine) get this run's tag in their names, so that runs on one
+    machine do not meet."""
+    docs = copy.deepcopy(rendered_dev())
     (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
-    configmap = copy.deepcopy(configmap)
+    rendered_secret_name = secret["metadata"]["name"]
+    secret["metadata"]["name"] = f"{rendered_secret_name}-{tag}"
     configmap["data"].update(
         AUTH_ADDRESS="127.0.0.1:50051",  # Services, which podman cannot play
         GATEWAY_ADDRESS="127.0.0.1:50052",
@@ -202,14 +219,23 @@ def pod_manifests(
     deployments, migrations = [], []
     for doc in docs:
         if doc["kind"] == "Deployment" and doc["metadata"]["name"] in MESH:
-            deployment = copy.deepcopy(doc)
+            deployment = doc
+            name = deployment["metadata"]["name"]
+            deployment["metadata"]["name"] = f"{name}-{tag}"
             spec = deployment["spec"]["template"]["spec"]
+            for container in [*spec["containers"], *spec.get("initContainers", [])]:
+                container["image"] = container["image"].rsplit(":", 1)[0] + f":{image_tag}"
+                container.pop("ports", None)  # port mappings: not with a namespace's network
+                for var in container.get("env", []):
+                    ref = var.get("valueFrom", {}).get("secretKeyRef", {})
+                    if ref.get("name") == rendered_secret_name:
+                        ref["name"] = secret["metadata"]["name"]
             for init in spec.pop("initContainers", []):
                 migrations.append(
                     {
                         "apiVersion": "v1",
                         "kind": "Pod",
-                        "metadata": {"name": f"{doc['metadata']['name']}-{init['name']}"},
+                        "metadata": {"name": f"{name}-{init['name']}-{tag}"},
                         "spec": {
                             "restartPolicy": "Never",
                             "securityContext": spec["securityContext"],
@@ -219,7 +245,7 @@ def pod_manifests(
                     }
                 )
             deployments.append(deployment)
-    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(MESH)
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(f"{m}-{tag}" for m in MESH)
     return [configmap, *deployments], [configmap, *migrations], secret
 
 
@@ -244,27 +270,26 @@ def create_secret(secret: dict[str, Any], values: dict[str, str]) -> str:
     return name
 
 
-def container_names() -> dict[str, str]:
-    """Running containers of the mesh pods, by Deployment: `<name>-pod-0-<container>`."""
-    out = podman("ps", "--format", "{{.Names}}")
-    names = {}
-    for line in out.split():
-        for deployment in MESH:
-            if line == f"{deployment}-pod-0-{deployment}":
-                names[deployment] = line
-    return names
+def container_names(tag: str) -> dict[str, str]:
+    """This run's running mesh containers, by Deployment: `<name>-<tag>-pod-0-<container>`."""
+    running = set(podman("ps", "--format", "{{.Names}}").split())
+    wanted = {deployment: f"{deployment}-{tag}-pod-0-{deployment}" for deployment in MESH}
+    return {deployment: name for deployment, name in wanted.items() if name in running}
 
 
 @pytest.fixture(scope="module")
-def pods(images: None, netns: str, infrastructure: dict[str, str]) -> Iterator[dict[str, str]]:
+def pods(images: str, netns: str, infrastructure: dict[str, str]) -> Iterator[dict[str, str]]:
     var = Path(infrastructure["VAR"])
     tag = uuid.uuid4().hex[:8]
-    mesh, migrations, secret = pod_manifests(infrastructure, tag)
+    mesh, migrations, secret = pod_manifests(infrastructure, tag, images)
     mesh_file, migrations_file = var / "mesh.yaml", var / "migrations.yaml"
     mesh_file.write_text(yaml.safe_dump_all(mesh))
     migrations_file.write_text(yaml.safe_dump_all(migrations))
     secret_name = create_secret(secret, infrastructure)
+    queues = [mesh[0]["data"]["VIDEO_QUEUE"], mesh[0]["data"]["MP3_QUEUE"]]
+    delays = MeshSettings.model_fields["retry_delays_seconds"].default  # the dev overlay's
     with ExitStack() as cleanup:
+        cleanup.callback(drop_queues, *queues, retry_delays=delays)  # the broker is shared
         cleanup.callback(podman, "secret", "rm", secret_name, check=False)
         cleanup.callback(podman, "kube", "down", str(migrations_file), check=False)
         podman("kube", "play", "--network", "host", str(migrations_file), netns=netns)
@@ -283,10 +308,10 @@ def pods(images: None, netns: str, infrastructure: dict[str, str]) -> Iterator[d
                 180,
             )
         except AssertionError:
-            for name in container_names().values():
+            for name in container_names(tag).values():
                 print(f"--- {name}\n{podman('logs', '--tail', '30', name, check=False)}")
             raise
-        yield container_names()
+        yield container_names(tag)
 
 
 def curl(netns: str, *args: str, timeout: float = 60) -> str:
