@@ -376,6 +376,16 @@ def test_the_pods_ran_as_non_root_on_a_read_only_root(pods: dict[str, str]) -> N
         )  # fmt: skip
         assert denied.returncode != 0 and "Read-only file system" in denied.stderr, deployment
         assert podman("exec", container, "touch", "/tmp/writable") == "", deployment
+        # No build tools in the final images: no installer, no compiler.
+        tools = podman(
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "python3 -m pip --version; command -v gcc cc pip",
+            check=False,
+        )
+        assert "pip " not in tools and "/" not in tools, (deployment, tools)
 
 
 def test_the_consumers_heartbeat_probe_passes_in_their_pods(pods: dict[str, str]) -> None:
