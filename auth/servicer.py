@@ -21,11 +21,36 @@ log = structlog.get_logger()
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+MAX_NAME_LENGTH = 200
 BAD_CREDENTIALS = "email or password is incorrect"
 
 
 def _user_proto(user: UserRecord) -> auth_pb2.User:
-    return auth_pb2.User(id=user.id, email=user.email, create_time=timestamp(user.created_at))
+    return auth_pb2.User(
+        id=user.id,
+        email=user.email,
+        create_time=timestamp(user.created_at),
+        display_name=user.display_name,
+    )
+
+
+def _registration_email(request: auth_pb2.RegisterRequest) -> str:
+    """The new account's email, normalized: ``email``, or the seed-style ``username``.
+
+    Raises ValueError with what to send instead.
+    """
+    email, username = request.email.strip(), request.username.strip()
+    if email and username and email.lower() != username.lower():
+        raise ValueError("email and username differ: send the email address in one of them")
+    try:
+        return validate_email(email or username, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        if username and not email:
+            raise ValueError(
+                f"username must be an email address ({exc}): accounts log in and get their"
+                ' mail by email, so send {"username": "you@example.com", "password": ...}'
+            ) from exc
+        raise ValueError(f"email is not valid: {exc}") from exc
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -40,18 +65,25 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RegisterResponse:
         try:
-            email = validate_email(request.email, check_deliverability=False).normalized.lower()
-        except EmailNotValidError as exc:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"email is not valid: {exc}")
+            email = _registration_email(request)
+        except ValueError as exc:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if not MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH:
             await abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
             )
+        name = request.name.strip()
+        if len(name) > MAX_NAME_LENGTH or not name.isprintable():
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"name must be at most {MAX_NAME_LENGTH} printable characters",
+            )
         password_hash = await asyncio.to_thread(self.hasher.hash, request.password)
         try:
-            user = await asyncio.to_thread(self.store.create, email, password_hash)
+            user = await asyncio.to_thread(self.store.create, email, password_hash, name)
         except EmailTaken:
             await abort(context, grpc.StatusCode.ALREADY_EXISTS, f"{email} is already registered")
         log.info("registered", user_id=user.id)

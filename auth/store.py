@@ -17,7 +17,7 @@ import psycopg2.pool
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-_USER = "SELECT id::text, email, password_hash, created_at FROM users"
+_USER = "SELECT id::text, email, password_hash, created_at, display_name FROM users"
 _BY_EMAIL = f"{_USER} WHERE email = %s"
 _BY_ID = f"{_USER} WHERE id = %s::uuid"
 
@@ -32,6 +32,7 @@ class UserRecord:
     email: str
     password_hash: str
     created_at: dt.datetime
+    display_name: str = ""
 
 
 class UserStore:
@@ -55,13 +56,13 @@ class UserStore:
             # a fresh one, so the service recovers by itself once PostgreSQL is back.
             self._pool.putconn(conn, close=bool(conn.closed))
 
-    def create(self, email: str, password_hash: str) -> UserRecord:
+    def create(self, email: str, password_hash: str, display_name: str = "") -> UserRecord:
         try:
             with self._cursor() as cur:
                 cur.execute(
-                    "INSERT INTO users (email, password_hash) VALUES (%s, %s)"
-                    " RETURNING id::text, email, password_hash, created_at",
-                    (email, password_hash),
+                    "INSERT INTO users (email, password_hash, display_name) VALUES (%s, %s, %s)"
+                    " RETURNING id::text, email, password_hash, created_at, display_name",
+                    (email, password_hash, display_name),
                 )
                 return UserRecord(*cur.fetchone())
         except psycopg2.errors.UniqueViolation as exc:

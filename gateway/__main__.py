@@ -6,10 +6,12 @@ import asyncio
 
 import grpc
 import structlog
+from grpc_health.v1 import health, health_pb2_grpc
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor
+from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
@@ -17,12 +19,16 @@ from gateway.store import FileStore
 from meshcore import logs
 from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import Service, serve
-from mp3mesh.auth.v1 import auth_pb2_grpc
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
+from mp3mesh.health.v1 import health_pb2_grpc as mesh_health_pb2_grpc
 
 log = structlog.get_logger()
 
 FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name
+AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthService"].full_name
 
 
 async def run(settings: GatewaySettings) -> None:
@@ -57,6 +63,14 @@ async def run(settings: GatewaySettings) -> None:
         protected_prefix=f"/{FILE_SERVICE}/",
     )
 
+    health_servicer = health.aio.HealthServicer()
+    mesh_health = MeshHealthServicer(
+        health_servicer,
+        (FILE_SERVICE,),
+        {AUTH_SERVICE: health_pb2_grpc.HealthStub(auth_channel)},
+        timeout=settings.auth_timeout_seconds,
+    )
+
     async def close() -> None:
         relaying.cancel()
         await store.finish_cleanups(settings.cleanup_grace_seconds)
@@ -65,10 +79,18 @@ async def run(settings: GatewaySettings) -> None:
         await mongo.close()
 
     await serve(
-        [Service(FILE_SERVICE, servicer, files_pb2_grpc.add_FileServiceServicer_to_server)],
+        [
+            Service(FILE_SERVICE, servicer, files_pb2_grpc.add_FileServiceServicer_to_server),
+            Service(
+                MESH_HEALTH_SERVICE,
+                mesh_health,
+                mesh_health_pb2_grpc.add_MeshHealthServiceServicer_to_server,
+            ),
+        ],
         settings.gateway_listen,
         interceptors=[interceptor],
         on_stop=close,
+        health_servicer=health_servicer,
     )
 
 

@@ -81,8 +81,10 @@ async def serve(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     grace: float = 10.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    health_servicer: health.aio.HealthServicer | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain and return."""
+    """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
+    caller also reads (a new one by default)."""
     # Last, so it sits closest to the servicer: a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
         interceptors=[*interceptors, StoreOutageInterceptor()], options=SERVER_OPTIONS
@@ -90,7 +92,7 @@ async def serve(
     for svc in services:
         svc.add_to_server(svc.servicer, server)
 
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [svc.name for svc in services]
     reflection.enable_server_reflection(

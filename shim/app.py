@@ -27,6 +27,7 @@ from meshcore.grpc_server import MESSAGE_SIZE_OPTIONS, STREAM_ACCEPTED
 from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from shim.errors import HttpError, error_response, too_large
 from shim.jsonpb import json_bytes
 from shim.multipart import upload_body, upload_chunks, upload_messages
@@ -39,6 +40,15 @@ log = structlog.get_logger()
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
 FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"]
+MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthService"]
+# grpc-gateway's convention: this response metadata key sets a unary answer's HTTP status.
+HTTP_CODE_KEY = "x-http-code"
+# GET /health when the gateway, which answers it, cannot be reached; Envoy's Lua filter
+# answers the same (envoy/render.py, GATEWAY_UNREACHABLE_HEALTH).
+GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
+    status="unhealthy",
+    services={FILE_SERVICE.full_name: "UNAVAILABLE", AUTH_SERVICE.full_name: "UNKNOWN"},
+)
 
 # Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
 # for Login) and request/trace ids. Others (Host, Content-Length...) mean nothing to gRPC.
@@ -57,9 +67,12 @@ class Transcoder:
         *,
         max_upload_bytes: int,
         call_timeout: float,
+        probed: Sequence[ServiceDescriptor] = (),
     ) -> None:
+        """``probed``: the services /healthz asks (default: every one in ``addresses``)."""
         self.router = router
         self.addresses = {service.full_name: address for service, address in addresses.items()}
+        self.probed = [service.full_name for service in probed] or list(self.addresses)
         self.max_upload_bytes = max_upload_bytes
         self.call_timeout = call_timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -84,18 +97,21 @@ class Transcoder:
         path = raw_path.decode("latin-1")
         try:
             match = self.router.match(request.method, path)
-            return await self._call(match.route, match.path_params, request)
         except (NoRoute, MethodNotAllowed):
             # A wrong method on a known path answers like an unknown path, as Envoy's
             # transcoder does (it cannot tell them apart): both edges give one answer.
             return error_response(
                 grpc.StatusCode.NOT_FOUND, f"Could not resolve {path} to a method."
             )
+        try:
+            return await self._call(match.route, match.path_params, request)
         except HttpError as exc:
             return error_response(
                 exc.code, exc.message, http_status=exc.http_status, headers=exc.headers
             )
         except grpc.aio.AioRpcError as exc:
+            if match.route.method.containing_service == MESH_HEALTH_SERVICE:
+                return Response(json_bytes(GATEWAY_UNREACHABLE_HEALTH), 503, media_type=JSON)
             return error_response(exc.code(), exc.details() or "")
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
@@ -103,7 +119,7 @@ class Transcoder:
 
     async def health(self, _: Request) -> JSONResponse:
         """200 when every backend reports SERVING over grpc.health.v1, else 503."""
-        services = list(self._channels)
+        services = self.probed
         statuses = await asyncio.gather(*(self._backend_health(name) for name in services))
         serving = all(status == "SERVING" for status in statuses)
         return JSONResponse(
@@ -136,10 +152,11 @@ class Transcoder:
                 message, metadata=metadata
             )
             return await _streaming_response(route, call)
-        reply = await channel.unary_unary(route.grpc_path, **_codec(route))(
+        call = channel.unary_unary(route.grpc_path, **_codec(route))(
             message, metadata=metadata, timeout=self.call_timeout
         )
-        return _response(route, reply)
+        reply = await call
+        return _response(route, reply, _http_code(await call.initial_metadata()))
 
     async def _upload(
         self,
@@ -226,10 +243,16 @@ async def _read_json_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _response(route: Route, reply: Message) -> Response:
+def _http_code(metadata: grpc.aio.Metadata | None) -> int:
+    """The HTTP status a unary answer asks for with ``x-http-code``, else 200."""
+    code = str(dict(metadata or ()).get(HTTP_CODE_KEY, ""))
+    return int(code) if code.isdigit() and 200 <= int(code) < 600 else 200
+
+
+def _response(route: Route, reply: Message, status: int = 200) -> Response:
     if route.returns_http_body:
-        return Response(reply.data, media_type=reply.content_type or None)  # type: ignore[attr-defined]
-    return Response(json_bytes(reply), media_type=JSON)
+        return Response(reply.data, status, media_type=reply.content_type or None)  # type: ignore[attr-defined]
+    return Response(json_bytes(reply), status, media_type=JSON)
 
 
 async def _streaming_response(route: Route, call: grpc.aio.UnaryStreamCall) -> Response:
@@ -269,12 +292,18 @@ async def _relay(
 
 
 def create_app(settings: ShimSettings) -> Starlette:
-    routes = [route for service in (AUTH_SERVICE, FILE_SERVICE) for route in routes_for(service)]
+    services = (AUTH_SERVICE, FILE_SERVICE, MESH_HEALTH_SERVICE)
+    routes = [route for service in services for route in routes_for(service)]
     transcoder = Transcoder(
         Router(routes),
-        {AUTH_SERVICE: settings.auth_address, FILE_SERVICE: settings.gateway_address},
+        {
+            AUTH_SERVICE: settings.auth_address,
+            FILE_SERVICE: settings.gateway_address,
+            MESH_HEALTH_SERVICE: settings.gateway_address,
+        },
         max_upload_bytes=settings.max_upload_bytes,
         call_timeout=settings.call_timeout_seconds,
+        probed=(AUTH_SERVICE, FILE_SERVICE),
     )
     document = openapi_document(routes)
 

@@ -2,9 +2,10 @@
 
 proto3 JSON mapping (lowerCamelCase names, enums by name, int64 as strings) with fields
 at their default values printed (Envoy: ``always_print_primitive_fields``). Python's
-printer differs from the C++ one Envoy uses in three ways, undone here: it lists default
-fields after the set ones (C++: declaration order), prints integral doubles as ``4.0``
-(C++: ``4``), and leaves ``<``, ``>`` and Unicode format characters unescaped.
+printer differs from the C++ one Envoy uses in four ways, undone here: it lists default
+fields after the set ones (C++: declaration order), map entries as stored (C++: sorted by
+key), prints integral doubles as ``4.0`` (C++: ``4``), and leaves ``<``, ``>`` and Unicode
+format characters unescaped.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def _field_value(field: FieldDescriptor | None, value: Any) -> Any:
     if message is None:
         return value
     if message.GetOptions().map_entry:
+        # Keys sorted, as Envoy's (C++) printer sorts them: one order on both edges.
         value_field = message.fields_by_name["value"]
-        return {key: _field_value(value_field, item) for key, item in value.items()}
+        return {key: _field_value(value_field, value[key]) for key in sorted(value)}
     if isinstance(value, list):
         return [_in_declaration_order(message, item) for item in value]
     return _in_declaration_order(message, value) if isinstance(value, dict) else value

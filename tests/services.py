@@ -169,7 +169,7 @@ class ServiceStack:
     def shutdown(self) -> None:
         for c in self.clients:
             c.close()
-        for name in reversed(SERVICES):
+        for name in reversed(self.commands):
             proc = self.processes.get(name)
             if proc is None or proc.poll() is not None:
                 continue
@@ -196,6 +196,8 @@ class ServiceStack:
             return is_serving(self.env[f"{name.upper()}_LISTEN"])
         if name == "shim":
             return http_ok(f"{self.shim_url}/healthz")
+        if name == "envoy":
+            return http_ok(f"{self.envoy_url}/healthz")
         queue = self.env["VIDEO_QUEUE" if name == "converter" else "MP3_QUEUE"]
         return name in self.commands and self.consumers(queue) > 0
 
@@ -203,8 +205,13 @@ class ServiceStack:
 
     @property
     def shim_url(self) -> str:
-        """The REST edge (the Starlette shim; Envoy is not part of this stack)."""
+        """The local REST edge, the Starlette shim."""
         return f"http://127.0.0.1:{self.env['SHIM_PORT']}"
+
+    @property
+    def envoy_url(self) -> str:
+        """The production REST edge, Envoy (only in stacks started with it)."""
+        return f"http://127.0.0.1:{self.env['ENVOY_PORT']}"
 
     def mongo(self) -> MongoClient:
         return MongoClient(self.env["MONGO_URL"], serverSelectionTimeoutMS=5000)
@@ -255,16 +262,18 @@ def _port_open(port: int) -> bool:
 
 
 @contextmanager
-def service_stack(var: Path, **overrides: str) -> Iterator[ServiceStack]:
-    """A private stack of all services, each started separately; torn down afterwards
-    with its database and queues."""
+def service_stack(
+    var: Path, services: tuple[str, ...] = SERVICES, **overrides: str
+) -> Iterator[ServiceStack]:
+    """A private stack of ``services`` (Procfile names, in start order; default: all but
+    Envoy), each started separately; torn down afterwards with its database and queues."""
     procfile = parse_procfile((ROOT / "Procfile").read_text())
-    commands = {name: procfile.processes[name] for name in SERVICES}
+    commands = {name: procfile.processes[name] for name in services}
     with temp_database("mp3mesh_faults") as database_url:
         env = stack_env(var, database_url, **{**FAULT_SETTINGS, **overrides})
         stack = ServiceStack(env=env, var=var, commands=commands)
         try:
-            for name in SERVICES:
+            for name in services:
                 stack.start(name)
             yield stack
         finally:

@@ -22,6 +22,8 @@ import httpx
 import pytest
 import yaml
 
+from shim.app import GATEWAY_UNREACHABLE_HEALTH
+from shim.jsonpb import json_bytes
 from tests.helpers import (
     PASSWORD,
     ROOT,
@@ -326,3 +328,9 @@ def test_rest_edge_end_to_end(edge: Edge, stack: Stack, media: Path, tmp_path: P
         "details": [],
         "message": f"upload is larger than the {TEST_MAX_UPLOAD_BYTES} byte limit",
     }
+
+
+def test_gateway_unreachable_health_is_the_same_on_both_edges() -> None:
+    """GET /health's answer when the gateway is down: Envoy's Lua filter and the shim."""
+    shim_body = json.loads(json_bytes(GATEWAY_UNREACHABLE_HEALTH))
+    assert shim_body == render.GATEWAY_UNREACHABLE_HEALTH

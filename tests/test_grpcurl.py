@@ -29,8 +29,10 @@ def test_list_and_health_over_reflection(stack: Stack, server: str, service: str
     address = stack.auth_address if server == "auth" else stack.gateway_address
     listed = grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
+    mesh_health = {"mp3mesh.health.v1.MeshHealthService"} if server == "gateway" else set()
     assert set(listed.stdout.split()) == {
         service,
+        *mesh_health,
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     }
@@ -66,3 +68,16 @@ def test_login_and_get_job(stack: Stack, media: Path) -> None:
     )
     assert refused.returncode != 0
     assert "Code: Unauthenticated" in refused.stderr and "missing bearer token" in refused.stderr
+
+
+def test_mesh_health_over_native_grpc(stack: Stack) -> None:
+    """GET /health's RPC, called natively: status OK (x-http-code is for REST edges only)."""
+    health = grpcurl(stack.gateway_address, "mp3mesh.health.v1.MeshHealthService/GetMeshHealth")
+    assert health.returncode == 0, health.stderr
+    assert json.loads(health.stdout) == {
+        "status": "healthy",
+        "services": {
+            "mp3mesh.auth.v1.AuthService": "SERVING",
+            "mp3mesh.files.v1.FileService": "SERVING",
+        },
+    }

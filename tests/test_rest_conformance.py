@@ -25,12 +25,22 @@ import jwt
 import pytest
 
 from cli.client import MeshClient
-from tests.helpers import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video
+from tests.helpers import (
+    PASSWORD,
+    TEST_MAX_UPLOAD_BYTES,
+    PeakRss,
+    Stack,
+    envoy_renderer,
+    make_video,
+)
+from tests.services import service_stack
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 STATUS_KEYS = {"code", "message", "details"}
+AUTH, FILES = "mp3mesh.auth.v1.AuthService", "mp3mesh.files.v1.FileService"
+HEALTHY = {"status": "healthy", "services": {AUTH: "SERVING", FILES: "SERVING"}}
 
 
 @dataclass
@@ -136,6 +146,28 @@ def test_seed_commands_end_to_end(edge: Edge, video: Path, tmp_path: Path) -> No
     assert len(download.content) == int(status["mp3SizeBytes"])
 
 
+def test_seed_register_and_health(edge: Edge) -> None:
+    """POST /register with the seed's {"name", "username", "password"}; GET /health."""
+    email = f"Seed-{uuid.uuid4().hex[:12]}@Example.com"
+    seed = {"name": "Ann Example", "username": email, "password": PASSWORD}
+    with edge.http() as http:
+        registered = http.post("/register", json=seed)
+        assert registered.status_code == 200, registered.text
+        user = registered.json()["user"]
+        assert (user["email"], user["displayName"]) == (email.lower(), "Ann Example")
+        token = http.post("/login", auth=(email, PASSWORD)).json()["token"]
+        me = http.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["user"] == user
+        _assert_status(http.post("/register", json=seed), 409, 6)
+        not_email = _assert_status(http.post("/register", json={**seed, "username": "ann"}), 400, 3)
+        assert "username must be an email address" in not_email
+        assert '"username": "you@example.com"' in not_email
+        health = http.get("/health")
+    assert (health.status_code, health.json()) == (200, HEALTHY)
+    assert health.headers["content-type"] == "application/json"
+    assert "x-http-code" not in health.headers
+
+
 def test_raw_body_upload_takes_metadata_from_the_query(edge: Edge, video: Path) -> None:
     content = video.read_bytes()
     with edge.http(edge.new_user()) as http:
@@ -236,9 +268,9 @@ def test_openapi_and_health(shim: Edge) -> None:
         document = http.get("/openapi.json").json()
     assert health.status_code == 200 and health.json()["status"] == "SERVING"
     assert set(document["paths"]) == {
-        "/v1/users", "/v1/sessions", "/login", "/v1/users/me", "/v1/videos", "/upload",
+        "/v1/users", "/register", "/v1/sessions", "/login", "/v1/users/me", "/v1/videos", "/upload",
         "/v1/mp3s/{file_id}", "/download", "/v1/jobs/{job_id}", "/status",
-        "/v1/jobs/{job_id}:watch", "/v1/jobs",
+        "/v1/jobs/{job_id}:watch", "/v1/jobs", "/health",
     }  # fmt: skip
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}
@@ -359,6 +391,32 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         ("POST", "/login", "none", {"auth": (email, "wrong password")}),
         ("POST", "/login", "none", {"auth": ("nobody@example.com", PASSWORD)}),
         ("POST", "/login", "none", {}),
+        (
+            "POST",
+            "/register",
+            "none",
+            {"json": {"name": "A", "username": email, "password": PASSWORD}},
+        ),
+        (
+            "POST",
+            "/register",
+            "none",
+            {"json": {"name": "A", "username": "ann", "password": PASSWORD}},
+        ),
+        (
+            "POST",
+            "/register",
+            "none",
+            {"json": {"email": email, "username": "b@example.com", "password": PASSWORD}},
+        ),
+        (
+            "POST",
+            "/register",
+            "none",
+            {"json": {"name": "A\u0007", "username": "c@example.com", "password": PASSWORD}},
+        ),
+        ("GET", "/health", "none", {}),
+        ("GET", "/health?bogus=1", "none", {}),
     ]
     differences = []
     for method, path, who, kwargs in requests:
@@ -412,3 +470,40 @@ def test_100_mb_upload_is_converted_with_flat_gateway_memory(
     assert len(mp3.content) == int(done["mp3SizeBytes"]) and abs(done["durationSeconds"] - 40) < 0.2
     print(f"{edge_name}: gateway RSS {rss.before >> 20} -> {rss.peak >> 20} MiB, {size >> 20} MiB")
     assert rss.growth < 32 * 1024 * 1024, f"gateway grew {rss.growth >> 20} MiB"
+
+
+def _health(url: str) -> tuple[int, str, object]:
+    return _answer(httpx.get(f"{url}/health", timeout=30))
+
+
+def _both_health(
+    mesh_urls: tuple[str, str], expected: tuple[int, dict], timeout: float = 60
+) -> None:
+    """Wait until both edges answer ``expected`` to GET /health; then they must agree."""
+    status, body = expected
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = [_health(url) for url in mesh_urls]
+        if all(a == (status, "application/json", [body]) for a in answers):
+            return
+        assert time.monotonic() < deadline, f"expected {expected}, got {answers}"
+        time.sleep(0.5)
+
+
+def test_health_is_503_with_the_same_body_when_a_service_is_stopped(tmp_path: Path) -> None:
+    """Envoy and the shim in front of auth and the gateway, each its own process: GET /health
+    is 200 while both serve, and 503 with the same shape when one is really stopped."""
+    services = ("mongo", "auth", "gateway", "shim", "envoy")
+    with service_stack(tmp_path, services) as mesh:
+        urls = (mesh.envoy_url, mesh.shim_url)
+        _both_health(urls, (200, HEALTHY))
+        mesh.stop("auth")
+        auth_down = {"status": "unhealthy", "services": {AUTH: "UNAVAILABLE", FILES: "SERVING"}}
+        _both_health(urls, (503, auth_down))
+        mesh.start("auth")
+        _both_health(urls, (200, HEALTHY))
+        mesh.stop("gateway")
+        _both_health(urls, (503, envoy_renderer().GATEWAY_UNREACHABLE_HEALTH))
+        assert httpx.get(f"{mesh.shim_url}/healthz").status_code == 503  # unchanged
+        mesh.start("gateway")
+        _both_health(urls, (200, HEALTHY))

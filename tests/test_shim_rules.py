@@ -189,6 +189,7 @@ def _table(services: Iterable[ServiceDescriptor]) -> set[tuple[str, str, str, st
 def test_routes_come_from_the_annotations_with_additional_bindings() -> None:
     assert _table([AUTH, FILES]) == {
         ("POST", "/v1/users", "Register", "*"),
+        ("POST", "/register", "Register", "*"),
         ("POST", "/v1/sessions", "Login", "*"),
         ("POST", "/login", "Login", "*"),
         ("GET", "/v1/users/me", "WhoAmI", ""),

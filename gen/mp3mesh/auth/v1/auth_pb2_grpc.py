@@ -69,6 +69,7 @@ class AuthServiceServicer:
 
     def Register(self, request, context):
         """Register creates a user. A second account with the same email is ALREADY_EXISTS.
+        `POST /register` takes the seed projects' body, {"name", "username", "password"}.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
