@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from pymongo import AsyncMongoClient
@@ -18,6 +17,7 @@ from gateway.settings import GatewaySettings
 from gateway.store import FileStore
 from meshcore import logs
 from meshcore.amqp import ThreadedPublisher
+from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
@@ -50,7 +50,7 @@ async def run(settings: GatewaySettings) -> None:
         await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
     except PyMongoError as exc:  # not worth refusing to start for; the next start retries
         log.warning("unfinished upload sweep failed", error=repr(exc))
-    auth_channel = grpc.aio.insecure_channel(settings.auth_address)
+    auth_channel = service_channel(settings.auth_address)
     servicer = FileServicer(
         store,
         relay,

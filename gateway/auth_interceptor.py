@@ -1,6 +1,6 @@
 """Bearer-token check for FileService, by asking AuthService.ValidateToken with a deadline.
 
-The interceptor wraps each FileService handler so the check runs inside the call, where
+The check runs inside each FileService call (an AroundInterceptor), where
 it can abort with a proper status and leave the caller in a context variable for the
 servicer. Health and reflection stay open.
 """
@@ -8,15 +8,16 @@ servicer. Health and reflection stay open.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import structlog
 
 from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED, abort, require_credentials
+from meshcore.interceptors import AroundInterceptor
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -35,7 +36,7 @@ def current_caller() -> Caller:
     return _caller.get()
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(AroundInterceptor):
     def __init__(
         self, auth: auth_pb2_grpc.AuthServiceStub, timeout: float, protected_prefix: str
     ) -> None:
@@ -43,15 +44,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self.timeout = timeout
         self.prefix = protected_prefix
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(self.prefix):
-            return handler
-        return _guarded(handler, self._authenticate)
+    def applies_to(self, method: str) -> bool:
+        return method.startswith(self.prefix)
+
+    @asynccontextmanager
+    async def around(
+        self, method: str, context: grpc.aio.ServicerContext, client_streaming: bool
+    ) -> AsyncIterator[None]:
+        """Authenticate first; a client-streaming call that passes is told so
+        (STREAM_ACCEPTED) before the handler reads a byte."""
+        await self._authenticate(context)
+        if client_streaming:
+            await context.send_initial_metadata((STREAM_ACCEPTED,))
+        yield
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         token = await require_credentials(
@@ -75,50 +80,3 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 "cannot check your token right now: auth service unavailable",
             )
         _caller.set(Caller(user_id=reply.user_id, email=reply.email))
-
-
-def _guarded(
-    handler: grpc.RpcMethodHandler,
-    authenticate: Callable[[grpc.aio.ServicerContext], Awaitable[None]],
-) -> grpc.RpcMethodHandler:
-    """The same handler, with ``authenticate`` run first inside the call. Client-streaming
-    calls that pass it are told so (STREAM_ACCEPTED) before the handler reads a byte."""
-    kwargs: dict[str, Any] = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        inner_uu = handler.unary_unary
-
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await authenticate(context)
-            return await inner_uu(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
-    if handler.unary_stream:
-        inner_us = handler.unary_stream
-
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await authenticate(context)
-            async for response in inner_us(request, context):
-                yield response
-
-        return grpc.unary_stream_rpc_method_handler(unary_stream, **kwargs)
-    if handler.stream_unary:
-        inner_su = handler.stream_unary
-
-        async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            await authenticate(context)
-            await context.send_initial_metadata((STREAM_ACCEPTED,))
-            return await inner_su(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
-    inner_ss = handler.stream_stream
-
-    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        await authenticate(context)
-        await context.send_initial_metadata((STREAM_ACCEPTED,))
-        async for response in inner_ss(requests, context):
-            yield response
-
-    return grpc.stream_stream_rpc_method_handler(stream_stream, **kwargs)

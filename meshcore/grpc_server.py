@@ -34,8 +34,12 @@ MESSAGE_SIZE_OPTIONS = [
 # slower than the network (GridFS writes at 30-40 MB/s on the stand-in) tens of MB of an
 # upload piled up in the gateway (measured +15 to +48 MiB RSS per 55 MiB upload; with a
 # fixed window, +9 MiB, steady). A fixed window makes the backpressure reach the client.
+# Connections are closed (GOAWAY) after this age; calls in flight finish, new ones open a
+# new connection, so round-robin callers re-resolve and spread over new pods.
+MAX_CONNECTION_AGE_MS = 5 * 60_000
 SERVER_OPTIONS = [
     *MESSAGE_SIZE_OPTIONS,
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.bdp_probe", 0),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

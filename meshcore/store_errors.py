@@ -8,14 +8,16 @@ unreachable" become UNAVAILABLE, which clients retry; the details go to the log 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import psycopg2
 import psycopg2.pool
 import pymongo.errors
 import structlog
+
+from meshcore.interceptors import AroundInterceptor
 
 log = structlog.get_logger()
 
@@ -38,61 +40,15 @@ def is_store_outage(exc: BaseException) -> bool:
     )
 
 
-class StoreOutageInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        if handler.unary_unary or handler.stream_unary:
-            behavior = handler.unary_unary or handler.stream_unary
-            wrapped = _wrap_unary(behavior, method)
-            factory = (
-                grpc.unary_unary_rpc_method_handler
-                if handler.unary_unary
-                else grpc.stream_unary_rpc_method_handler
-            )
-        else:
-            behavior = handler.unary_stream or handler.stream_stream
-            wrapped = _wrap_stream(behavior, method)
-            factory = (
-                grpc.unary_stream_rpc_method_handler
-                if handler.unary_stream
-                else grpc.stream_stream_rpc_method_handler
-            )
-        return factory(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-def _wrap_unary(behavior: Any, method: str) -> Any:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+class StoreOutageInterceptor(AroundInterceptor):
+    @asynccontextmanager
+    async def around(
+        self, method: str, context: grpc.aio.ServicerContext, client_streaming: bool
+    ) -> AsyncIterator[None]:
         try:
-            return await behavior(request, context)
+            yield
         except Exception as exc:
             if not is_store_outage(exc):
                 raise
             log.warning("store unavailable", method=method, error=repr(exc))
             await context.abort(grpc.StatusCode.UNAVAILABLE, MESSAGE)
-
-    return call
-
-
-def _wrap_stream(behavior: Any, method: str) -> Any:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except Exception as exc:
-            if not is_store_outage(exc):
-                raise
-            log.warning("store unavailable", method=method, error=repr(exc))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, MESSAGE)
-
-    return call

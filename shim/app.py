@@ -23,7 +23,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from meshcore.grpc_server import MESSAGE_SIZE_OPTIONS, STREAM_ACCEPTED
+from meshcore.channels import service_channel
+from meshcore.grpc_server import STREAM_ACCEPTED
 from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -80,8 +81,7 @@ class Transcoder:
     def open(self) -> None:
         """Open the channels; inside the event loop, as grpc.aio wants."""
         self._channels = {
-            service: grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS)
-            for service, address in self.addresses.items()
+            service: service_channel(address) for service, address in self.addresses.items()
         }
 
     async def close(self) -> None:

@@ -47,7 +47,7 @@ FAULT_SETTINGS = {
     "LEASE_SECONDS": "6",  # a killed converter's job is taken over within seconds
     "RELAY_INTERVAL_SECONDS": "1",
     "PUBLISH_TIMEOUT_SECONDS": "3",
-    "MONGO_TIMEOUT_MS": "3000",
+    "MONGO_TIMEOUT_MS": "6000",
     "DATABASE_CONNECT_TIMEOUT_SECONDS": "3",
 }
 

@@ -68,7 +68,7 @@ def stored_video_ids(stack: Stack) -> set[ObjectId]:
 def discarded_uploads(stack: Stack, user_id: str, expected: int) -> list[ObjectId]:
     """Job (= video file) ids of this user's uploads the gateway logged as discarded (the
     log reaches the file through honcho a moment after the client has its answer)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         ids = []
         for line in stack.log.read_text().splitlines():
@@ -81,10 +81,22 @@ def discarded_uploads(stack: Stack, user_id: str, expected: int) -> list[ObjectI
 
 
 def assert_nothing_kept(stack: Stack, file_ids: list[ObjectId]) -> None:
+    """Refusals are answered after the removal; only a removal the store failed is retried
+    in the background (seen on a loaded machine), so give that one time before failing."""
     db = stack.mongo()[stack.env["MONGO_DB"]]
-    for file_id in file_ids:
-        assert db["videos.files"].find_one({"_id": file_id}) is None
-        assert db["videos.chunks"].find_one({"files_id": file_id}, {"n": 1}) is None
+
+    def kept() -> list[ObjectId]:
+        return [
+            file_id
+            for file_id in file_ids
+            if db["videos.files"].find_one({"_id": file_id}) is not None
+            or db["videos.chunks"].find_one({"files_id": file_id}, {"n": 1}) is not None
+        ]
+
+    deadline = time.monotonic() + 120
+    while kept() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert kept() == []
 
 
 def test_video_becomes_mp3_and_email(stack: Stack, media: Path, tmp_path: Path) -> None:
@@ -371,8 +383,8 @@ def test_bad_uploads_are_refused_and_leave_nothing(
     discarded = discarded_uploads(stack, user_id, 1)
     assert len(discarded) == 1
     # Nothing new (a conversion finishing meanwhile may remove an earlier test's video).
-    assert stored_video_ids(stack) <= before
     assert_nothing_kept(stack, discarded)
+    assert stored_video_ids(stack) <= before
     assert client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata).jobs == []
 
 

@@ -49,6 +49,7 @@ from tests.helpers import ROOT, drop_queues, make_video, temp_database
 
 pytestmark = [
     pytest.mark.k8s_smoke,
+    pytest.mark.timeout(1800),  # the first test's setup builds the images
     pytest.mark.skipif(
         os.environ.get("MP3MESH_K8S_SMOKE") != "1",
         reason="builds images and runs pods: make k8s-smoke (MP3MESH_K8S_SMOKE=1)",
@@ -155,7 +156,7 @@ def infrastructure(
                     f"relay-out-{port}",
                     ["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:127.0.0.1:{port}"],
                 )
-                wait_for(sock.exists, f"relay socket {sock}", 10)
+                wait_for(sock.exists, f"relay socket {sock}", 60)
                 processes.start(
                     f"relay-in-{port}",
                     [*ns, "socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
@@ -176,7 +177,7 @@ def infrastructure(
                  "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
             )  # fmt: skip
             for port in (5432, 5672, 27017, 1025):
-                wait_for(lambda p=port: port_open_in(netns, p), f"port {port} in {netns}", 60)
+                wait_for(lambda p=port: port_open_in(netns, p), f"port {port} in {netns}", 180)
             yield {
                 "DATABASE_URL": database_url,  # 127.0.0.1:5432, the relay inside the namespace
                 "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30",
@@ -355,7 +356,7 @@ def test_a_video_becomes_an_mp3_and_a_mail_through_the_envoy_pod(
     assert probe["streams"][0]["codec_name"] == "mp3"
     assert 5 < float(probe["format"]["duration"]) < 7
     maildir = Path(infrastructure["MAILDIR"]) / "new"
-    wait_for(lambda: any(maildir.iterdir()), "the mail", 60)
+    wait_for(lambda: any(maildir.iterdir()), "the mail", 180)
     mails = [
         email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in maildir.iterdir()

@@ -8,58 +8,16 @@ and how many mails were sent and duplicated.
 
 from __future__ import annotations
 
-import email
-import email.policy
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from meshcore import gridfs_io, jobs
+from tests.faults.helpers import Tally
 from tests.helpers import ffmpeg
 from tests.services import ServiceStack, service_stack
 
 TALLY_KEY = pytest.StashKey["Tally"]()
-
-
-@dataclass
-class Tally:
-    """The jobs the suite submitted and the status each should end in."""
-
-    expected: dict[str, str] = field(default_factory=dict)
-
-    def submitted(self, job_id: str, expected_status: str = jobs.SUCCEEDED) -> str:
-        self.expected[job_id] = expected_status
-        return job_id
-
-    def count(self, mesh: ServiceStack) -> dict[str, int]:
-        db = mesh.db()
-        statuses = {d["_id"]: d["status"] for d in db[jobs.COLLECTION].find({}, {"status": 1})}
-        mp3s = Counter(
-            d["metadata"]["job_id"]
-            for d in db[f"{gridfs_io.MP3S}.files"].find({}, {"metadata.job_id": 1})
-        )
-        mails = Counter(_mailed_job(path) for path in mesh.mail_files())
-        ids = {str(k): v for k, v in statuses.items()}
-        mine = self.expected.keys()
-        return {
-            "jobs submitted": len(mine),
-            "jobs succeeded": sum(ids.get(j) == jobs.SUCCEEDED for j in mine),
-            "jobs failed (as expected)": sum(
-                ids.get(j) == jobs.FAILED == self.expected[j] for j in mine
-            ),
-            "jobs lost": sum(ids.get(j) != self.expected[j] for j in mine),
-            "jobs duplicated (more than one MP3)": sum(mp3s[j] > 1 for j in mine),
-            "mails sent": sum(mails[j] for j in mine),
-            "mails duplicated": sum(max(mails[j] - 1, 0) for j in mine),
-        }
-
-
-def _mailed_job(path: Path) -> str:
-    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    return str(msg["X-Mp3mesh-Job"])
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,7 @@ from cli.client import upload_requests
 from meshcore import gridfs_io, jobs
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
-from tests.faults.conftest import Tally
-from tests.faults.test_converter_faults import EXTRACTING, assert_converted_once, job_record
+from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, job_record
 from tests.helpers import AMQP_URL, PASSWORD
 from tests.services import ServiceStack
 from tests.tcp_proxy import TcpProxy
@@ -146,7 +145,8 @@ def test_mongo_paused_mid_upload_is_unavailable_and_leaves_no_orphan_chunks(
     details = refused.value.details()  # type: ignore[attr-defined]
     assert mesh.env["MONGO_PORT"] not in details
     print(f"upload answered UNAVAILABLE {answered_after:.1f} s after MongoDB was paused")
-    assert answered_after < 15
+    # One deadline per store operation; the upload may be inside a couple of them.
+    assert answered_after < 4 * int(mesh.env["MONGO_TIMEOUT_MS"]) / 1000
     [job_id] = [
         ObjectId(str(e["job_id"]))
         for e in mesh.log_events("gateway")

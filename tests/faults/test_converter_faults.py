@@ -12,41 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from bson import ObjectId
 
-from meshcore import gridfs_io, jobs
+from meshcore import jobs
 from mp3mesh.files.v1 import files_pb2
-from tests.faults.conftest import Tally
+from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, job_record, mail_count
 from tests.services import ServiceStack
 
 pytestmark = pytest.mark.faults
-
-EXTRACTING = "-progress"  # only the extraction's ffmpeg command line has it (not the probes)
-
-
-def job_record(mesh: ServiceStack, job_id: str) -> dict:
-    return mesh.db()[jobs.COLLECTION].find_one({"_id": ObjectId(job_id)})
-
-
-def assert_converted_once(
-    mesh: ServiceStack, done: files_pb2.Job, attempts: int, *, last: bool = True
-) -> None:
-    """SUCCEEDED after ``attempts`` starts, one MP3 in GridFS, one mail, and, if it is the
-    ``last`` job running, no temp files."""
-    assert done.status == files_pb2.JOB_STATUS_SUCCEEDED, done.error
-    assert done.attempts == attempts
-    mp3s = list(mesh.db()[f"{gridfs_io.MP3S}.files"].find({"metadata.job_id": done.id}))
-    assert [m["_id"] for m in mp3s] == [ObjectId(done.mp3_file_id)]
-    deadline = time.monotonic() + 30
-    while not (mailed := mail_count(mesh, done.id)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert mailed == 1
-    if last:
-        assert list(Path(mesh.env["WORK_DIR"]).iterdir()) == [], "converter left temp files"
-
-
-def mail_count(mesh: ServiceStack, job_id: str) -> int:
-    return sum(job_id.encode() in path.read_bytes() for path in mesh.mail_files())
 
 
 @pytest.mark.parametrize(

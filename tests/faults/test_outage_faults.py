@@ -9,8 +9,7 @@ import pytest
 
 from meshcore.amqp import dead_letter_queue
 from mp3mesh.files.v1 import files_pb2
-from tests.faults.conftest import Tally
-from tests.faults.test_converter_faults import mail_count
+from tests.faults.helpers import Tally, mail_count
 from tests.services import ServiceStack
 
 pytestmark = pytest.mark.faults

@@ -1,0 +1,21 @@
+"""How one part of the mesh calls another: every such channel is made here, alike.
+
+Round robin, not gRPC's default pick_first: the Kubernetes Services of the gRPC servers
+are headless, so a name resolves to every ready pod, and pick_first would send all of a
+caller's calls to the first address for as long as that connection lives. The servers
+close connections after ``MAX_CONNECTION_AGE_MS`` (meshcore.grpc_server), so callers
+re-resolve and new pods get their share.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from meshcore.grpc_server import MESSAGE_SIZE_OPTIONS
+
+CHANNEL_OPTIONS = [*MESSAGE_SIZE_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
+
+
+def service_channel(address: str) -> grpc.aio.Channel:
+    """A channel to another service at ``address`` (``host:port``, any gRPC target)."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
