@@ -17,7 +17,13 @@ def main() -> None:
     migrate(settings.database_url, MIGRATIONS)
     ledger = SentLedger(settings.database_url, **settings.database_timeouts)
     notifier = Notifier(
-        ledger, Mailer(settings), settings.sender, settings.public_url, settings.mail_claim_seconds
+        ledger,
+        Mailer(settings),
+        settings.sender,
+        settings.public_url,
+        settings.mail_claim_seconds,
+        # As long as the job records: retention after the job ended, then as long again.
+        ledger_retention=2 * settings.retention_seconds,
     )
     consume_until_signalled(settings, settings.mp3_queue, notifier.handle, give_up=notifier.give_up)
     ledger.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 import pika
 import structlog
 
@@ -26,14 +29,27 @@ class Notifier:
         sender: str,
         public_url: str,
         claim_lease: float = 120.0,
+        ledger_retention: float = 2 * 24 * 3600,
     ) -> None:
         self.ledger = ledger
         self.mailer = mailer
         self.sender = sender
         self.public_url = public_url
         self.claim_lease = claim_lease
+        self.ledger_retention = ledger_retention
+        self._forgotten_at = -math.inf
+
+    def forget_old_mails(self) -> None:
+        """Keep the ledger as long as the job records (at most hourly, between messages)."""
+        if time.monotonic() - self._forgotten_at < 3600:
+            return
+        forgotten = self.ledger.forget_older_than(self.ledger_retention)
+        self._forgotten_at = time.monotonic()
+        if forgotten:
+            log.info("forgot old mails", rows=forgotten)
 
     def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
+        self.forget_old_mails()
         event = decode(body, properties, events_pb2.JobFinished)
         if not event.owner_email:
             log.warning("job has no owner email; nothing to send", job_id=event.job_id)

@@ -80,6 +80,17 @@ class SentLedger:
                 (refused, job_id),
             )
 
+    def forget_older_than(self, seconds: float) -> int:
+        """Delete the rows of mails sent (or claims abandoned) over ``seconds`` ago: by then
+        the job record is gone too, so no redelivery of its message can still be due."""
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM sent_notifications"
+                " WHERE COALESCE(sent_at, claimed_until) < now() - make_interval(secs => %s)",
+                (seconds,),
+            )
+            return int(cur.rowcount)
+
     def already_sent(self, job_id: str) -> bool:
         with self._connection() as conn, conn.cursor() as cur:
             cur.execute(

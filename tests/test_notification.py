@@ -7,6 +7,7 @@ import smtplib
 from collections.abc import Iterator
 
 import pika
+import psycopg2
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
@@ -179,3 +180,30 @@ def test_a_resent_mail_keeps_its_message_id() -> None:
     first = compose(SUCCEEDED, "a@example.com", "http://edge")
     again = compose(SUCCEEDED, "a@example.com", "http://edge")
     assert first["Message-ID"] == again["Message-ID"] == "<job-job-1@mp3mesh.local>"
+
+
+def test_the_ledger_forgets_mails_once_their_jobs_are_gone(
+    smtp: tuple[Inbox, int], ledger: SentLedger
+) -> None:
+    inbox, port = smtp
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=port)
+    props = pika.BasicProperties(type=SUCCEEDED.DESCRIPTOR.full_name)
+
+    def notifier() -> Notifier:  # a fresh one is due its hourly pass at the first message
+        return Notifier(ledger, Mailer(settings), settings.sender, "http://edge", 3600, 3600)
+
+    notifier().handle(SUCCEEDED.SerializeToString(), props)
+    assert ledger.claim("job-abandoned", "u@example.com", "x", 60) is Claim.CLAIMED
+    with psycopg2.connect(ledger.database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE sent_notifications SET sent_at = sent_at - interval '2 hours',"
+            " claimed_until = claimed_until - interval '2 hours'"
+        )
+    fresh = events_pb2.JobFinished()
+    fresh.CopyFrom(SUCCEEDED)
+    fresh.job_id = "job-new"
+    notifier().handle(fresh.SerializeToString(), props)
+    with psycopg2.connect(ledger.database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT job_id FROM sent_notifications")
+        assert [row[0] for row in cur.fetchall()] == ["job-new"]
+    assert [m["X-Mp3mesh-Job"] for m in inbox.messages] == ["job-1", "job-new"]
