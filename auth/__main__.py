@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from auth.servicer import AuthServicer
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
+from auth.throttle import HashBound, LoginThrottle
 from auth.tokens import TokenIssuer
 from meshcore import logs
 from meshcore.grpc_server import Service, serve
@@ -29,6 +30,7 @@ def main() -> None:
 
     migrate(settings.database_url, MIGRATIONS)
     store = UserStore(settings.database_url, **settings.database_timeouts)
+    hashing = HashBound(settings.hash_concurrency, settings.hash_queue)
     servicer = AuthServicer(
         store,
         TokenIssuer(
@@ -38,6 +40,8 @@ def main() -> None:
             dt.timedelta(seconds=settings.token_ttl_seconds),
         ),
         PasswordHasher(),
+        LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
+        hashing,
     )
     service = Service(
         auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -47,6 +51,7 @@ def main() -> None:
 
     async def close() -> None:
         store.close()
+        hashing.close()
 
     asyncio.run(serve([service], settings.auth_listen, on_stop=close))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import NoReturn
 
 import grpc
 import structlog
@@ -11,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 
 from auth.store import EmailTaken, UserRecord, UserStore
+from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
 from auth.tokens import InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
@@ -53,11 +56,30 @@ def _registration_email(request: auth_pb2.RegisterRequest) -> str:
         raise ValueError(f"email is not valid: {exc}") from exc
 
 
+async def _refuse_throttled(context: grpc.aio.ServicerContext, exc: Throttled) -> NoReturn:
+    """RESOURCE_EXHAUSTED (HTTP 429) with the wait in words and in ``retry-after``."""
+    await context.abort(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        exc.message,
+        trailing_metadata=(("retry-after", str(exc.retry_after)),),
+    )
+    raise AssertionError("context.abort returned")
+
+
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, store: UserStore, tokens: TokenIssuer, hasher: PasswordHasher) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        tokens: TokenIssuer,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        hashing: HashBound,
+    ) -> None:
         self.store = store
         self.tokens = tokens
         self.hasher = hasher
+        self.throttle = throttle
+        self.hashing = hashing
         # Verified against when the email is unknown, so both failures take as long.
         self._dummy_hash = hasher.hash("not-a-real-password")
 
@@ -81,13 +103,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"name must be at most {MAX_NAME_LENGTH} printable characters",
             )
-        password_hash = await asyncio.to_thread(self.hasher.hash, request.password)
+        try:
+            password_hash = await self.hashing.run(partial(self.hasher.hash, request.password))
+        except Throttled as exc:
+            await _refuse_throttled(context, exc)
         try:
             user = await asyncio.to_thread(self.store.create, email, password_hash, name)
+            log.info("registered", user_id=user.id)
         except EmailTaken:
-            await abort(context, grpc.StatusCode.ALREADY_EXISTS, f"{email} is already registered")
-        log.info("registered", user_id=user.id)
-        return auth_pb2.RegisterResponse(user=_user_proto(user))
+            log.info("registration for an existing account: answered as for a new one")
+        # The same answer either way, so Register cannot tell who has an account.
+        return auth_pb2.RegisterResponse(user=auth_pb2.User(email=email, display_name=name))
 
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
@@ -99,10 +125,20 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 context,
                 "send email and password, or HTTP Basic credentials (curl -u email:password)",
             )
-        user = await asyncio.to_thread(self.store.by_email, email.strip().lower())
-        if user is None or not await asyncio.to_thread(self._password_matches, user, password):
+        email = email.strip().lower()
+        address = client_address(context.invocation_metadata(), context.peer())
+        try:
+            self.throttle.check(email, address)
+            user = await asyncio.to_thread(self.store.by_email, email)
+            matches = await self.hashing.run(partial(self._password_matches, user, password))
+        except Throttled as exc:
+            log.info("login throttled", reason=exc.message)
+            await _refuse_throttled(context, exc)
+        if user is None or not matches:
+            self.throttle.failed(email, address)
             log.info("login refused")
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, BAD_CREDENTIALS)
+        self.throttle.succeeded(email)
         token, expires = self.tokens.issue(user.id, user.email)
         log.info("logged in", user_id=user.id)
         return auth_pb2.LoginResponse(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pydantic import SecretStr, model_validator
+import limits
+from pydantic import SecretStr, field_validator, model_validator
 
 from meshcore.settings import AUTH_ADDRESS, DatabaseSettings
 
@@ -13,6 +14,21 @@ class AuthSettings(DatabaseSettings):
     jwt_issuer: str = "mp3mesh-auth"
     jwt_audience: str = "mp3mesh"
     token_ttl_seconds: int = 3600
+    # Failed logins allowed per account and per client address within a moving window
+    # (`limits` notation: "5/minute", "100 per hour"); past either, Login answers
+    # RESOURCE_EXHAUSTED saying when to try again. A good password clears the account's.
+    login_failures_per_email: str = "5/minute"
+    login_failures_per_address: str = "20/minute"
+    # argon2 hashes (64 MiB each) running at once, and calls queued behind them; past
+    # both, Login and Register answer RESOURCE_EXHAUSTED at once.
+    hash_concurrency: int = 2
+    hash_queue: int = 16
+
+    @field_validator("login_failures_per_email", "login_failures_per_address")
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        limits.parse(value)  # ValueError naming the bad string
+        return value
 
     @model_validator(mode="after")
     def _secret_in_production(self) -> AuthSettings:

@@ -9,7 +9,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from gateway.auth_interceptor import AuthInterceptor
+from gateway.auth_interceptor import AuthInterceptor, TokenCache
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
@@ -61,6 +61,7 @@ async def run(settings: GatewaySettings) -> None:
         auth_pb2_grpc.AuthServiceStub(auth_channel),
         settings.auth_timeout_seconds,
         protected_prefix=f"/{FILE_SERVICE}/",
+        cache=TokenCache(settings.token_cache_seconds, settings.token_cache_size),
     )
 
     health_servicer = health.aio.HealthServicer()

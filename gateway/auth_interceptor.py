@@ -3,17 +3,24 @@
 The check runs inside each FileService call (an AroundInterceptor), where
 it can abort with a proper status and leave the caller in a context variable for the
 servicer. Health and reflection stay open.
+
+Positive answers are cached for ``cache_seconds`` (never past the token's expiry), so
+most calls skip the round trip to auth; a token revoked or an account deleted is
+refused once its entry has aged out. Refusals are never cached.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
 import structlog
+from cachetools import TLRUCache
 
 from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED, abort, require_credentials
@@ -36,13 +43,53 @@ def current_caller() -> Caller:
     return _caller.get()
 
 
+@dataclass(frozen=True)
+class _Validated:
+    caller: Caller
+    expires: float  # time.monotonic() when the token expires
+
+
+class TokenCache:
+    """Who a token belongs to, for at most ``seconds`` and never past its expiry; at most
+    ``size`` tokens (least recently used go first). ``seconds`` 0: nothing is kept."""
+
+    def __init__(self, seconds: float, size: int = 10_000) -> None:
+        self.seconds = seconds
+        self._entries: TLRUCache[bytes, _Validated] = TLRUCache(
+            maxsize=size, ttu=self._until, timer=time.monotonic
+        )
+
+    def _until(self, _key: bytes, value: _Validated, now: float) -> float:
+        return min(now + self.seconds, value.expires)
+
+    def get(self, token: str) -> Caller | None:
+        entry = self._entries.get(_digest(token))
+        return entry.caller if entry is not None else None
+
+    def put(self, token: str, caller: Caller, expires_unix: float) -> None:
+        if self.seconds <= 0:
+            return
+        expires = time.monotonic() + (expires_unix - time.time())
+        self._entries[_digest(token)] = _Validated(caller, expires)
+
+
+def _digest(token: str) -> bytes:
+    """The cache's key: tokens themselves are not kept in memory longer than a call."""
+    return hashlib.sha256(token.encode()).digest()
+
+
 class AuthInterceptor(AroundInterceptor):
     def __init__(
-        self, auth: auth_pb2_grpc.AuthServiceStub, timeout: float, protected_prefix: str
+        self,
+        auth: auth_pb2_grpc.AuthServiceStub,
+        timeout: float,
+        protected_prefix: str,
+        cache: TokenCache,
     ) -> None:
         self.auth = auth
         self.timeout = timeout
         self.prefix = protected_prefix
+        self.cache = cache
 
     def applies_to(self, method: str) -> bool:
         return method.startswith(self.prefix)
@@ -64,6 +111,9 @@ class AuthInterceptor(AroundInterceptor):
             context,
             "missing bearer token: log in and send 'authorization: Bearer <token>'",
         )
+        if (cached := self.cache.get(token)) is not None:
+            _caller.set(cached)
+            return
         try:
             reply = await self.auth.ValidateToken(
                 auth_pb2.ValidateTokenRequest(token=token), timeout=self.timeout
@@ -79,4 +129,6 @@ class AuthInterceptor(AroundInterceptor):
                 grpc.StatusCode.UNAVAILABLE,
                 "cannot check your token right now: auth service unavailable",
             )
-        _caller.set(Caller(user_id=reply.user_id, email=reply.email))
+        caller = Caller(user_id=reply.user_id, email=reply.email)
+        self.cache.put(token, caller, reply.expire_time.seconds)
+        _caller.set(caller)

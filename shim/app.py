@@ -36,6 +36,7 @@ from shim.openapi import openapi_document
 from shim.request import build_request, message_class
 from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from shim.settings import ShimSettings
+from shim.throttle import LoginLimit
 
 log = structlog.get_logger()
 
@@ -54,6 +55,7 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
 # for Login) and request/trace ids. Others (Host, Content-Length...) mean nothing to gRPC.
 FORWARDED_HEADERS = ("authorization", "x-request-id", "traceparent", "tracestate")
+LOGIN = AUTH_SERVICE.methods_by_name["Login"]
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
 
@@ -68,6 +70,7 @@ class Transcoder:
         *,
         max_upload_bytes: int,
         call_timeout: float,
+        login_limit: LoginLimit,
         probed: Sequence[ServiceDescriptor] = (),
     ) -> None:
         """``probed``: the services /healthz asks (default: every one in ``addresses``)."""
@@ -76,6 +79,7 @@ class Transcoder:
         self.probed = [service.full_name for service in probed] or list(self.addresses)
         self.max_upload_bytes = max_upload_bytes
         self.call_timeout = call_timeout
+        self.login_limit = login_limit
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def open(self) -> None:
@@ -104,6 +108,8 @@ class Transcoder:
                 grpc.StatusCode.NOT_FOUND, f"Could not resolve {path} to a method."
             )
         try:
+            if match.route.method == LOGIN:
+                self.login_limit.admit(request.client.host if request.client else "")
             return await self._call(match.route, match.path_params, request)
         except HttpError as exc:
             return error_response(
@@ -112,7 +118,7 @@ class Transcoder:
         except grpc.aio.AioRpcError as exc:
             if match.route.method.containing_service == MESH_HEALTH_SERVICE:
                 return Response(json_bytes(GATEWAY_UNREACHABLE_HEALTH), 503, media_type=JSON)
-            return error_response(exc.code(), exc.details() or "")
+            return error_response(exc.code(), exc.details() or "", headers=_retry_after(exc))
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
@@ -225,6 +231,14 @@ def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
     return metadata
 
 
+def _retry_after(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:
+    """A backend's ``retry-after`` trailer (auth's login throttle) as the HTTP header."""
+    for key, value in exc.trailing_metadata() or ():
+        if key == "retry-after" and isinstance(value, str) and value.isdigit():
+            return {"retry-after": value}
+    return None
+
+
 def _refuse_declared_length_over(request: Request, max_bytes: int, what: str) -> None:
     """413 on the Content-Length alone, before a byte of the body is read."""
     declared = request.headers.get("content-length", "")
@@ -303,6 +317,7 @@ def create_app(settings: ShimSettings) -> Starlette:
         },
         max_upload_bytes=settings.max_upload_bytes,
         call_timeout=settings.call_timeout_seconds,
+        login_limit=LoginLimit(settings.login_requests_per_minute),
         probed=(AUTH_SERVICE, FILE_SERVICE),
     )
     document = openapi_document(routes)

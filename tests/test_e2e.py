@@ -214,11 +214,15 @@ def test_login_with_http_basic_credentials(stack: Stack) -> None:
     assert me.user.email == address
 
 
-def test_register_twice_is_already_exists(stack: Stack) -> None:
+def test_register_twice_keeps_the_first_account(stack: Stack) -> None:
+    """A second Register of an email answers as the first did, and changes nothing."""
     client, address = stack.new_user()
+    again = client.register(address.upper(), "another password entirely")
+    assert (again.email, again.id) == (address, "")
+    assert client.login(address, PASSWORD)
     with pytest.raises(grpc.RpcError) as exc:
-        client.register(address.upper(), PASSWORD)
-    assert status_of(exc) == grpc.StatusCode.ALREADY_EXISTS
+        client.login(address, "another password entirely")
+    assert status_of(exc) == grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.mark.parametrize(

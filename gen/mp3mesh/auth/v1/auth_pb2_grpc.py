@@ -68,7 +68,9 @@ class AuthServiceServicer:
     """
 
     def Register(self, request, context):
-        """Register creates a user. A second account with the same email is ALREADY_EXISTS.
+        """Register creates a user. It answers alike whether or not the email already had an
+        account (which it leaves as it was), so it cannot tell who has one: the answer
+        carries the email and display name, never the id.
         `POST /register` takes the seed projects' body, {"name", "username", "password"}.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -76,7 +78,9 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Login exchanges credentials for a signed, expiring bearer token.
+        """Login exchanges credentials for a signed, expiring bearer token. Too many failed
+        attempts for one account or from one address: RESOURCE_EXHAUSTED, with the wait in
+        the message and in the `retry-after` trailer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
