@@ -38,6 +38,7 @@ def main() -> None:
             settings.jwt_issuer,
             settings.jwt_audience,
             dt.timedelta(seconds=settings.token_ttl_seconds),
+            [key.get_secret_value() for key in settings.jwt_previous_secrets],
         ),
         PasswordHasher(),
         LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),

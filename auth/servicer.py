@@ -14,7 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from auth.store import EmailTaken, UserRecord, UserStore
 from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
-from auth.tokens import InvalidToken, TokenIssuer
+from auth.tokens import Claims, InvalidToken, TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
 from meshcore.timestamps import timestamp
@@ -158,13 +158,49 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             self.store.set_password_hash(user.id, self.hasher.hash(password))
         return True
 
+    async def _verified(self, token: str, context: grpc.aio.ServicerContext) -> Claims:
+        """The token's claims, or UNAUTHENTICATED: invalid, revoked, or its account gone."""
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken as exc:
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        exists, revoked = await asyncio.to_thread(
+            self.store.token_standing, claims.user_id, claims.token_id
+        )
+        if revoked:
+            await abort(
+                context, grpc.StatusCode.UNAUTHENTICATED, "token was revoked (logged out); log in"
+            )
+        if not exists:
+            await abort(
+                context,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the account behind this token no longer exists",
+            )
+        return claims
+
+    async def _caller_token(self, context: grpc.aio.ServicerContext) -> str:
+        return await require_credentials(
+            bearer_token(context.invocation_metadata()),
+            context,
+            "missing bearer token: send 'authorization: Bearer <token>'",
+        )
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.LogoutResponse:
+        try:
+            claims = self.tokens.verify(await self._caller_token(context))
+        except InvalidToken as exc:
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        await asyncio.to_thread(self.store.revoke, claims.token_id, claims.expires)
+        log.info("logged out", user_id=claims.user_id)
+        return auth_pb2.LogoutResponse()
+
     async def ValidateToken(
         self, request: auth_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ValidateTokenResponse:
-        try:
-            claims = self.tokens.verify(request.token)
-        except InvalidToken as exc:
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        claims = await self._verified(request.token, context)
         return auth_pb2.ValidateTokenResponse(
             user_id=claims.user_id, email=claims.email, expire_time=timestamp(claims.expires)
         )
@@ -172,15 +208,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def WhoAmI(
         self, request: auth_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.WhoAmIResponse:
-        token = await require_credentials(
-            bearer_token(context.invocation_metadata()),
-            context,
-            "missing bearer token: send 'authorization: Bearer <token>'",
-        )
-        try:
-            claims = self.tokens.verify(token)
-        except InvalidToken as exc:
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        claims = await self._verified(await self._caller_token(context), context)
         user = await asyncio.to_thread(self.store.by_id, claims.user_id)
         if user is None:
             await abort(

@@ -11,6 +11,9 @@ class AuthSettings(DatabaseSettings):
     # HS256 key. Unset in development: a random key per process (tokens die with it).
     # Required in production, at least 32 bytes.
     jwt_secret: SecretStr | None = None
+    # Keys signed with before JWT_SECRET, still accepted (JSON list): to rotate, move the
+    # old key here, set a new JWT_SECRET, and drop the old one after TOKEN_TTL_SECONDS.
+    jwt_previous_secrets: tuple[SecretStr, ...] = ()
     jwt_issuer: str = "mp3mesh-auth"
     jwt_audience: str = "mp3mesh"
     token_ttl_seconds: int = 3600
@@ -36,4 +39,6 @@ class AuthSettings(DatabaseSettings):
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < 32:
                 raise ValueError("JWT_SECRET must be set to at least 32 bytes in production")
+            if any(len(k.get_secret_value().encode()) < 32 for k in self.jwt_previous_secrets):
+                raise ValueError("each of JWT_PREVIOUS_SECRETS must be at least 32 bytes")
         return self

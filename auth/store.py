@@ -80,6 +80,27 @@ class UserStore:
             row = cur.fetchone()
         return UserRecord(*row) if row else None
 
+    def revoke(self, jti: str, expires: dt.datetime) -> None:
+        """Refuse token ``jti`` from now on; revocations of expired tokens are dropped."""
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM revoked_tokens WHERE expires_at < now()")
+            cur.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, %s)"
+                " ON CONFLICT (jti) DO NOTHING",
+                (jti, expires),
+            )
+
+    def token_standing(self, user_id: str, jti: str) -> tuple[bool, bool]:
+        """(the user still exists, token ``jti`` was revoked), in one round trip."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = %s::uuid),"
+                " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s)",
+                (user_id, jti),
+            )
+            exists, revoked = cur.fetchone()
+        return bool(exists), bool(revoked)
+
     def set_password_hash(self, user_id: str, password_hash: str) -> None:
         with self._cursor() as cur:
             cur.execute(

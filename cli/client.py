@@ -92,6 +92,11 @@ class MeshClient:
         ).token
         return self.token
 
+    def logout(self) -> None:
+        """Revoke this client's token (auth refuses it at once, the gateway soon after)."""
+        self.auth.Logout(auth_pb2.LogoutRequest(), metadata=self.metadata, timeout=10)
+        self.token = ""
+
     def upload(
         self,
         path: Path,

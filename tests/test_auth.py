@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, EmailTaken, UserStore
-from auth.tokens import InvalidToken, TokenIssuer
+from auth.tokens import InvalidToken, TokenIssuer, key_id
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.migrations import migrate
 from tests.helpers import temp_database
@@ -124,3 +124,25 @@ def test_migrations_are_idempotent_and_store_keeps_hashes_only(database_url: str
             store.create("b@example.com", "x")
     finally:
         store.close()
+
+
+def test_tokens_of_a_previous_key_are_accepted_until_it_is_dropped() -> None:
+    ttl = dt.timedelta(minutes=5)
+    old_key, new_key = "o" * 48, "n" * 48
+    before = TokenIssuer(old_key, "mp3mesh-auth", "mp3mesh", ttl)
+    old_token, _ = before.issue("user-1", "a@example.com")
+    rotated = TokenIssuer(new_key, "mp3mesh-auth", "mp3mesh", ttl, previous_secrets=[old_key])
+    new_token, _ = rotated.issue("user-1", "a@example.com")
+    assert jwt.get_unverified_header(new_token)["kid"] == key_id(new_key) != key_id(old_key)
+    assert rotated.verify(old_token).user_id == rotated.verify(new_token).user_id == "user-1"
+    after = TokenIssuer(new_key, "mp3mesh-auth", "mp3mesh", ttl)
+    with pytest.raises(InvalidToken, match="key no longer accepted"):
+        after.verify(old_token)
+    assert (
+        after.verify(new_token).token_id
+        == jwt.decode(new_token, new_key, algorithms=["HS256"], audience="mp3mesh")["jti"]
+    )
+    with pytest.raises(InvalidToken, match="signature"):  # a kid does not choose a key for a forger
+        after.verify(
+            jwt.encode({"sub": "x"}, "f" * 48, algorithm="HS256", headers={"kid": key_id(new_key)})
+        )

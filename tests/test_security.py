@@ -8,13 +8,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import httpx
+import psycopg2
 import pytest
 
+from cli.client import MeshClient
 from gateway.auth_interceptor import Caller, TokenCache
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2
@@ -25,7 +27,7 @@ from tests.services import ServiceStack, service_stack
 PER_EMAIL = 5
 PER_ADDRESS = 8
 EDGE_PER_MINUTE = 4
-TOKEN_TTL = 8
+TOKEN_CACHE = 10
 ARGON2_MIB = 64
 
 
@@ -37,8 +39,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
         LOGIN_FAILURES_PER_EMAIL=f"{PER_EMAIL}/minute",
         LOGIN_FAILURES_PER_ADDRESS=f"{PER_ADDRESS}/minute",
         LOGIN_REQUESTS_PER_MINUTE=str(EDGE_PER_MINUTE),
-        TOKEN_TTL_SECONDS=str(TOKEN_TTL),
-        TOKEN_CACHE_SECONDS="600",  # capped by the token's expiry, which the test shows
+        TOKEN_CACHE_SECONDS=str(TOKEN_CACHE),
     ) as stack:
         yield stack
 
@@ -160,18 +161,71 @@ def test_register_answers_alike_whether_or_not_the_email_exists(mesh: ServiceSta
         assert _code(_login(auth, existing, PASSWORD, "192.0.2.1")) == grpc.StatusCode.OK
 
 
-def test_the_gateway_trusts_a_validated_token_until_it_expires(mesh: ServiceStack) -> None:
-    """With auth paused, a token validated a moment ago still works (the cache); once it
-    has expired it does not, though TOKEN_CACHE_SECONDS is longer."""
-    client = mesh.new_user()
-    listed_at = time.monotonic()
-    client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata, timeout=30)
-    with mesh.paused("auth"):
+def _list_jobs(client: MeshClient) -> grpc.StatusCode:
+    try:
         client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata, timeout=30)
-        time.sleep(max(0.0, TOKEN_TTL + 1 - (time.monotonic() - listed_at)))
+    except grpc.RpcError as exc:
+        return exc.code()  # type: ignore[attr-defined, no-any-return]
+    return grpc.StatusCode.OK
+
+
+def _until(expected: grpc.StatusCode, call: Callable[[], grpc.StatusCode], within: float) -> float:
+    """Seconds until ``call`` answers ``expected``; fails after ``within`` seconds."""
+    started = time.monotonic()
+    while (answer := call()) != expected:
+        assert time.monotonic() - started < within, answer
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_the_gateway_trusts_a_validated_token_for_a_while(mesh: ServiceStack) -> None:
+    """With auth paused, a token validated a moment ago still works (the cache); once
+    TOKEN_CACHE_SECONDS have passed, the gateway asks auth again, and cannot."""
+    client = mesh.new_user()
+    assert _list_jobs(client) == grpc.StatusCode.OK
+    with mesh.paused("auth"):
+        assert _list_jobs(client) == grpc.StatusCode.OK
+        _until(grpc.StatusCode.UNAVAILABLE, lambda: _list_jobs(client), TOKEN_CACHE + 30)
+
+
+def test_logout_revokes_the_token_on_both_edges(mesh: ServiceStack) -> None:
+    for url in (mesh.envoy_url, mesh.shim_url):
+        client, email = mesh.new_account()
+        other = MeshClient(mesh.env["AUTH_LISTEN"], mesh.env["GATEWAY_LISTEN"])
+        other.login(email, PASSWORD)  # a second session of the same user
+        assert _list_jobs(client) == grpc.StatusCode.OK  # the gateway has it cached
+        bearer = {"Authorization": f"Bearer {client.token}"}
+        with httpx.Client(base_url=url, timeout=60, headers=bearer) as http:
+            assert (http.post("/logout").status_code, http.post("/logout").json()) == (200, {})
+            me = http.get("/v1/users/me")
+        assert (me.status_code, me.json()["message"]) == (
+            401,
+            "token was revoked (logged out); log in",
+        )
+        for auth in _auth(mesh):
+            with pytest.raises(grpc.RpcError) as exc:
+                auth.ValidateToken(auth_pb2.ValidateTokenRequest(token=client.token), timeout=30)
+            assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # Refused by the gateway once its cached answer is TOKEN_CACHE_SECONDS old.
+        _until(grpc.StatusCode.UNAUTHENTICATED, lambda c=client: _list_jobs(c), TOKEN_CACHE + 30)
+        assert _list_jobs(other) == grpc.StatusCode.OK
+        other.close()
+    with httpx.Client(base_url=mesh.shim_url, timeout=60) as http:
+        refused = http.delete("/v1/sessions/current", headers={"Authorization": "Bearer x.y.z"})
+    assert refused.status_code == 401
+
+
+def test_tokens_of_a_deleted_account_are_refused(mesh: ServiceStack) -> None:
+    client, email = mesh.new_account()
+    with psycopg2.connect(mesh.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM users WHERE email = %s", (email,))
+    conn.close()
+    for auth in _auth(mesh):
         with pytest.raises(grpc.RpcError) as exc:
-            client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata, timeout=30)
-    assert exc.value.code() == grpc.StatusCode.UNAVAILABLE  # asked auth, which is paused
+            auth.ValidateToken(auth_pb2.ValidateTokenRequest(token=client.token), timeout=30)
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "no longer exists" in exc.value.details()
+    _until(grpc.StatusCode.UNAUTHENTICATED, lambda: _list_jobs(client), TOKEN_CACHE + 30)
 
 
 def test_token_cache_bounds() -> None:

@@ -190,6 +190,8 @@ def test_routes_come_from_the_annotations_with_additional_bindings() -> None:
     assert _table([AUTH, FILES]) == {
         ("POST", "/v1/users", "Register", "*"),
         ("POST", "/register", "Register", "*"),
+        ("DELETE", "/v1/sessions/current", "Logout", ""),
+        ("POST", "/logout", "Logout", ""),
         ("POST", "/v1/sessions", "Login", "*"),
         ("POST", "/login", "Login", "*"),
         ("GET", "/v1/users/me", "WhoAmI", ""),

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amp3mesh/auth/v1/auth.proto\x12\x0fmp3mesh.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"R\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\"7\n\x10RegisterResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"c\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"h\n\x15ValidateTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rWhoAmIRequest\"5\n\x0eWhoAmIResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User2\xb3\x03\n\x0b\x41uthService\x12u\n\x08Register\x12 .mp3mesh.auth.v1.RegisterRequest\x1a!.mp3mesh.auth.v1.RegisterResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\t/v1/users:\x01*Z\x0e\"\t/register:\x01*\x12l\n\x05Login\x12\x1d.mp3mesh.auth.v1.LoginRequest\x1a\x1e.mp3mesh.auth.v1.LoginResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x0c/v1/sessions:\x01*Z\x0b\"\x06/login:\x01*\x12^\n\rValidateToken\x12%.mp3mesh.auth.v1.ValidateTokenRequest\x1a&.mp3mesh.auth.v1.ValidateTokenResponse\x12_\n\x06WhoAmI\x12\x1e.mp3mesh.auth.v1.WhoAmIRequest\x1a\x1f.mp3mesh.auth.v1.WhoAmIResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amp3mesh/auth/v1/auth.proto\x12\x0fmp3mesh.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"R\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\"7\n\x10RegisterResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"c\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"h\n\x15ValidateTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rWhoAmIRequest\"5\n\x0eWhoAmIResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User2\xa7\x04\n\x0b\x41uthService\x12u\n\x08Register\x12 .mp3mesh.auth.v1.RegisterRequest\x1a!.mp3mesh.auth.v1.RegisterResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\t/v1/users:\x01*Z\x0e\"\t/register:\x01*\x12l\n\x05Login\x12\x1d.mp3mesh.auth.v1.LoginRequest\x1a\x1e.mp3mesh.auth.v1.LoginResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x0c/v1/sessions:\x01*Z\x0b\"\x06/login:\x01*\x12r\n\x06Logout\x12\x1e.mp3mesh.auth.v1.LogoutRequest\x1a\x1f.mp3mesh.auth.v1.LogoutResponse\"\'\x82\xd3\xe4\x93\x02!*\x14/v1/sessions/currentZ\t\"\x07/logout\x12^\n\rValidateToken\x12%.mp3mesh.auth.v1.ValidateTokenRequest\x1a&.mp3mesh.auth.v1.ValidateTokenResponse\x12_\n\x06WhoAmI\x12\x1e.mp3mesh.auth.v1.WhoAmIRequest\x1a\x1f.mp3mesh.auth.v1.WhoAmIResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['Register']._serialized_options = b'\202\323\344\223\002\036\"\t/v1/users:\001*Z\016\"\t/register:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Login']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\202\323\344\223\002\036\"\014/v1/sessions:\001*Z\013\"\006/login:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Logout']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\202\323\344\223\002!*\024/v1/sessions/currentZ\t\"\007/logout'
   _globals['_AUTHSERVICE'].methods_by_name['WhoAmI']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['WhoAmI']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/users/me'
   _globals['_USER']._serialized_start=110
@@ -49,14 +51,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINREQUEST']._serialized_end=404
   _globals['_LOGINRESPONSE']._serialized_start=406
   _globals['_LOGINRESPONSE']._serialized_end=505
-  _globals['_VALIDATETOKENREQUEST']._serialized_start=507
-  _globals['_VALIDATETOKENREQUEST']._serialized_end=544
-  _globals['_VALIDATETOKENRESPONSE']._serialized_start=546
-  _globals['_VALIDATETOKENRESPONSE']._serialized_end=650
-  _globals['_WHOAMIREQUEST']._serialized_start=652
-  _globals['_WHOAMIREQUEST']._serialized_end=667
-  _globals['_WHOAMIRESPONSE']._serialized_start=669
-  _globals['_WHOAMIRESPONSE']._serialized_end=722
-  _globals['_AUTHSERVICE']._serialized_start=725
-  _globals['_AUTHSERVICE']._serialized_end=1160
+  _globals['_LOGOUTREQUEST']._serialized_start=507
+  _globals['_LOGOUTREQUEST']._serialized_end=522
+  _globals['_LOGOUTRESPONSE']._serialized_start=524
+  _globals['_LOGOUTRESPONSE']._serialized_end=540
+  _globals['_VALIDATETOKENREQUEST']._serialized_start=542
+  _globals['_VALIDATETOKENREQUEST']._serialized_end=579
+  _globals['_VALIDATETOKENRESPONSE']._serialized_start=581
+  _globals['_VALIDATETOKENRESPONSE']._serialized_end=685
+  _globals['_WHOAMIREQUEST']._serialized_start=687
+  _globals['_WHOAMIREQUEST']._serialized_end=702
+  _globals['_WHOAMIRESPONSE']._serialized_start=704
+  _globals['_WHOAMIRESPONSE']._serialized_end=757
+  _globals['_AUTHSERVICE']._serialized_start=760
+  _globals['_AUTHSERVICE']._serialized_end=1311
 # @@protoc_insertion_point(module_scope)

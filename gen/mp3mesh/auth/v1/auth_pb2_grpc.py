@@ -48,6 +48,11 @@ class AuthServiceStub:
                 request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LoginRequest.SerializeToString,
                 response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/mp3mesh.auth.v1.AuthService/Logout',
+                request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+                _registered_method=True)
         self.ValidateToken = channel.unary_unary(
                 '/mp3mesh.auth.v1.AuthService/ValidateToken',
                 request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ValidateTokenRequest.SerializeToString,
@@ -86,9 +91,19 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logout(self, request, context):
+        """Logout revokes the caller's bearer token (its `jti`): auth refuses it from then on,
+        the gateway once its cache of validated tokens has let it go (TOKEN_CACHE_SECONDS).
+        The user's other tokens stay valid. Logging out twice is not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ValidateToken(self, request, context):
-        """ValidateToken checks a bearer token and says whom it belongs to.
-        Called by the gateway on every request; not exposed over REST.
+        """ValidateToken checks a bearer token and says whom it belongs to: refused when
+        expired, forged, revoked, or when its account no longer exists.
+        Called by the gateway (which caches the answer briefly); not exposed over REST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,6 +128,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.Login,
                     request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LoginRequest.FromString,
                     response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LoginResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
+                    response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
             ),
             'ValidateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.ValidateToken,
@@ -183,6 +203,33 @@ class AuthService:
             '/mp3mesh.auth.v1.AuthService/Login',
             mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LoginRequest.SerializeToString,
             mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.auth.v1.AuthService/Logout',
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
             options,
             channel_credentials,
             insecure,
