@@ -54,7 +54,14 @@ def main() -> None:
         store.close()
         hashing.close()
 
-    asyncio.run(serve([service], settings.auth_listen, on_stop=close))
+    asyncio.run(
+        serve(
+            [service],
+            settings.auth_listen,
+            on_stop=close,
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+    )
 
 
 if __name__ == "__main__":

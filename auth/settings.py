@@ -3,10 +3,10 @@ from __future__ import annotations
 import limits
 from pydantic import SecretStr, field_validator, model_validator
 
-from meshcore.settings import AUTH_ADDRESS, DatabaseSettings
+from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
 
 
-class AuthSettings(DatabaseSettings):
+class AuthSettings(DatabaseSettings, GrpcServerSettings):
     auth_listen: str = AUTH_ADDRESS
     # HS256 key. Unset in development: a random key per process (tokens die with it).
     # Required in production, at least 32 bytes.

@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor, TokenCache
+from gateway.bounds import ClientBounds
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
@@ -56,6 +57,13 @@ async def run(settings: GatewaySettings) -> None:
         relay,
         max_upload_bytes=settings.max_upload_bytes,
         watch_poll=settings.watch_poll_seconds,
+        bounds=ClientBounds(
+            uploads_per_user=settings.max_uploads_per_user,
+            watches_per_user=settings.max_watches_per_user,
+            upload_idle_seconds=settings.upload_idle_seconds,
+            upload_total_seconds=settings.upload_total_seconds,
+            max_empty_upload_messages=settings.max_empty_upload_messages,
+        ),
     )
     interceptor = AuthInterceptor(
         auth_pb2_grpc.AuthServiceStub(auth_channel),
@@ -92,6 +100,7 @@ async def run(settings: GatewaySettings) -> None:
         interceptors=[interceptor],
         on_stop=close,
         health_servicer=health_servicer,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
 
 

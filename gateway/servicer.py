@@ -13,7 +13,8 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from google.api import httpbody_pb2
 
-from gateway.auth_interceptor import current_caller
+from gateway.auth_interceptor import Caller, current_caller
+from gateway.bounds import ClientBounds, TooMany
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from gateway.upload import UploadRefused, receive_video
@@ -48,8 +49,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         *,
         max_upload_bytes: int,
         watch_poll: float,
+        bounds: ClientBounds,
     ) -> None:
         self.store = store
+        self.bounds = bounds
         self.relay = relay
         self.max_upload_bytes = max_upload_bytes
         self.watch_poll = watch_poll
@@ -59,8 +62,20 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         request_iterator: AsyncIterator[files_pb2.UploadRequest],
         context: grpc.aio.ServicerContext,
     ) -> files_pb2.UploadResponse:
-        """Store the video, record its job, queue the conversion: all of it, or nothing."""
         caller = current_caller()
+        try:
+            with self.bounds.uploads.slot(caller.user_id):
+                return await self._upload(caller, request_iterator, context)
+        except TooMany as exc:
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def _upload(
+        self,
+        caller: Caller,
+        request_iterator: AsyncIterator[files_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.UploadResponse:
+        """Store the video, record its job, queue the conversion: all of it, or nothing."""
         job_id = ObjectId()
 
         def open_video_file(filename: str, content_type: str) -> gridfs_io.AsyncFileWriter:
@@ -69,7 +84,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         try:
             async with self.store.atomic_upload(job_id, caller.user_id):
                 video = await receive_video(
-                    aiter(request_iterator), open_video_file, self.max_upload_bytes
+                    self.bounds.pace(aiter(request_iterator)),
+                    open_video_file,
+                    self.max_upload_bytes,
                 )
                 job = jobs.new_job(
                     job_id=job_id,
@@ -120,6 +137,16 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         return files_pb2.GetJobResponse(job=jobs.to_proto(job))
 
     async def WatchJob(
+        self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[files_pb2.WatchJobResponse]:
+        try:
+            with self.bounds.watches.slot(current_caller().user_id):
+                async for reply in self._watch(request, context):
+                    yield reply
+        except TooMany as exc:
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def _watch(
         self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[files_pb2.WatchJobResponse]:
         job = await self._job(context, request.job_id)

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-from meshcore.settings import GATEWAY_ADDRESS, AuthClientSettings, UploadLimitSettings
+from meshcore.settings import (
+    GATEWAY_ADDRESS,
+    AuthClientSettings,
+    GrpcServerSettings,
+    UploadLimitSettings,
+)
 
 
-class GatewaySettings(AuthClientSettings, UploadLimitSettings):
+class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSettings):
     gateway_listen: str = GATEWAY_ADDRESS
     auth_timeout_seconds: float = 2.0
     # How long a token auth vouched for is trusted without asking again (never past its
@@ -21,3 +26,14 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings):
     # died) are removed; longer than any upload takes.
     unfinished_upload_age_seconds: float = 6 * 3600
     watch_poll_seconds: float = 0.5
+    # Per user, in one gateway: uploads and WatchJob streams open at once; more are
+    # RESOURCE_EXHAUSTED saying so.
+    max_uploads_per_user: int = 4
+    max_watches_per_user: int = 16
+    # An upload that sends no message for this long, or takes longer than this in all
+    # (2 GiB at 1 Mbit/s takes 4.8 h), is DEADLINE_EXCEEDED and removed.
+    upload_idle_seconds: float = 120.0
+    upload_total_seconds: float = 6 * 3600
+    # Messages of one upload that carry no bytes (the first, with the metadata, counts):
+    # past this, RESOURCE_EXHAUSTED; a stream of empty messages is work for nothing.
+    max_empty_upload_messages: int = 64

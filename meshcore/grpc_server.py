@@ -86,12 +86,15 @@ async def serve(
     grace: float = 10.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     health_servicer: health.aio.HealthServicer | None = None,
+    maximum_concurrent_rpcs: int | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
     caller also reads (a new one by default)."""
     # Last, so it sits closest to the servicer: a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
-        interceptors=[*interceptors, StoreOutageInterceptor()], options=SERVER_OPTIONS
+        interceptors=[*interceptors, StoreOutageInterceptor()],
+        options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )
     for svc in services:
         svc.add_to_server(svc.servicer, server)

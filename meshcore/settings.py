@@ -99,6 +99,14 @@ class DatabaseSettings(MeshSettings):
         }
 
 
+class GrpcServerSettings(MeshSettings):
+    """What the gRPC servers (auth, the gateway) share."""
+
+    # Calls served at once by one process, streams included; past it grpc answers
+    # RESOURCE_EXHAUSTED "Concurrent RPC limit exceeded!" before any work is done.
+    max_concurrent_rpcs: int = 1000
+
+
 class AuthClientSettings(MeshSettings):
     """Where AuthService is, for those who call it (the gateway, the shim)."""
 
