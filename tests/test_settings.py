@@ -96,3 +96,17 @@ def test_stack_env_agrees_with_envoy_defaults() -> None:
     assert shared
     for name, value in shared:
         assert value == envoy[name], name
+
+
+def test_no_secret_setting_has_a_working_default() -> None:
+    """Secrets come from the environment only: every SecretStr field defaults to nothing
+    (and production refuses to start without the JWT key: tests/test_auth.py)."""
+    secret_fields = []
+    for service, cls in SERVICE_SETTINGS.items():
+        for name, field in cls.model_fields.items():
+            if "SecretStr" in str(field.annotation):
+                secret_fields.append(f"{service}.{name}")
+                assert field.default in (None, ()), (service, name, field.default)
+    assert {"auth.jwt_secret", "auth.jwt_previous_secrets", "notification.smtp_password"} <= set(
+        secret_fields
+    )
