@@ -13,7 +13,7 @@ from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
 from auth.throttle import HashBound, LoginThrottle
 from auth.tokens import TokenIssuer
-from meshcore import logs
+from meshcore import logs, tls
 from meshcore.grpc_server import Service, serve
 from meshcore.migrations import migrate
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -60,6 +60,8 @@ def main() -> None:
             settings.auth_listen,
             on_stop=close,
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            credentials=tls.server_credentials(settings),
+            reflection_on=settings.reflection,
         )
     )
 

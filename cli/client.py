@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -50,11 +51,27 @@ def upload_requests(
             yield files_pb2.UploadRequest(chunk=chunk)
 
 
-def is_serving(address: str, service: str = "", timeout: float = 1) -> bool:
+def channel(
+    address: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.Channel:
+    """A channel to ``address``: over TLS with ``credentials`` (meshcore.tls), else plaintext."""
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def is_serving(
+    address: str,
+    service: str = "",
+    timeout: float = 1,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> bool:
     """Whether the gRPC server at ``address`` answers grpc.health.v1 with SERVING."""
-    with grpc.insecure_channel(address) as channel:
+    with channel(address, credentials) as health_channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
+            reply = health_pb2_grpc.HealthStub(health_channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.RpcError:
@@ -63,11 +80,17 @@ def is_serving(address: str, service: str = "", timeout: float = 1) -> bool:
 
 
 class MeshClient:
-    def __init__(self, auth_address: str, gateway_address: str) -> None:
-        self._auth_channel = grpc.insecure_channel(auth_address)
-        self._files_channel = grpc.insecure_channel(
+    def __init__(
+        self,
+        auth_address: str,
+        gateway_address: str,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._auth_channel = channel(auth_address, credentials)
+        self._files_channel = channel(
             gateway_address,
-            options=[("grpc.max_receive_message_length", limits.GRPC_MAX_MESSAGE_BYTES)],
+            credentials,
+            [("grpc.max_receive_message_length", limits.GRPC_MAX_MESSAGE_BYTES)],
         )
         self.auth = auth_pb2_grpc.AuthServiceStub(self._auth_channel)
         self.files = files_pb2_grpc.FileServiceStub(self._files_channel)

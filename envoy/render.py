@@ -84,8 +84,21 @@ FALLBACKS = {
     "GATEWAY_ADDRESS": "GATEWAY_LISTEN",
 }
 SHIM_FALLBACKS = ("SHIM_LISTEN_HOST", "SHIM_PORT")
+# TLS: the listener's certificate (HTTPS for clients), and the mesh's CA, certificate and
+# key for mTLS to the gRPC services (the same variables the services read). Unset: plaintext.
+LISTENER_TLS = ("ENVOY_TLS_CERT_FILE", "ENVOY_TLS_KEY_FILE")
+UPSTREAM_TLS = ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")
 # Every environment variable the renderer reads.
-ENV_NAMES = frozenset([*DEFAULTS, *FALLBACKS.values(), *SHIM_FALLBACKS, "ENVOY_DESCRIPTOR"])
+ENV_NAMES = frozenset(
+    [
+        *DEFAULTS,
+        *FALLBACKS.values(),
+        *SHIM_FALLBACKS,
+        "ENVOY_DESCRIPTOR",
+        *LISTENER_TLS,
+        *UPSTREAM_TLS,
+    ]
+)
 
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -218,6 +231,52 @@ def _mappers_yaml(indent: str) -> str:
     )
 
 
+def _tls_files(env: Mapping[str, str], names: tuple[str, ...]) -> list[str] | None:
+    """The files ``names`` name, all of them or none (None)."""
+    files = [env.get(name, "").strip() for name in names]
+    if not any(files):
+        return None
+    if not all(files):
+        raise ConfigError(f"set {', '.join(names)} together")
+    for name, file in zip(names, files, strict=True):
+        if not Path(file).is_absolute() or any(c in file for c in " :#'\"{}[],&*"):
+            raise ConfigError(f"{name}={file!r} needs a plain absolute path")
+    return files
+
+
+def _tls_socket(context: str, cert: str, key: str, ca: str | None = None) -> str:
+    """A transport_socket line (one JSON flow mapping) for the template."""
+    common: dict[str, Any] = {
+        "tls_certificates": [
+            {"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}
+        ],
+        "alpn_protocols": ["h2"] if ca else ["h2", "http/1.1"],
+    }
+    if ca:
+        common["validation_context"] = {"trusted_ca": {"filename": ca}}
+    socket = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{context}",
+            "common_tls_context": common,
+        },
+    }
+    return f"transport_socket: {json.dumps(socket)}"
+
+
+def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
+    listener = _tls_files(env, LISTENER_TLS)
+    upstream = _tls_files(env, UPSTREAM_TLS)
+    return {
+        "LISTENER_TLS": _tls_socket("DownstreamTlsContext", *listener)
+        if listener
+        else "# plaintext listener: ENVOY_TLS_CERT_FILE and ENVOY_TLS_KEY_FILE unset",
+        "UPSTREAM_TLS": _tls_socket("UpstreamTlsContext", upstream[1], upstream[2], upstream[0])
+        if upstream
+        else "# plaintext gRPC: TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE unset",
+    }
+
+
 def values(env: Mapping[str, str]) -> dict[str, str]:
     """The template's ${NAME}s from ``env``, checked."""
 
@@ -258,7 +317,8 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def render(env: Mapping[str, str] | None = None) -> str:
-    subs = values(os.environ if env is None else env)
+    env = os.environ if env is None else env
+    subs = values(env) | tls_lines(env)
     subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
     subs["LOGIN_PATHS"] = json.dumps(LOGIN_PATHS)
     subs["GATEWAY_UNREACHABLE_HEALTH"] = json.dumps(

@@ -16,7 +16,7 @@ from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
-from meshcore import logs
+from meshcore import logs, tls
 from meshcore.amqp import ThreadedPublisher
 from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
@@ -51,7 +51,7 @@ async def run(settings: GatewaySettings) -> None:
         await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
     except PyMongoError as exc:  # not worth refusing to start for; the next start retries
         log.warning("unfinished upload sweep failed", error=repr(exc))
-    auth_channel = service_channel(settings.auth_address)
+    auth_channel = service_channel(settings.auth_address, tls.channel_credentials(settings))
     servicer = FileServicer(
         store,
         relay,
@@ -101,6 +101,8 @@ async def run(settings: GatewaySettings) -> None:
         on_stop=close,
         health_servicer=health_servicer,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        credentials=tls.server_credentials(settings),
+        reflection_on=settings.reflection,
     )
 
 

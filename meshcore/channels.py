@@ -16,6 +16,11 @@ from meshcore.grpc_server import MESSAGE_SIZE_OPTIONS
 CHANNEL_OPTIONS = [*MESSAGE_SIZE_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
 
 
-def service_channel(address: str) -> grpc.aio.Channel:
-    """A channel to another service at ``address`` (``host:port``, any gRPC target)."""
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def service_channel(
+    address: str, credentials: grpc.ChannelCredentials | None = None
+) -> grpc.aio.Channel:
+    """A channel to another service at ``address`` (``host:port``, any gRPC target):
+    over TLS with ``credentials`` (meshcore.tls.channel_credentials), else plaintext."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)

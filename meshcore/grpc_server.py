@@ -87,9 +87,12 @@ async def serve(
     on_stop: Callable[[], Awaitable[None]] | None = None,
     health_servicer: health.aio.HealthServicer | None = None,
     maximum_concurrent_rpcs: int | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    reflection_on: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
-    caller also reads (a new one by default)."""
+    caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
+    plaintext."""
     # Last, so it sits closest to the servicer: a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
         interceptors=[*interceptors, StoreOutageInterceptor()],
@@ -102,22 +105,33 @@ async def serve(
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [svc.name for svc in services]
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    if reflection_on:
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
 
-    port = server.add_insecure_port(address)
+    port = (
+        server.add_insecure_port(address)
+        if credentials is None
+        else server.add_secure_port(address, credentials)
+    )
     if port == 0:
         raise RuntimeError(f"cannot bind {address}")
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", address=address, services=names)
+    log.info(
+        "serving",
+        address=address,
+        services=names,
+        tls=credentials is not None,
+        reflection=reflection_on,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

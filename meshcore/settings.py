@@ -99,21 +99,57 @@ class DatabaseSettings(MeshSettings):
         }
 
 
-class GrpcServerSettings(MeshSettings):
+class GrpcTlsSettings(MeshSettings):
+    """gRPC between services (meshcore/tls.py): mTLS when the CA, certificate and key
+    are given, for servers and the clients that call them alike. Production refuses
+    plaintext unless ALLOW_PLAINTEXT_GRPC says something else encrypts it (a service
+    mesh doing mTLS between pods)."""
+
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    allow_plaintext_grpc: bool = False
+
+    @property
+    def grpc_tls(self) -> bool:
+        return bool(self.tls_ca_file and self.tls_cert_file and self.tls_key_file)
+
+    @model_validator(mode="after")
+    def _tls_whole_and_required_in_production(self) -> GrpcTlsSettings:
+        given = [f for f in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file) if f]
+        if given and not self.grpc_tls:
+            raise ValueError("set TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE together")
+        if self.production and not given and not self.allow_plaintext_grpc:
+            raise ValueError(
+                "production refuses plaintext gRPC between services: set TLS_CA_FILE,"
+                " TLS_CERT_FILE and TLS_KEY_FILE (mTLS), or ALLOW_PLAINTEXT_GRPC=true where"
+                " a service mesh encrypts the traffic"
+            )
+        return self
+
+
+class GrpcServerSettings(GrpcTlsSettings):
     """What the gRPC servers (auth, the gateway) share."""
 
     # Calls served at once by one process, streams included; past it grpc answers
     # RESOURCE_EXHAUSTED "Concurrent RPC limit exceeded!" before any work is done.
     max_concurrent_rpcs: int = 1000
+    # Server reflection (grpcurl list/describe): on in development, off in production
+    # unless set to true.
+    grpc_reflection: bool | None = None
+
+    @property
+    def reflection(self) -> bool:
+        return not self.production if self.grpc_reflection is None else self.grpc_reflection
 
 
-class AuthClientSettings(MeshSettings):
+class AuthClientSettings(GrpcTlsSettings):
     """Where AuthService is, for those who call it (the gateway, the shim)."""
 
     auth_address: str = AUTH_ADDRESS
 
 
-class GatewayClientSettings(MeshSettings):
+class GatewayClientSettings(GrpcTlsSettings):
     """Where FileService is, for those who call it (the shim)."""
 
     gateway_address: str = GATEWAY_ADDRESS

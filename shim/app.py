@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
+from meshcore import tls
 from meshcore.channels import service_channel
 from meshcore.grpc_server import STREAM_ACCEPTED
 from meshcore.limits import MAX_JSON_BODY_BYTES
@@ -72,6 +73,7 @@ class Transcoder:
         call_timeout: float,
         login_limit: LoginLimit,
         probed: Sequence[ServiceDescriptor] = (),
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         """``probed``: the services /healthz asks (default: every one in ``addresses``)."""
         self.router = router
@@ -80,12 +82,14 @@ class Transcoder:
         self.max_upload_bytes = max_upload_bytes
         self.call_timeout = call_timeout
         self.login_limit = login_limit
+        self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def open(self) -> None:
         """Open the channels; inside the event loop, as grpc.aio wants."""
         self._channels = {
-            service: service_channel(address) for service, address in self.addresses.items()
+            service: service_channel(address, self.credentials)
+            for service, address in self.addresses.items()
         }
 
     async def close(self) -> None:
@@ -319,6 +323,7 @@ def create_app(settings: ShimSettings) -> Starlette:
         call_timeout=settings.call_timeout_seconds,
         login_limit=LoginLimit(settings.login_requests_per_minute),
         probed=(AUTH_SERVICE, FILE_SERVICE),
+        credentials=tls.channel_credentials(settings),
     )
     document = openapi_document(routes)
 

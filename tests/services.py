@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pika
 import psutil
 from honcho.environ import parse_procfile
@@ -193,11 +195,14 @@ class ServiceStack:
         if name in ("mongo", "smtp"):
             return _port_open(int(self.env[f"{name.upper()}_PORT"]))
         if name in ("auth", "gateway"):
-            return is_serving(self.env[f"{name.upper()}_LISTEN"])
+            address = self.env[f"{name.upper()}_LISTEN"]
+            return is_serving(address, credentials=self.grpc_credentials())
         if name == "shim":
             return http_ok(f"{self.shim_url}/healthz")
         if name == "envoy":
-            return http_ok(f"{self.envoy_url}/healthz")
+            ca = self.env.get("TLS_CA_FILE")
+            trust = ssl.create_default_context(cafile=ca) if ca else True
+            return http_ok(f"{self.envoy_url}/healthz", verify=trust)
         queue = self.env["VIDEO_QUEUE" if name == "converter" else "MP3_QUEUE"]
         return name in self.commands and self.consumers(queue) > 0
 
@@ -210,8 +215,18 @@ class ServiceStack:
 
     @property
     def envoy_url(self) -> str:
-        """The production REST edge, Envoy (only in stacks started with it)."""
-        return f"http://127.0.0.1:{self.env['ENVOY_PORT']}"
+        """The production REST edge, Envoy (only in stacks started with it); HTTPS when
+        it was given a certificate."""
+        scheme = "https" if self.env.get("ENVOY_TLS_CERT_FILE") else "http"
+        return f"{scheme}://127.0.0.1:{self.env['ENVOY_PORT']}"
+
+    def grpc_credentials(self) -> grpc.ChannelCredentials | None:
+        """A client certificate of the mesh's CA when the services speak mTLS, else None."""
+        if not self.env.get("TLS_CA_FILE"):
+            return None
+        return grpc.ssl_channel_credentials(
+            *(Path(self.env[f"TLS_{part}_FILE"]).read_bytes() for part in ("CA", "KEY", "CERT"))
+        )
 
     def mongo(self) -> MongoClient:
         return MongoClient(self.env["MONGO_URL"], serverSelectionTimeoutMS=5000)
@@ -242,7 +257,7 @@ class ServiceStack:
 
     def new_account(self) -> tuple[MeshClient, str]:
         """A registered, logged-in client and its email address."""
-        c = MeshClient(self.env["AUTH_LISTEN"], self.env["GATEWAY_LISTEN"])
+        c = MeshClient(self.env["AUTH_LISTEN"], self.env["GATEWAY_LISTEN"], self.grpc_credentials())
         self.clients.append(c)
         address = f"user-{uuid.uuid4().hex[:12]}@example.com"
         c.register(address, PASSWORD)

@@ -90,6 +90,7 @@ def test_credentials_from_metadata() -> None:
 def test_production_refuses_missing_or_weak_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MP3MESH_ENV", "production")
     monkeypatch.setenv("AMQP_URL", "amqp://mesh:pw@rabbit/%2F")
+    monkeypatch.setenv("ALLOW_PLAINTEXT_GRPC", "true")
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         AuthSettings()
     monkeypatch.setenv("JWT_SECRET", "short")
@@ -146,3 +147,28 @@ def test_tokens_of_a_previous_key_are_accepted_until_it_is_dropped() -> None:
         after.verify(
             jwt.encode({"sub": "x"}, "f" * 48, algorithm="HS256", headers={"kid": key_id(new_key)})
         )
+
+
+def test_production_needs_mtls_or_the_waiver_and_hides_reflection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MP3MESH_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    with pytest.raises(ValidationError, match="refuses plaintext gRPC"):
+        AuthSettings()
+    monkeypatch.setenv("TLS_CA_FILE", "/etc/mp3mesh/ca.pem")
+    with pytest.raises(ValidationError, match="together"):
+        AuthSettings()
+    monkeypatch.setenv("TLS_CERT_FILE", "/etc/mp3mesh/tls.crt")
+    monkeypatch.setenv("TLS_KEY_FILE", "/etc/mp3mesh/tls.key")
+    settings = AuthSettings()
+    assert settings.grpc_tls and not settings.reflection
+    monkeypatch.setenv("GRPC_REFLECTION", "true")
+    assert AuthSettings().reflection
+    for name in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ALLOW_PLAINTEXT_GRPC", "true")
+    assert not AuthSettings().grpc_tls
+    monkeypatch.setenv("MP3MESH_ENV", "development")
+    monkeypatch.delenv("GRPC_REFLECTION")
+    assert AuthSettings().reflection
