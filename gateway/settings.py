@@ -28,7 +28,7 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSetting
     watch_poll_seconds: float = 0.5
     # Per user, in one gateway: uploads and WatchJob streams open at once; more are
     # RESOURCE_EXHAUSTED saying so.
-    max_uploads_per_user: int = 4
+    max_uploads_per_user: int = 8
     max_watches_per_user: int = 16
     # An upload that sends no message for this long, or takes longer than this in all
     # (2 GiB at 1 Mbit/s takes 4.8 h), is DEADLINE_EXCEEDED and removed.
