@@ -21,6 +21,7 @@ import pika
 import structlog
 from bson import ObjectId
 from bson.errors import InvalidId
+from prometheus_client import Counter, Histogram
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 from pymongo.synchronous.database import Database
@@ -33,6 +34,15 @@ from mp3mesh.events.v1 import events_pb2
 
 log = structlog.get_logger()
 
+
+JOBS = Counter(
+    "mp3mesh_jobs_total", "Jobs that ended, by outcome: succeeded, failed.", ("outcome",)
+)
+CONVERSION_SECONDS = Histogram(
+    "mp3mesh_conversion_seconds",
+    "Time to convert one job that succeeded: video in, ffmpeg, MP3 stored.",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+)
 
 # Progress while ffmpeg runs moves between these percentages (the copy in comes before).
 PROGRESS_FFMPEG_START, PROGRESS_FFMPEG_END = 30, 80
@@ -216,6 +226,7 @@ class Converter:
 
     def _convert(self, job: dict[str, Any]) -> Outcome:
         job_id = job["_id"]
+        started = time.monotonic()
         with tempfile.TemporaryDirectory(
             prefix=work_dir_prefix(), dir=self.settings.work_dir
         ) as tmp:
@@ -281,6 +292,8 @@ class Converter:
             # The MP3 is what the user came for; the video would only take space. (Should
             # this fail, the retention sweep removes it when the job expires.)
             gridfs_io.discard(self.db, gridfs_io.VIDEOS, job_id)
+        JOBS.labels("succeeded").inc()
+        CONVERSION_SECONDS.observe(time.monotonic() - started)
         log.info("job succeeded", job_id=str(job_id), duration=info.duration, mp3_size=size)
         return self._finished(done)
 
@@ -299,7 +312,10 @@ class Converter:
             },
             return_document=ReturnDocument.AFTER,
         )
-        return self._finished(failed) if failed else Outcome()
+        if failed is None:
+            return Outcome()
+        JOBS.labels("failed").inc()
+        return self._finished(failed)
 
     def _progress(self, job_id: ObjectId, percent: int) -> None:
         self.jobs.update_one(

@@ -70,6 +70,7 @@ DEFAULTS = {
     "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
     "ENVOY_PORT": "8000",
     "ENVOY_ADMIN_PORT": "9901",
+    "ENVOY_METRICS_PORT": "0",
     "AUTH_ADDRESS": "127.0.0.1:50051",
     "GATEWAY_ADDRESS": "127.0.0.1:50052",
     "SHIM_ADDRESS": "127.0.0.1:8080",
@@ -111,6 +112,10 @@ def _port(name: str, value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"{name}={value!r} is not a TCP port")
     return int(value)
+
+
+def _port_or_zero(name: str, value: str) -> int:
+    return 0 if value == "0" else _port(name, value)
 
 
 def _host(name: str, value: str) -> str:
@@ -277,6 +282,52 @@ def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _metrics_listener_yaml(address: str, port: str, indent: str) -> str:
+    """The listener that serves only /stats/prometheus (from the admin interface), as a
+    YAML list item; nothing when ``port`` is 0."""
+    if port == "0":
+        return ""
+    router = {
+        "name": "envoy.filters.http.router",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+        },
+    }
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network"
+        ".http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "metrics",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "metrics",
+                    "domains": ["*"],
+                    "routes": [
+                        {"match": {"path": "/stats/prometheus"}, "route": {"cluster": "admin"}}
+                    ],
+                }
+            ]
+        },
+        "http_filters": [router],
+    }
+    listener = {
+        "name": "metrics",
+        "address": {"socket_address": {"address": address, "port_value": int(port)}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }
+    comment = "# Prometheus: the admin's /stats/prometheus only (ENVOY_METRICS_PORT)"
+    return f"{indent}{comment}\n{indent}- {json.dumps(listener)}"
+
+
 def values(env: Mapping[str, str]) -> dict[str, str]:
     """The template's ${NAME}s from ``env``, checked."""
 
@@ -303,6 +354,7 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
         "ENVOY_LISTEN_ADDRESS": _host("ENVOY_LISTEN_ADDRESS", get("ENVOY_LISTEN_ADDRESS")),
         "ENVOY_PORT": str(_port("ENVOY_PORT", get("ENVOY_PORT"))),
         "ENVOY_ADMIN_PORT": str(_port("ENVOY_ADMIN_PORT", get("ENVOY_ADMIN_PORT"))),
+        "ENVOY_METRICS_PORT": str(_port_or_zero("ENVOY_METRICS_PORT", get("ENVOY_METRICS_PORT"))),
         "AUTH_HOST": auth_host,
         "AUTH_PORT": str(auth_port),
         "GATEWAY_HOST": gw_host,
@@ -321,6 +373,9 @@ def render(env: Mapping[str, str] | None = None) -> str:
     subs = values(env) | tls_lines(env)
     subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
     subs["LOGIN_PATHS"] = json.dumps(LOGIN_PATHS)
+    subs["METRICS_LISTENER"] = _metrics_listener_yaml(
+        subs["ENVOY_LISTEN_ADDRESS"], subs["ENVOY_METRICS_PORT"], " " * 4
+    )
     subs["GATEWAY_UNREACHABLE_HEALTH"] = json.dumps(
         GATEWAY_UNREACHABLE_HEALTH, separators=(",", ":"), sort_keys=True
     )

@@ -16,7 +16,7 @@ from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
-from meshcore import logs, tls
+from meshcore import logs, metrics, tls
 from meshcore.amqp import ThreadedPublisher
 from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
@@ -109,6 +109,7 @@ async def run(settings: GatewaySettings) -> None:
 def main() -> None:
     settings = GatewaySettings()
     logs.configure("gateway", settings.log_level, settings.log_format)
+    metrics.serve(settings)
     asyncio.run(run(settings))
 
 

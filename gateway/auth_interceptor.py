@@ -24,7 +24,7 @@ from cachetools import TLRUCache
 
 from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED, abort, require_credentials
-from meshcore.interceptors import AroundInterceptor
+from meshcore.interceptors import AroundInterceptor, Rpc
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -91,17 +91,15 @@ class AuthInterceptor(AroundInterceptor):
         self.prefix = protected_prefix
         self.cache = cache
 
-    def applies_to(self, method: str) -> bool:
-        return method.startswith(self.prefix)
+    def applies_to(self, rpc: Rpc) -> bool:
+        return rpc.method.startswith(self.prefix)
 
     @asynccontextmanager
-    async def around(
-        self, method: str, context: grpc.aio.ServicerContext, client_streaming: bool
-    ) -> AsyncIterator[None]:
+    async def around(self, rpc: Rpc, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         """Authenticate first; a client-streaming call that passes is told so
         (STREAM_ACCEPTED) before the handler reads a byte."""
         await self._authenticate(context)
-        if client_streaming:
+        if rpc.client_streaming:
             await context.send_initial_metadata((STREAM_ACCEPTED,))
         yield
 

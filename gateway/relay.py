@@ -27,6 +27,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from gateway.metrics import ANNOUNCEMENTS
 from meshcore import gridfs_io, jobs
 from meshcore.amqp import ThreadedPublisher
 
@@ -69,7 +70,12 @@ class OutboxRelay:
         publishing = self.publisher.publish(
             self.video_queue, jobs.video_uploaded(job), str(job["_id"])
         )
-        await asyncio.wait_for(asyncio.wrap_future(publishing), self.publish_timeout)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(publishing), self.publish_timeout)
+        except BaseException:
+            ANNOUNCEMENTS.labels("failed").inc()
+            raise
+        ANNOUNCEMENTS.labels("confirmed").inc()
         await self.jobs.update_one(
             {"_id": job["_id"], "announce_at": job["announce_at"]},
             {"$unset": {"announce_at": "", "announce_queue": ""}},

@@ -15,6 +15,7 @@ from google.api import httpbody_pb2
 
 from gateway.auth_interceptor import Caller, current_caller
 from gateway.bounds import ClientBounds, TooMany
+from gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from gateway.upload import UploadRefused, receive_video
@@ -98,7 +99,12 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 )
                 await self._record_and_queue(job)
         except UploadRefused as refused:  # answered once nothing of it is left
+            UPLOADS.labels("refused").inc()
             await abort(context, refused.code, refused.message)
+        except BaseException:
+            UPLOADS.labels("failed").inc()
+            raise
+        UPLOADS.labels("accepted").inc()
         log.info("video uploaded", job_id=str(job_id), size=video.size, user_id=caller.user_id)
         return files_pb2.UploadResponse(job=jobs.to_proto(job))
 
@@ -129,6 +135,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             )
         async for chunk in self.store.mp3_chunks(files_doc):
             yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=chunk)
+            DOWNLOAD_BYTES.inc(len(chunk))
 
     async def GetJob(
         self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext

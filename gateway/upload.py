@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from gateway.metrics import UPLOAD_BYTES
 from meshcore import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 
@@ -63,6 +64,7 @@ async def receive_video(
     video_file = open_file(filename, content_type)
     digest = hashlib.sha256()
     async for block in _data_chunks(first, requests):
+        UPLOAD_BYTES.inc(len(block))
         if video_file.length + len(block) > max_bytes:
             raise UploadRefused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -28,6 +28,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from meshcore.heartbeat import Heartbeat
+from meshcore.metrics import QUEUE_MESSAGES
 from meshcore.settings import MeshSettings
 
 log = structlog.get_logger()
@@ -246,10 +247,12 @@ class Consumer:
         except Requeue as exc:
             log.info("message put back", queue=self.queue, reason=str(exc))
             channel.basic_reject(method.delivery_tag, requeue=True)
+            QUEUE_MESSAGES.labels(self.queue, "requeue").inc()
             return
         except UndecodableMessage as exc:
             log.error("dead-lettering undecodable message", queue=self.queue, error=str(exc))
             channel.basic_reject(method.delivery_tag, requeue=False)
+            QUEUE_MESSAGES.labels(self.queue, "dead_letter").inc()
             return
         except Exception as exc:
             self._retry_or_give_up(
@@ -263,6 +266,7 @@ class Consumer:
             self._retry_or_give_up(channel, method, properties, body, f"follow-up refused: {exc}")
             return
         channel.basic_ack(method.delivery_tag)
+        QUEUE_MESSAGES.labels(self.queue, "ack").inc()
 
     def _retry_or_give_up(self, channel, method, properties, body, reason: str) -> None:  # type: ignore[no-untyped-def]
         retries = retries_of(properties)
@@ -278,6 +282,7 @@ class Consumer:
                 "", retry_queue(self.queue, delay), body, properties, mandatory=True
             )
             channel.basic_ack(method.delivery_tag)
+            QUEUE_MESSAGES.labels(self.queue, "retry").inc()
             return
         log.error("handler failed for the last time; dead-lettering", queue=self.queue,
                   retries=retries, reason=reason, exc_info=True)  # fmt: skip
@@ -290,6 +295,7 @@ class Consumer:
         for queue, message, message_id in outcome.publish:
             publish(channel, queue, message, message_id)
         channel.basic_reject(method.delivery_tag, requeue=False)
+        QUEUE_MESSAGES.labels(self.queue, "dead_letter").inc()
 
 
 def consume_until_signalled(

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshcore import limits
+from meshcore.metrics import RpcMetricsInterceptor
 from meshcore.store_errors import StoreOutageInterceptor
 
 log = structlog.get_logger()
@@ -93,9 +94,10 @@ async def serve(
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
     caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
     plaintext."""
-    # Last, so it sits closest to the servicer: a store outage becomes UNAVAILABLE.
+    # Metrics first, so they count the status the client gets; the store outage check
+    # last, closest to the servicer, so a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
-        interceptors=[*interceptors, StoreOutageInterceptor()],
+        interceptors=[RpcMetricsInterceptor(), *interceptors, StoreOutageInterceptor()],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )

@@ -1,30 +1,58 @@
-"""A base for server interceptors that run code around every call, inside the call.
+"""The base of the mesh's gRPC server interceptors: code around each call, inside the call.
 
 grpc.aio hands an interceptor the method handler, not the call: to act within a call
-(abort with a status, read metadata, catch what the handler raised) the interceptor has
-to rebuild the handler for each of the four RPC kinds. :func:`wrap_handler` does that
-once; a subclass of :class:`AroundInterceptor` only says which methods it applies to and
-what to do around them, as an async context manager.
+(abort with a status, read metadata, time it, catch what the handler raised) it has to
+rebuild the handler for each of the four RPC kinds. :class:`AroundInterceptor` does that
+once; a subclass says which calls it applies to and what to do around them, as an async
+context manager.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-# Given the call's context and whether the client streams its requests.
-Around = Callable[[grpc.aio.ServicerContext, bool], AbstractAsyncContextManager[None]]
+
+@dataclass(frozen=True)
+class Rpc:
+    """What is known of a call before it runs: its method and the kind of its streams."""
+
+    method: str  # "/mp3mesh.files.v1.FileService/Upload"
+    client_streaming: bool
+    server_streaming: bool
+
+    @property
+    def service(self) -> str:
+        return self.method.strip("/").rpartition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self.method.rpartition("/")[2]
+
+    @property
+    def kind(self) -> str:
+        """go-grpc-prometheus' grpc_type: unary, client_stream, server_stream, bidi_stream."""
+        if self.client_streaming and self.server_streaming:
+            return "bidi_stream"
+        if self.client_streaming:
+            return "client_stream"
+        return "server_stream" if self.server_streaming else "unary"
+
+
+Around = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
 
 
 class AroundInterceptor(grpc.aio.ServerInterceptor):
-    def applies_to(self, method: str) -> bool:
+    def applies_to(self, rpc: Rpc) -> bool:
         return True
 
     def around(
-        self, method: str, context: grpc.aio.ServicerContext, client_streaming: bool
+        self, rpc: Rpc, context: grpc.aio.ServicerContext
     ) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
@@ -34,49 +62,59 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not self.applies_to(method):
+        if handler is None:
             return handler
-        return wrap_handler(
-            handler, lambda context, streaming: self.around(method, context, streaming)
+        rpc = Rpc(
+            handler_call_details.method, handler.request_streaming, handler.response_streaming
         )
+        if not self.applies_to(rpc):
+            return handler
+        return wrap_handler(handler, lambda context: self.around(rpc, context))
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
-    """The same handler, each call of it run inside ``around(context, client_streaming)``."""
-    kwargs: dict[str, Any] = {
+    """The same handler, each call of it run inside ``around(context)``."""
+    codec: dict[str, Any] = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _unary_response(handler.unary_unary, around, client_streaming=False), **kwargs
+            _unary_response(handler.unary_unary, around), **codec
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _unary_response(handler.stream_unary, around, client_streaming=True), **kwargs
+            _unary_response(handler.stream_unary, around), **codec
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _stream_response(handler.unary_stream, around, client_streaming=False), **kwargs
+            _stream_response(handler.unary_stream, around), **codec
         )
     return grpc.stream_stream_rpc_method_handler(
-        _stream_response(handler.stream_stream, around, client_streaming=True), **kwargs
+        _stream_response(handler.stream_stream, around), **codec
     )
 
 
-def _unary_response(behavior: Any, around: Around, client_streaming: bool) -> Any:
+def _unary_response(behavior: Any, around: Around) -> Any:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with around(context, client_streaming):
+        async with around(context):
             return await behavior(request, context)
 
     return call
 
 
-def _stream_response(behavior: Any, around: Around, client_streaming: bool) -> Any:
+def _stream_response(behavior: Any, around: Around) -> Any:
+    """grpc.aio also takes a streaming behaviour that is a coroutine sending with
+    ``context.write()`` (grpc_health's Watch is one): it is awaited, and the wrapper
+    yields nothing of its own."""
+
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async with around(context, client_streaming):
-            async for response in behavior(request, context):
+        async with around(context):
+            responses = behavior(request, context)
+            if inspect.isawaitable(responses):
+                await responses
+                return
+            async for response in responses:
                 yield response
 
     return call

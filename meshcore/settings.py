@@ -33,6 +33,11 @@ class MeshSettings(BaseSettings):
     mp3mesh_env: Literal["development", "production"] = "development"
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # Prometheus metrics (meshcore/metrics.py) at http://METRICS_LISTEN_HOST:METRICS_PORT/
+    # metrics; 0 serves none. Every process needs a port of its own where several share a
+    # host (the Procfile gives each its *_METRICS_PORT from stack.env).
+    metrics_port: int = 0
+    metrics_listen_host: str = "127.0.0.1"
 
     # MongoDB: GridFS buckets `videos` and `mp3s`, and the `jobs` collection.
     mongo_url: str = "mongodb://127.0.0.1:27017"

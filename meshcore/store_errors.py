@@ -17,7 +17,7 @@ import psycopg2.pool
 import pymongo.errors
 import structlog
 
-from meshcore.interceptors import AroundInterceptor
+from meshcore.interceptors import AroundInterceptor, Rpc
 
 log = structlog.get_logger()
 
@@ -43,12 +43,12 @@ def is_store_outage(exc: BaseException) -> bool:
 class StoreOutageInterceptor(AroundInterceptor):
     @asynccontextmanager
     async def around(
-        self, method: str, context: grpc.aio.ServicerContext, client_streaming: bool
+        self, rpc: Rpc, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[None]:
         try:
             yield
         except Exception as exc:
             if not is_store_outage(exc):
                 raise
-            log.warning("store unavailable", method=method, error=repr(exc))
+            log.warning("store unavailable", method=rpc.method, error=repr(exc))
             await context.abort(grpc.StatusCode.UNAVAILABLE, MESSAGE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshcore import logs
+from meshcore import logs, metrics
 from meshcore.amqp import consume_until_signalled
 from meshcore.migrations import migrate
 from notification.consumer import Notifier
@@ -14,6 +14,7 @@ from notification.settings import NotificationSettings
 def main() -> None:
     settings = NotificationSettings()
     log = logs.configure("notification", settings.log_level, settings.log_format)
+    metrics.serve(settings)
     migrate(settings.database_url, MIGRATIONS)
     ledger = SentLedger(settings.database_url, **settings.database_timeouts)
     notifier = Notifier(

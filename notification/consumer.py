@@ -7,6 +7,7 @@ import time
 
 import pika
 import structlog
+from prometheus_client import Counter
 
 from meshcore.amqp import Outcome, decode
 from mp3mesh.events.v1 import events_pb2
@@ -15,6 +16,11 @@ from notification.ledger import Claim, SentLedger
 from notification.mailer import Mailer, MailRefused, compose
 
 log = structlog.get_logger()
+
+# sent; refused (5xx: for good); failed (to be retried); duplicate (already sent).
+MAILS = Counter(
+    "mp3mesh_mails_total", "Mails by outcome: sent, refused, failed, duplicate.", ("outcome",)
+)
 
 
 class ClaimHeld(Exception):
@@ -58,6 +64,7 @@ class Notifier:
         claim = self.ledger.claim(event.job_id, event.owner_email, status, self.claim_lease)
         if claim is Claim.DONE:
             log.info("already notified; skipping", job_id=event.job_id)
+            MAILS.labels("duplicate").inc()
             return Outcome()
         if claim is Claim.HELD:
             raise ClaimHeld(f"job {event.job_id} is being mailed by another sender")
@@ -67,11 +74,14 @@ class Notifier:
             # Permanent (5xx): trying again cannot help; the log says why.
             log.error("mail refused for good", job_id=event.job_id, reply=str(exc))
             self.ledger.record(event.job_id, refused=str(exc))
+            MAILS.labels("refused").inc()
             return Outcome()
         except BaseException:
+            MAILS.labels("failed").inc()
             self.ledger.release(event.job_id)  # transient: the retry claims it again
             raise
         self.ledger.record(event.job_id)
+        MAILS.labels("sent").inc()
         log.info("notified", job_id=event.job_id, status=status)
         return Outcome()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from meshcore import logs
+from meshcore import logs, metrics
 from shim.app import create_app
 from shim.settings import ShimSettings
 
@@ -12,6 +12,7 @@ from shim.settings import ShimSettings
 def main() -> None:
     settings = ShimSettings()
     logs.configure("shim", settings.log_level, settings.log_format)
+    metrics.serve(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.shim_listen_host,

@@ -18,6 +18,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
@@ -32,6 +33,7 @@ from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from shim.errors import HttpError, error_response, too_large
 from shim.jsonpb import json_bytes
+from shim.metrics import RPC_SCOPE_KEY, HttpMetrics
 from shim.multipart import upload_body, upload_chunks, upload_messages
 from shim.openapi import openapi_document
 from shim.request import build_request, message_class
@@ -111,6 +113,7 @@ class Transcoder:
             return error_response(
                 grpc.StatusCode.NOT_FOUND, f"Could not resolve {path} to a method."
             )
+        request.scope[RPC_SCOPE_KEY] = match.route.grpc_path.lstrip("/")
         try:
             if match.route.method == LOGIN:
                 self.login_limit.admit(request.client.host if request.client else "")
@@ -345,5 +348,6 @@ def create_app(settings: ShimSettings) -> Starlette:
             # Everything else, any method: the transcoder answers 404 and 405 itself.
             StarletteRoute("/{path:path}", transcoder),
         ],
+        middleware=[Middleware(HttpMetrics)],
         lifespan=lifespan,
     )

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -120,6 +120,7 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "SHIM_PORT": str(free_port()),
         "ENVOY_PORT": str(free_port()),
         "ENVOY_ADMIN_PORT": str(free_port()),
+        **{f"{service.upper()}_METRICS_PORT": str(free_port()) for service in SERVICE_SETTINGS},
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(free_port()),
         "JWT_SECRET": secrets.token_urlsafe(48),
@@ -135,6 +136,15 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     return {**env, **overrides}
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.3)
 
 
 def free_port() -> int:

@@ -121,6 +121,7 @@ def test_render_reads_the_environment(descriptor: Path) -> None:
         for c in cfg["static_resources"]["clusters"]
     }
     assert clusters == {
+        "admin": {"address": "127.0.0.1", "port_value": 9123},
         "auth": {"address": "127.0.0.1", "port_value": 51001},
         "gateway": {"address": "gateway.mesh", "port_value": 51002},
         "shim": {"address": "127.0.0.1", "port_value": 8181},
@@ -137,6 +138,7 @@ def test_render_reads_the_environment(descriptor: Path) -> None:
     [
         {"ENVOY_PORT": "http"},
         {"ENVOY_ADMIN_PORT": "70000"},
+        {"ENVOY_METRICS_PORT": "metrics"},
         {"AUTH_ADDRESS": "127.0.0.1"},
         {"GATEWAY_ADDRESS": "bad host:1"},
         {"MAX_UPLOAD_BYTES": "-1"},

@@ -48,11 +48,11 @@ CONSUMERS = {"converter", "notification"}
 # Every settings class inherits MeshSettings' MongoDB and broker URLs; these are the
 # services that use them (DESIGN.md's table of parts), and so must be given them.
 USES_SHARED = {
-    "auth": set(),
-    "gateway": {"MONGO_URL", "AMQP_URL"},
-    "converter": {"MONGO_URL", "AMQP_URL"},
-    "notification": {"AMQP_URL"},
-    "shim": set(),
+    "auth": {"METRICS_LISTEN_HOST"},
+    "gateway": {"MONGO_URL", "AMQP_URL", "METRICS_LISTEN_HOST"},
+    "converter": {"MONGO_URL", "AMQP_URL", "METRICS_LISTEN_HOST"},
+    "notification": {"AMQP_URL", "METRICS_LISTEN_HOST"},
+    "shim": {"METRICS_LISTEN_HOST"},
     "migrate": set(),
 }
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -449,6 +449,41 @@ def test_grpc_servers_listen_where_services_and_probes_look(overlay: str) -> Non
             workload
         ]
         assert int(service_port) in {p["port"] for p in target["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_mesh_pod_serves_metrics_where_its_annotations_point(overlay: str) -> None:
+    """A Prometheus that follows the prometheus.io annotations finds each process's
+    metrics: the annotated port is a container port, the process serves there on the
+    pod's interfaces (METRICS_PORT, or Envoy's metrics listener), the ports are distinct
+    (the smoke test's pods share one network namespace), and prod lets the scrape in."""
+    ports: dict[str, int] = {}
+    for workload in of_kind(overlay, "Deployment"):
+        for container in containers(workload, init=False):
+            service = mesh_service(container)
+            if service is None:
+                continue
+            annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+            assert annotations.get("prometheus.io/scrape") == "true", service
+            port = int(annotations["prometheus.io/port"])
+            assert (container_port(container, "metrics") or {}).get("containerPort") == port
+            env = container_env(overlay, container)
+            if service == "envoy":
+                assert env["ENVOY_METRICS_PORT"] == str(port)
+                assert env["ENVOY_LISTEN_ADDRESS"] == "0.0.0.0"  # noqa: S104
+                assert annotations["prometheus.io/path"] == "/stats/prometheus"
+            else:
+                assert env["METRICS_PORT"] == str(port), service
+                assert env["METRICS_LISTEN_HOST"] == "0.0.0.0", service  # noqa: S104
+                assert annotations["prometheus.io/path"] == "/metrics"
+            ports[service] = port
+    assert set(ports) == {*SERVICE_SETTINGS, "envoy"}
+    assert len(set(ports.values())) == len(ports), ports
+    scrape = named(overlay, "NetworkPolicy", "allow-metrics-scrape")
+    if overlay != "dev":
+        assert scrape is not None and scrape["spec"]["podSelector"] == {}
+        (allowed,) = scrape["spec"]["ingress"][0]["ports"]
+        assert all(allowed["port"] <= port <= allowed["endPort"] for port in ports.values())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

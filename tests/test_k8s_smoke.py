@@ -34,9 +34,8 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ import pytest
 import yaml
 
 from meshcore.settings import MeshSettings
-from tests.helpers import ROOT, drop_queues, make_video, temp_database
+from tests.helpers import ROOT, drop_queues, make_video, temp_database, wait_for
 
 pytestmark = [
     pytest.mark.k8s_smoke,
@@ -77,14 +76,6 @@ def in_netns(netns: str, *command: str, **kwargs: Any) -> subprocess.CompletedPr
     return subprocess.run(
         ["nsenter", f"--net=/run/netns/{netns}", *command], capture_output=True, text=True, **kwargs
     )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

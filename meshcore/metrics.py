@@ -1,0 +1,87 @@
+"""Prometheus metrics: each process serves its own at ``/metrics`` on ``METRICS_PORT``.
+
+What every gRPC server and every queue consumer of the mesh counts lives here; what one
+service counts lives beside its code (gateway/servicer.py, converter/consumer.py,
+notification/consumer.py, shim/metrics.py). The gRPC names are go-grpc-prometheus' own,
+so the usual dashboards and alerts for gRPC servers work unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+import structlog
+from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
+
+from meshcore.interceptors import AroundInterceptor, Rpc
+from meshcore.settings import MeshSettings
+
+log = structlog.get_logger()
+
+RPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+RPC_STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", RPC_LABELS)
+RPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    (*RPC_LABELS, "grpc_code"),
+)
+RPC_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time from the start of an RPC to its status (streams: their whole life).",
+    RPC_LABELS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+# What a queue consumer did with each message: ack (handled), retry (sent to a retry
+# queue after a failure), dead_letter (undecodable, or failed for the last time), requeue
+# (put back at once: the consumer is stopping).
+QUEUE_MESSAGES = Counter(
+    "mp3mesh_queue_messages_total",
+    "Messages a queue consumer settled, by outcome: ack, retry, dead_letter, requeue.",
+    ("queue", "outcome"),
+)
+
+
+def serve(settings: MeshSettings) -> None:
+    """Serve this process's metrics from a daemon thread; ``METRICS_PORT=0``: none."""
+    if settings.metrics_port:
+        disable_created_metrics()  # the *_created series only double what scrapers keep
+        start_http_server(settings.metrics_port, settings.metrics_listen_host)
+        log.info(
+            "serving metrics", address=f"{settings.metrics_listen_host}:{settings.metrics_port}"
+        )
+
+
+def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    """The status the call ended with: set by abort/set_code, else from how it ended."""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away
+        return grpc.StatusCode.CANCELLED.name
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):  # some grpc versions keep the number
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
+    return "OK" if error is None else grpc.StatusCode.UNKNOWN.name
+
+
+class RpcMetricsInterceptor(AroundInterceptor):
+    """Counts every call by method and status code and times it. Installed outermost
+    (meshcore.grpc_server.serve), so the code is the one the client gets."""
+
+    @asynccontextmanager
+    async def around(self, rpc: Rpc, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        labels = (rpc.kind, rpc.service, rpc.name)
+        RPC_STARTED.labels(*labels).inc()
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            RPC_HANDLED.labels(*labels, _code(context, error)).inc()
+            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
