@@ -36,7 +36,7 @@ fi
 if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
   log "installing Python dependencies"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,stack]'
+  .venv/bin/pip install -q -e '.[dev,stack,cli]'
   touch .venv/.installed
 fi
 

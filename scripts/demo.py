@@ -1,36 +1,52 @@
-"""The main job, end to end: start the mesh, register, log in, upload a generated video,
-follow the job, download the MP3, show the email. ``make demo``.
+"""The main job, end to end, as a person does it with the `mp3mesh` CLI: start the mesh,
+register, log in, convert a generated video (upload, conversion and download with
+progress bars), list the jobs, show the email. ``make demo``.
 
 If a mesh is already running from ``make up``, the demo uses it; otherwise it starts one
-with honcho from the Procfile and stops it afterwards.
+with honcho from the Procfile and stops it afterwards. The CLI talks to the mesh's Envoy
+edge and keeps the demo user's token under var/demo/config, not in your own config.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import imageio_ffmpeg
 from dotenv import dotenv_values
-from tqdm import tqdm
 
-from cli.client import MeshClient, is_serving
-from mp3mesh.files.v1 import files_pb2
+from cli.client import is_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
 ENV = {k: v or "" for k, v in dotenv_values(ROOT / "stack.env").items()}
 VAR = ROOT / ENV["MP3MESH_VAR"]
 EMAIL, PASSWORD = "demo@example.com", "demo-password-123"
+EDGE = f"127.0.0.1:{ENV['ENVOY_PORT']}"
+
+
+def mesh_ready() -> bool:
+    """auth and gateway serving, and Envoy's edge (the CLI's way in) ready in front of them."""
+    if not (is_serving(ENV["GATEWAY_LISTEN"]) and is_serving(ENV["AUTH_LISTEN"])):
+        return False
+    try:
+        with urllib.request.urlopen(f"http://{EDGE}/readyz", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def start_stack() -> subprocess.Popen[bytes] | None:
-    if is_serving(ENV["GATEWAY_LISTEN"]) and is_serving(ENV["AUTH_LISTEN"]):
+    if mesh_ready():
         print("Using the mesh that is already running.")
         return None
     VAR.mkdir(exist_ok=True)
@@ -44,7 +60,7 @@ def start_stack() -> subprocess.Popen[bytes] | None:
         env={**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"},
     )
     deadline = time.monotonic() + 90
-    while not (is_serving(ENV["GATEWAY_LISTEN"]) and is_serving(ENV["AUTH_LISTEN"])):
+    while not mesh_ready():
         if stack.poll() is not None or time.monotonic() > deadline:
             sys.exit(f"the mesh did not start; see {VAR / 'demo-stack.log'}")
         time.sleep(0.5)
@@ -103,6 +119,25 @@ def main() -> None:
             print("Mesh stopped.")
 
 
+def mp3mesh(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a person would, its output on this terminal (or captured)."""
+    if not capture:
+        print(f"\n$ mp3mesh {shlex.join(args)}", flush=True)
+    env = {
+        **os.environ,
+        "MP3MESH_SERVER": EDGE,
+        "MP3MESH_PASSWORD": PASSWORD,
+        "XDG_CONFIG_HOME": str(VAR / "demo" / "config"),
+    }
+    return subprocess.run(
+        [str(ROOT / ".venv/bin/mp3mesh"), *args],
+        env=env,
+        text=True,
+        capture_output=capture,
+        check=False,
+    )
+
+
 def run() -> None:
     out = VAR / "demo"
     out.mkdir(parents=True, exist_ok=True)
@@ -110,32 +145,23 @@ def run() -> None:
     make_sample(video)
     print(f"Sample video: {video} ({video.stat().st_size} bytes, 12 s)")
 
-    client = MeshClient(ENV["AUTH_LISTEN"], ENV["GATEWAY_LISTEN"])
-    client.register(EMAIL, PASSWORD)  # answers alike whether or not it existed
-    print(f"Registered {EMAIL}")
-    client.login(EMAIL, PASSWORD)
-    print("Logged in.")
+    registered = mp3mesh("--json", "register", EMAIL, capture=True)
+    if registered.returncode == 0:
+        print(f"Registered {EMAIL}")
+    elif json.loads(registered.stdout)["error"]["code"] != "ALREADY_EXISTS":
+        sys.exit(registered.stderr.strip())
+    if mp3mesh("login", EMAIL).returncode != 0:
+        sys.exit("login failed")
+    mp3 = out / "sample.mp3"
+    if mp3mesh("convert", str(video), "-o", str(mp3)).returncode != 0:
+        sys.exit("the conversion failed")
+    mp3mesh("jobs", "--limit", "5")
 
-    with tqdm(total=video.stat().st_size, unit="B", unit_scale=True, desc="upload") as bar:
-        queued = client.upload(video, on_chunk=bar.update)
-    print(f"Job {queued.id} queued.")
-
-    with tqdm(total=100, desc="convert", unit="%") as bar:
-        for job in client.watch(queued.id, timeout=300):
-            bar.update(job.progress_percent - bar.n)
-            bar.set_postfix_str(files_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_"))
-    if job.status != files_pb2.JOB_STATUS_SUCCEEDED:
-        sys.exit(f"job failed: {job.error}")
-
-    mp3 = out / f"{job.id}.mp3"
-    size = client.download(job.mp3_file_id, mp3)
-    print(f"\nMP3: {mp3} ({size} bytes, {job.duration_seconds:.2f} s)")
-
-    msg = find_mail(job.id)
+    newest = json.loads(mp3mesh("--json", "jobs", "--limit", "1", capture=True).stdout)
+    msg = find_mail(newest["jobs"][0]["id"])
     for header in ("From", "To", "Subject"):
         print(f"  {header}: {msg[header]}")
     print("\n" + msg.get_content())
-    client.close()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from types import ModuleType
 
 import httpx
 import imageio_ffmpeg
+import jwt
 import pika
 import psutil
 import psycopg2
@@ -186,6 +187,26 @@ def make_video(
     return path
 
 
+def ffprobe(path: Path) -> dict:
+    """ffprobe's streams (codec name and type) and duration of a media file."""
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,codec_type:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out)
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -214,6 +235,15 @@ class Stack:
     @property
     def maildir(self) -> Path:
         return self.var / "mail"
+
+    def expired_token(self) -> str:
+        """A token signed with this stack's key that expired two minutes ago."""
+        past = time.time() - 120
+        claims = {
+            "sub": "u", "email": "e@example.com", "iat": past - 3600, "exp": past,
+            "iss": "mp3mesh-auth", "aud": "mp3mesh", "jti": "j",
+        }  # fmt: skip
+        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
 
     def mongo(self) -> MongoClient:
         return MongoClient(self.env["MONGO_URL"])

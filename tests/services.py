@@ -257,7 +257,11 @@ class ServiceStack:
 
     def new_account(self) -> tuple[MeshClient, str]:
         """A registered, logged-in client and its email address."""
-        c = MeshClient(self.env["AUTH_LISTEN"], self.env["GATEWAY_LISTEN"], self.grpc_credentials())
+        c = MeshClient(
+            self.env["AUTH_LISTEN"],
+            self.env["GATEWAY_LISTEN"],
+            credentials=self.grpc_credentials(),
+        )
         self.clients.append(c)
         address = f"user-{uuid.uuid4().hex[:12]}@example.com"
         c.register(address, PASSWORD)

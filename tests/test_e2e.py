@@ -30,30 +30,12 @@ from tests.helpers import (
     PeakRss,
     Stack,
     drop_queues,
+    ffprobe,
     free_port,
     make_video,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,codec_type:format=duration",
-            "-of",
-            "json",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)
 
 
 def status_of(exc: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:

@@ -325,15 +325,6 @@ def test_shim_memory_stays_flat_while_streaming_90_mb(
         assert growth < 32 * 1024 * 1024
 
 
-def _expired_token(stack: Stack) -> str:
-    past = time.time() - 120
-    claims = {
-        "sub": "u", "email": "e@example.com", "iat": past - 3600, "exp": past,
-        "iss": "mp3mesh-auth", "aud": "mp3mesh", "jti": "j",
-    }  # fmt: skip
-    return jwt.encode(claims, stack.jwt_secret, algorithm="HS256")
-
-
 def _answer(reply: httpx.Response) -> tuple[int, str, object]:
     """What a client sees: status, media type, and the body (parsed JSON or bytes).
     Envoy's own error replies sort their keys and end with a newline; parsing makes
@@ -357,7 +348,7 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
     forged = jwt.encode({"sub": "x", "exp": time.time() + 60}, "y" * 48, algorithm="HS256")
     bearer = {
         "owner": owner, "stranger": stranger, "none": "", "forged": forged,
-        "expired": _expired_token(stack), "garbage": "not-a-token",
+        "expired": stack.expired_token(), "garbage": "not-a-token",
     }  # fmt: skip
     requests: list[tuple[str, str, str, dict]] = [
         ("GET", f"/status?fid={job['id']}", "owner", {}),
