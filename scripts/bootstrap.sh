@@ -2,12 +2,13 @@
 # Sets up everything the mesh needs on a Debian/Ubuntu machine, idempotently:
 #   the virtualenv and Python dependencies, buf from npm, and the local PostgreSQL and
 #   RabbitMQ (started when installed but stopped; installed when missing and we are root).
-# With --test it also makes sure ffprobe is there (the tests check MP3s with it).
+# With --test it also makes sure ffprobe is there (the tests check MP3s with it) and
+# Debian's chromium (the web page's test drives it with playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_ffprobe=0
-[[ "${1:-}" == "--test" ]] && want_ffprobe=1
+for_tests=0
+[[ "${1:-}" == "--test" ]] && for_tests=1
 
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 is_root() { [[ "$(id -u)" == 0 ]]; }
@@ -49,10 +50,15 @@ if [[ ! -x node_modules/.bin/buf ]]; then
   npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
-# --- ffprobe (tests only) ----------------------------------------------------------------
-if [[ $want_ffprobe == 1 ]] && ! command -v ffprobe >/dev/null; then
+# --- ffprobe and chromium (tests only) -------------------------------------------------------
+if [[ $for_tests == 1 ]] && ! command -v ffprobe >/dev/null; then
   log "installing ffmpeg (for ffprobe)"
   apt_install ffmpeg
+fi
+# playwright's own browser download does not work everywhere: the tests use Debian's.
+if [[ $for_tests == 1 ]] && [[ ! -x /usr/bin/chromium ]]; then
+  log "installing chromium (for the web page's test)"
+  apt_install chromium
 fi
 
 # --- PostgreSQL ------------------------------------------------------------------------

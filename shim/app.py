@@ -1,4 +1,5 @@
-"""The shim's Starlette app: every google.api.http route, ``/openapi.json`` and ``/healthz``.
+"""The shim's Starlette app: every google.api.http route, ``/openapi.json``, ``/healthz``,
+and the web page (``/``, ``/static/``).
 
 Each request is matched against the routes read from the descriptors, turned into the
 method's request message, and sent over a ``grpc.aio`` channel to the backend serving
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,8 +22,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from meshcore import tls
@@ -61,6 +65,18 @@ FORWARDED_HEADERS = ("authorization", "x-request-id", "traceparent", "tracestate
 LOGIN = AUTH_SERVICE.methods_by_name["Login"]
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
+# The web page (GET /) and its files (/static/...): plain HTML, CSS and JavaScript that use
+# the REST surface of the same origin. Envoy routes the same paths here.
+WEB_DIR = Path(__file__).resolve().parent / "web"
+# The page loads nothing from elsewhere and may not be framed.
+WEB_PAGE_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 
 class Transcoder:
@@ -333,6 +349,9 @@ def create_app(settings: ShimSettings) -> Starlette:
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(document)
 
+    async def web_page(_: Request) -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers=WEB_PAGE_HEADERS)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         transcoder.open()
@@ -345,6 +364,8 @@ def create_app(settings: ShimSettings) -> Starlette:
         routes=[
             StarletteRoute("/openapi.json", openapi, methods=["GET"]),
             StarletteRoute("/healthz", transcoder.health, methods=["GET"]),
+            StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
+            Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
             # Everything else, any method: the transcoder answers 404 and 405 itself.
             StarletteRoute("/{path:path}", transcoder),
         ],
