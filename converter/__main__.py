@@ -9,7 +9,7 @@ from pymongo import MongoClient
 from converter.consumer import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
 from meshcore import logs, metrics
-from meshcore.amqp import consume_until_signalled
+from meshcore.amqp import ThreadedPublisher, consume_until_signalled
 
 
 def main() -> None:
@@ -21,14 +21,20 @@ def main() -> None:
     for stale in sweep_work_dir(settings.work_dir):
         log.info("removed a dead converter's temp directory", path=str(stale))
     mongo: MongoClient = MongoClient(settings.mongo_url, **settings.mongo_options)
-    converter = Converter(mongo[settings.mongo_db], settings)
+    events = ThreadedPublisher(settings.amqp_url, [], topics=[settings.job_events_exchange])
+    events.start()
+    converter = Converter(mongo[settings.mongo_db], settings, events)
+    log.info("converting", concurrent_conversions=settings.conversions)
     consume_until_signalled(
         settings,
         settings.video_queue,
         converter.handle,
         on_stop=converter.stop,
         give_up=converter.give_up,
+        concurrency=settings.conversions,
     )
+    converter.close()
+    events.close()
     mongo.close()
     log.info("stopped")
 

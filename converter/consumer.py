@@ -12,7 +12,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -29,7 +30,7 @@ from pymongo.synchronous.database import Database
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
 from meshcore import gridfs_io, jobs
-from meshcore.amqp import Outcome, Requeue, UndecodableMessage, decode
+from meshcore.amqp import Outcome, Requeue, ThreadedPublisher, UndecodableMessage, decode
 from mp3mesh.events.v1 import events_pb2
 
 log = structlog.get_logger()
@@ -44,8 +45,44 @@ CONVERSION_SECONDS = Histogram(
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
 )
 
-# Progress while ffmpeg runs moves between these percentages (the copy in comes before).
-PROGRESS_FFMPEG_START, PROGRESS_FFMPEG_END = 30, 80
+# A job's percentage: claimed at PROGRESS_CLAIMED, the video copied out of GridFS at
+# PROGRESS_FFMPEG_START, then ffmpeg's share of the media done up to PROGRESS_FFMPEG_END,
+# 100 once the MP3 is stored.
+PROGRESS_CLAIMED, PROGRESS_FFMPEG_START, PROGRESS_FFMPEG_END = 1, 5, 95
+# The job record (and so every watcher) gets a new percentage at most this often.
+PROGRESS_INTERVAL_SECONDS = 0.25
+
+
+class Progress:
+    """One conversion's percentage, written forward only and at most every
+    ``interval`` seconds, so a long file moves smoothly without rewriting the record on
+    each of ffmpeg's reports."""
+
+    def __init__(
+        self,
+        write: Callable[[int], None],
+        interval: float = PROGRESS_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.write, self.interval, self.clock = write, interval, clock
+        self.percent = PROGRESS_CLAIMED
+        self._written_at = float("-inf")
+
+    def reached(self, percent: int) -> None:
+        """A step is done: written now, whatever the interval."""
+        self._write(percent)
+
+    def ffmpeg(self, done: float) -> None:
+        """ffmpeg has done this fraction of the media."""
+        span = PROGRESS_FFMPEG_END - PROGRESS_FFMPEG_START
+        percent = PROGRESS_FFMPEG_START + int(min(max(done, 0.0), 1.0) * span)
+        if self.clock() - self._written_at >= self.interval:
+            self._write(percent)
+
+    def _write(self, percent: int) -> None:
+        if percent > self.percent:
+            self.percent, self._written_at = percent, self.clock()
+            self.write(percent)
 
 
 def mp3_name(filename: str) -> str:
@@ -78,6 +115,11 @@ def sweep_work_dir(work_dir: str | None) -> list[Path]:
     return removed
 
 
+def _log_unsent(sent: Future[None]) -> None:
+    if (exc := sent.exception()) is not None:
+        log.info("job change not announced; watchers read it later", error=repr(exc))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -89,17 +131,30 @@ def _alive(pid: int) -> bool:
 
 
 class Converter:
-    def __init__(self, db: Database[Any], settings: ConverterSettings) -> None:
+    def __init__(
+        self,
+        db: Database[Any],
+        settings: ConverterSettings,
+        events: ThreadedPublisher | None = None,
+    ) -> None:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
         self.settings = settings
+        # Where each change of a job is announced to its watchers (the job.events topic).
+        self.events = events
         self.transcoder = Transcoder(
             Deadline(settings.ffmpeg_timeout_base_seconds, settings.ffmpeg_timeout_per_media_second)
         )
+        # Removals of converted videos, after their jobs were announced.
+        self._cleanup = ThreadPoolExecutor(1, thread_name_prefix="cleanup")
 
     def stop(self) -> None:
-        """Signal-safe: the job in hand goes back to the queue within a second or two."""
+        """Signal-safe: the jobs in hand go back to the queue within a second or two."""
         self.transcoder.stop()
+
+    def close(self) -> None:
+        """After the consumers stopped: finish the video removals still queued."""
+        self._cleanup.shutdown(wait=True)
 
     def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
         event = decode(body, properties, events_pb2.VideoUploaded)
@@ -161,7 +216,7 @@ class Converter:
         update = {
             "$set": {
                 "status": jobs.PROCESSING,
-                "progress": 5,
+                "progress": PROGRESS_CLAIMED,
                 "updated": jobs.now(),
                 "locked_until": now + self.settings.lease_seconds,
             },
@@ -169,11 +224,7 @@ class Converter:
         }
         active = {"$in": [jobs.QUEUED, jobs.PROCESSING]}
         for lease in ({"$lt": now}, {"$exists": False}):  # no $or: the stand-in mishandles it
-            job = self.jobs.find_one_and_update(
-                {"_id": job_id, "status": active, "locked_until": lease},
-                update,
-                return_document=ReturnDocument.AFTER,
-            )
+            job = self._change({"_id": job_id, "status": active, "locked_until": lease}, update)
             if job is not None:
                 return job
         return None
@@ -209,7 +260,7 @@ class Converter:
         """Our own shutdown: the job waits in the queue as if this attempt never started."""
         if job.get("mp3_pending_id") is not None:
             gridfs_io.discard(self.db, gridfs_io.MP3S, job["mp3_pending_id"])
-        self.jobs.update_one(
+        self._change(
             {"_id": job["_id"], "status": jobs.PROCESSING},
             {
                 "$set": {
@@ -225,47 +276,69 @@ class Converter:
         log.info("job put back for the next start", job_id=str(job["_id"]))
 
     def _convert(self, job: dict[str, Any]) -> Outcome:
+        """Video in, MP3 out, job SUCCEEDED; the video is removed afterwards, off this
+        conversion's time (the MP3 is what the user waits for)."""
         job_id = job["_id"]
         started = time.monotonic()
+        progress = Progress(lambda percent: self._progress(job_id, percent))
         with tempfile.TemporaryDirectory(
             prefix=work_dir_prefix(), dir=self.settings.work_dir
         ) as tmp:
             # No extension on the input: ffmpeg then judges the content, not the client's
             # name (a ".txt" would select its tty demuxer and "convert" text as video).
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
-            with video.open("wb") as out:
-                for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, job_id):
-                    self.transcoder.check_stopping()
-                    out.write(chunk)
-            self._progress(job_id, PROGRESS_FFMPEG_START)
-
+            self._fetch_video(job_id, video)
+            progress.reached(PROGRESS_FFMPEG_START)
             info = self.transcoder.extract_mp3(
                 video,
                 mp3,
                 self.settings.mp3_bitrate_kbps,
                 self.settings.mp3_sample_rate,
-                on_progress=lambda done: self._ffmpeg_progress(job_id, done),
+                on_progress=progress.ffmpeg,
             )
-            self._progress(job_id, PROGRESS_FFMPEG_END)
             self.transcoder.check_stopping()
+            mp3_id, size = self._store_mp3(job, mp3)
+        done = self._succeed(job_id, mp3_id, info.duration, size)
+        if done is None:  # the job vanished or was finished by someone else meanwhile
+            gridfs_io.discard(self.db, gridfs_io.MP3S, mp3_id)
+            return Outcome()
+        JOBS.labels("succeeded").inc()
+        CONVERSION_SECONDS.observe(time.monotonic() - started)
+        log.info("job succeeded", job_id=str(job_id), duration=info.duration, mp3_size=size)
+        if not self.settings.keep_source_video:
+            self._cleanup.submit(self._drop_video, job_id)
+        return self._finished(done)
 
-            mp3_id = ObjectId()
-            self.jobs.update_one({"_id": job_id}, {"$set": {"mp3_pending_id": mp3_id}})
-            with mp3.open("rb") as source:
-                size = gridfs_io.write_file(
-                    self.db,
-                    gridfs_io.MP3S,
-                    mp3_id,
-                    mp3_name(job.get("filename") or ""),
-                    source,
-                    {
-                        "owner_id": job["owner_id"],
-                        "job_id": str(job_id),
-                        "content_type": "audio/mpeg",
-                    },
-                )
+    def _fetch_video(self, job_id: ObjectId, video: Path) -> None:
+        """Copy the job's video out of GridFS into ``video`` (ffmpeg needs a seekable file:
+        an MP4 may keep its index at the end)."""
+        with video.open("wb") as out:
+            for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, job_id):
+                self.transcoder.check_stopping()
+                out.write(chunk)
 
-        done = self.jobs.find_one_and_update(
+    def _store_mp3(self, job: dict[str, Any], mp3: Path) -> tuple[ObjectId, int]:
+        """Copy the MP3 into GridFS; returns its id and size. Its id is on the job first,
+        so that the next attempt removes what a crash in the middle left."""
+        mp3_id = ObjectId()
+        self.jobs.update_one({"_id": job["_id"]}, {"$set": {"mp3_pending_id": mp3_id}})
+        metadata = {"owner_id": job["owner_id"], "job_id": str(job["_id"])}
+        with mp3.open("rb") as source:
+            size = gridfs_io.write_file(
+                self.db,
+                gridfs_io.MP3S,
+                mp3_id,
+                mp3_name(job.get("filename") or ""),
+                source,
+                {**metadata, "content_type": "audio/mpeg"},
+            )
+        return mp3_id, size
+
+    def _succeed(
+        self, job_id: ObjectId, mp3_id: ObjectId, duration: float, size: int
+    ) -> dict[str, Any] | None:
+        """Mark the job SUCCEEDED with its MP3, if it is still ours to finish."""
+        return self._change(
             {"_id": job_id, "status": jobs.PROCESSING},
             {
                 "$set": {
@@ -275,7 +348,7 @@ class Converter:
                     # Download looks the job up by it once the MP3 expired (the stand-in
                     # matches ObjectIds only in _id, so the id is kept as text too).
                     "mp3_key": str(mp3_id),
-                    "duration": info.duration,
+                    "duration": duration,
                     "mp3_size": size,
                     "error": "",
                     "updated": jobs.now(),
@@ -283,23 +356,20 @@ class Converter:
                 },
                 "$unset": {"mp3_pending_id": ""},
             },
-            return_document=ReturnDocument.AFTER,
         )
-        if done is None:  # the job vanished or was finished by someone else meanwhile
-            gridfs_io.discard(self.db, gridfs_io.MP3S, mp3_id)
-            return Outcome()
-        if not self.settings.keep_source_video:
-            # The MP3 is what the user came for; the video would only take space. (Should
-            # this fail, the retention sweep removes it when the job expires.)
+
+    def _drop_video(self, job_id: ObjectId) -> None:
+        """The MP3 exists: the video would only take space. Should this fail, the
+        retention sweep removes it when the job expires."""
+        try:
             gridfs_io.discard(self.db, gridfs_io.VIDEOS, job_id)
-        JOBS.labels("succeeded").inc()
-        CONVERSION_SECONDS.observe(time.monotonic() - started)
-        log.info("job succeeded", job_id=str(job_id), duration=info.duration, mp3_size=size)
-        return self._finished(done)
+        except PyMongoError as exc:
+            log.warning("could not remove the converted video", job_id=str(job_id),
+                        error=repr(exc))  # fmt: skip
 
     def _fail(self, job: dict[str, Any], reason: str) -> Outcome:
         log.info("job failed", job_id=str(job["_id"]), reason=reason)
-        failed = self.jobs.find_one_and_update(
+        failed = self._change(
             {"_id": job["_id"]},
             {
                 "$set": {
@@ -310,7 +380,6 @@ class Converter:
                 },
                 "$unset": {"mp3_pending_id": ""},
             },
-            return_document=ReturnDocument.AFTER,
         )
         if failed is None:
             return Outcome()
@@ -318,17 +387,22 @@ class Converter:
         return self._finished(failed)
 
     def _progress(self, job_id: ObjectId, percent: int) -> None:
-        self.jobs.update_one(
+        self._change(
             {"_id": job_id, "status": jobs.PROCESSING, "progress": {"$lt": percent}},
             {"$set": {"progress": percent, "updated": jobs.now()}},
         )
 
-    def _ffmpeg_progress(self, job_id: ObjectId, done: float) -> None:
-        """Real progress from ffmpeg, in steps of 5 % so the record is not rewritten often."""
-        span = PROGRESS_FFMPEG_END - PROGRESS_FFMPEG_START
-        percent = PROGRESS_FFMPEG_START + int(done * span) // 5 * 5
-        if percent > PROGRESS_FFMPEG_START:
-            self._progress(job_id, percent)
+    def _change(self, query: dict[str, Any], update: dict[str, Any]) -> dict[str, Any] | None:
+        """Update the job record if ``query`` matches it, and announce the change to its
+        watchers (best effort: they also read the record); returns the record after."""
+        job = self.jobs.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        if job is not None and self.events is not None:
+            notice = jobs.job_changed(job)
+            sent = self.events.publish_event(
+                self.settings.job_events_exchange, notice.job.id, notice
+            )
+            sent.add_done_callback(_log_unsent)
+        return job
 
     def _finished(self, job: dict[str, Any]) -> Outcome:
         return Outcome(publish=[(self.settings.mp3_queue, jobs.job_finished(job), str(job["_id"]))])

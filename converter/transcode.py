@@ -2,7 +2,9 @@
 
 MoviePy's ffmpeg tools probe the input; the extraction itself runs the same ffmpeg command
 line as ``moviepy.video.io.ffmpeg_tools.ffmpeg_extract_audio`` but under our own
-``subprocess.Popen``, because MoviePy's call can be neither stopped nor timed out.
+``subprocess.Popen``, because MoviePy's call can be neither stopped nor timed out nor
+report progress. The MP3's duration comes from ffmpeg's own final ``-progress`` report
+(no second probe); the progress file is read while ffmpeg runs, for the job's percentage.
 
 How an ffmpeg run is classified:
 
@@ -21,12 +23,19 @@ How an ffmpeg run is classified:
 ffmpeg runs in its own session, so a signal to the converter's process group (Ctrl-C in a
 terminal, a container runtime signalling the group) reaches only the converter, which then
 stops ffmpeg itself: the outcome no longer depends on who got the signal first. Should the
-converter die without stopping it, ffmpeg's ``-timelimit`` ends the orphan by itself.
+converter die without stopping it (SIGKILL), the kernel kills ffmpeg too (``PR_SET_PDEATHSIG``,
+set between fork and exec); ffmpeg's ``-timelimit`` remains as a last bound.
+
+Several extractions may run at once, one per converter thread: nothing here is shared
+between them but the stop request.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import select
 import signal
 import subprocess
 import threading
@@ -39,6 +48,8 @@ from moviepy.config import FFMPEG_BINARY
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
 POLL_SECONDS = 0.2
+# How often ffmpeg rewrites its -progress report.
+PROGRESS_PERIOD_SECONDS = 0.25
 # After asking ffmpeg to stop (SIGTERM), how long it gets before SIGKILL.
 KILL_AFTER_SECONDS = 2.0
 # ffmpeg exits with 255 when it stopped because it received SIGINT/SIGTERM/SIGQUIT.
@@ -90,9 +101,26 @@ def probe(path: Path) -> MediaInfo:
     )
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGKILL when the thread that started it ends (the
+    converter killed, or crashed). Resolved before the fork; the child runs only a syscall."""
+    prctl, getppid, exit_now = _LIBC.prctl, os.getppid, os._exit
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if getppid() != parent:  # the converter died before prctl took effect
+            exit_now(1)
+
+    return preexec
+
+
 class Transcoder:
-    """Runs one ffmpeg at a time (the converter's handler thread) and lets another thread
-    (the signal handler) ask it to stop."""
+    """Runs ffmpeg for any number of threads at once and lets another thread (the signal
+    handler) ask all of them to stop."""
 
     def __init__(self, deadline: Deadline | None = None) -> None:
         self.deadline = deadline or Deadline()
@@ -130,26 +158,7 @@ class Transcoder:
         limit = self.deadline.for_duration(source.duration)
         report = mp3.with_name(mp3.name + ".progress")
         errors = mp3.with_name(mp3.name + ".stderr")
-        command = [
-            FFMPEG_BINARY,
-            "-y",
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-timelimit",
-            str(math.ceil(limit)),
-            "-progress",
-            str(report),
-            "-i",
-            str(video),
-            "-vn",
-            "-ab",
-            f"{bitrate_kbps}k",
-            "-ar",
-            str(sample_rate),
-            str(mp3),
-        ]
+        command = _extract_command(video, mp3, report, bitrate_kbps, sample_rate, limit)
         with errors.open("wb") as stderr:
             self.check_stopping()
             process = subprocess.Popen(
@@ -158,13 +167,17 @@ class Transcoder:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
             returncode, stopped_by_us = self._wait(
                 process, limit, source.duration, report, on_progress
             )
         if returncode != 0:
             _raise_for_failure(returncode, stopped_by_us, limit, _last_line(errors))
-        return probe(mp3)
+        written = _media_seconds_done(report)
+        if written is None:  # no final report (should not happen): ask ffmpeg
+            return probe(mp3)
+        return MediaInfo(duration=round(written, 2), has_video=False, has_audio=True)
 
     def _wait(
         self,
@@ -178,22 +191,69 @@ class Transcoder:
         code and why we stopped it ("" if we did not)."""
         started = time.monotonic()
         stopped_by_us, asked_at = "", 0.0
-        while True:
-            now = time.monotonic()
-            if not stopped_by_us and (self.stopping or now - started >= limit):
-                stopped_by_us = "shutdown" if self.stopping else "timeout"
-                process.send_signal(signal.SIGTERM)
-                asked_at = now
-            elif stopped_by_us and now - asked_at > KILL_AFTER_SECONDS:
-                process.kill()
-            elif on_progress is not None and duration > 0:
-                done = _media_seconds_done(report)
-                if done is not None:
-                    on_progress(min(done / duration, 1.0))
-            try:
-                return process.wait(POLL_SECONDS), stopped_by_us
-            except subprocess.TimeoutExpired:
-                pass
+        exited = _ExitWatch(process)
+        try:
+            while True:
+                now = time.monotonic()
+                if not stopped_by_us and (self.stopping or now - started >= limit):
+                    stopped_by_us = "shutdown" if self.stopping else "timeout"
+                    process.send_signal(signal.SIGTERM)
+                    asked_at = now
+                elif stopped_by_us and now - asked_at > KILL_AFTER_SECONDS:
+                    process.kill()
+                elif on_progress is not None and duration > 0:
+                    done = _media_seconds_done(report)
+                    if done is not None:
+                        on_progress(min(done / duration, 1.0))
+                if exited.within(POLL_SECONDS):
+                    return process.wait(), stopped_by_us
+        finally:
+            exited.close()
+
+
+class _ExitWatch:
+    """Waits for a child's exit and wakes the moment it happens (its pidfd), where
+    ``Popen.wait(timeout)`` would poll in sleeps of up to 50 ms."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self._fd = os.pidfd_open(process.pid)
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN)
+
+    def within(self, seconds: float) -> bool:
+        return bool(self._poll.poll(seconds * 1000)) or self.process.poll() is not None
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _extract_command(
+    video: Path, mp3: Path, report: Path, bitrate_kbps: int, sample_rate: int, limit: float
+) -> list[str]:
+    """ffmpeg_extract_audio's command line, with a time limit and a progress report."""
+    return [
+        FFMPEG_BINARY,
+        "-y",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-timelimit",
+        str(math.ceil(limit)),
+        "-progress",
+        str(report),
+        "-stats_period",
+        str(PROGRESS_PERIOD_SECONDS),
+        "-i",
+        str(video),
+        "-vn",
+        "-ab",
+        f"{bitrate_kbps}k",
+        "-ar",
+        str(sample_rate),
+        str(mp3),
+    ]
 
 
 def _raise_for_failure(returncode: int, stopped_by_us: str, limit: float, last: str) -> None:

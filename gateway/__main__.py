@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor, TokenCache
 from gateway.bounds import ClientBounds
+from gateway.job_events import JobEvents
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
@@ -51,10 +52,13 @@ async def run(settings: GatewaySettings) -> None:
         await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
     except PyMongoError as exc:  # not worth refusing to start for; the next start retries
         log.warning("unfinished upload sweep failed", error=repr(exc))
+    events = JobEvents(settings.amqp_url, settings.job_events_exchange)
+    await events.start()
     auth_channel = service_channel(settings.auth_address, tls.channel_credentials(settings))
     servicer = FileServicer(
         store,
         relay,
+        events,
         max_upload_bytes=settings.max_upload_bytes,
         watch_poll=settings.watch_poll_seconds,
         bounds=ClientBounds(
@@ -85,6 +89,7 @@ async def run(settings: GatewaySettings) -> None:
         await store.finish_cleanups(settings.cleanup_grace_seconds)
         await auth_channel.close()
         await asyncio.to_thread(publisher.close)
+        await asyncio.to_thread(events.close)
         await mongo.close()
 
     await serve(

@@ -15,6 +15,7 @@ from google.api import httpbody_pb2
 
 from gateway.auth_interceptor import Caller, current_caller
 from gateway.bounds import ClientBounds, TooMany
+from gateway.job_events import JobEvents
 from gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
@@ -27,6 +28,15 @@ log = structlog.get_logger()
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+FINAL_STATUSES = {jobs.status_to_proto(status) for status in jobs.FINAL}
+
+
+def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
+    """A change worth sending: different, and not older than what the watcher has (a
+    notice can arrive after a read that already saw a later state)."""
+    return change != current and (
+        change.update_time.ToNanoseconds() >= current.update_time.ToNanoseconds()
+    )
 
 
 async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:
@@ -47,6 +57,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self,
         store: FileStore,
         relay: OutboxRelay,
+        events: JobEvents,
         *,
         max_upload_bytes: int,
         watch_poll: float,
@@ -55,6 +66,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self.store = store
         self.bounds = bounds
         self.relay = relay
+        self.events = events
         self.max_upload_bytes = max_upload_bytes
         self.watch_poll = watch_poll
 
@@ -156,17 +168,22 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     async def _watch(
         self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[files_pb2.WatchJobResponse]:
-        job = await self._job(context, request.job_id)
-        last: Any = None
-        while True:
-            version = (job["status"], job.get("progress"), job.get("updated"))
-            if version != last:
-                yield files_pb2.WatchJobResponse(job=jobs.to_proto(job))
-                last = version
-            if job["status"] in jobs.FINAL:
-                return
-            await asyncio.sleep(self.watch_poll)
-            job = await self._job(context, request.job_id)
+        """The job now, then each change as the converter pushes it (gateway/job_events.py);
+        the record is read again when no change came for ``watch_poll`` seconds."""
+        job_oid = await _object_id(context, request.job_id, "job id")
+        with self.events.watching(str(job_oid)) as changes:  # before the read: none missed
+            current = jobs.to_proto(await self._job(context, request.job_id))
+            yield files_pb2.WatchJobResponse(job=current)
+            while current.status not in FINAL_STATUSES:
+                try:
+                    change = await asyncio.wait_for(changes.get(), self.watch_poll)
+                except TimeoutError:
+                    change = None
+                if change is None:
+                    change = jobs.to_proto(await self._job(context, request.job_id))
+                if _newer(change, current):
+                    current = change
+                    yield files_pb2.WatchJobResponse(job=current)
 
     async def ListJobs(
         self, request: files_pb2.ListJobsRequest, context: grpc.aio.ServicerContext

@@ -25,7 +25,9 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSetting
     # At startup, uploads begun longer ago than this and never finished (their gateway
     # died) are removed; longer than any upload takes.
     unfinished_upload_age_seconds: float = 6 * 3600
-    watch_poll_seconds: float = 0.5
+    # WatchJob is fed by the converter's job events; with none for this long, it reads the
+    # job's record (a safety poll: events are best effort).
+    watch_poll_seconds: float = 5.0
     # Per user, in one gateway: uploads and WatchJob streams open at once; more are
     # RESOURCE_EXHAUSTED saying so.
     max_uploads_per_user: int = 8

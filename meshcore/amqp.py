@@ -87,19 +87,40 @@ def declare_queues(
             )
 
 
+def _typed(message: Message, **properties: object) -> pika.BasicProperties:
+    """Properties that say what the body is: a protobuf message of this type."""
+    return pika.BasicProperties(
+        content_type=PROTOBUF_CONTENT_TYPE, type=message.DESCRIPTOR.full_name, **properties
+    )
+
+
 def publish(channel: BlockingChannel, queue: str, message: Message, message_id: str) -> None:
     """Publish persistently; with confirms on, returns only once the broker has it."""
     channel.basic_publish(
         exchange="",
         routing_key=queue,
         body=message.SerializeToString(),
-        properties=pika.BasicProperties(
-            content_type=PROTOBUF_CONTENT_TYPE,
-            type=message.DESCRIPTOR.full_name,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=message_id,
+        properties=_typed(
+            message, delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id
         ),
         mandatory=True,
+    )
+
+
+def declare_topic(channel: BlockingChannel, exchange: str) -> None:
+    """A durable topic exchange: publishing to it works before any subscriber exists."""
+    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+
+
+def publish_event(
+    channel: BlockingChannel, exchange: str, routing_key: str, message: Message
+) -> None:
+    """Publish a transient notice to a topic exchange; nobody subscribed is no error."""
+    channel.basic_publish(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=message.SerializeToString(),
+        properties=_typed(message, delivery_mode=pika.DeliveryMode.Transient),
     )
 
 
@@ -147,7 +168,7 @@ EXIT_HANDLER_STUCK = 70
 
 
 class Consumer:
-    """Consumes one queue with manual acks and prefetch 1.
+    """Consumes one queue with manual acks and prefetch 1, on a connection of its own.
 
     The handler runs in a worker thread while this thread keeps serving the connection
     (heartbeats), so a ten-minute conversion does not get the connection dropped.
@@ -237,6 +258,8 @@ class Consumer:
 
     def _handle(self, connection, channel, method, properties, body) -> None:  # type: ignore[no-untyped-def]
         future = self._busy = self._worker.submit(self.handler, body, properties)
+        # Wake process_data_events as soon as the handler is done, not at its time limit.
+        future.add_done_callback(lambda _: _wake(connection))
         while not future.done():
             if self._past_grace():
                 return  # run() exits; closing the connection requeues the message
@@ -298,6 +321,12 @@ class Consumer:
         QUEUE_MESSAGES.labels(self.queue, "dead_letter").inc()
 
 
+def _wake(connection: pika.BlockingConnection) -> None:
+    """Make the connection's thread return from ``process_data_events`` now."""
+    with contextlib.suppress(Exception):  # closed meanwhile: nobody is waiting on it
+        connection.add_callback_threadsafe(lambda: None)
+
+
 def consume_until_signalled(
     settings: MeshSettings,
     queue: str,
@@ -305,33 +334,61 @@ def consume_until_signalled(
     *,
     on_stop: Callable[[], None] | None = None,
     give_up: GiveUp | None = None,
+    concurrency: int = 1,
 ) -> None:
     """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then ask the
-    handler to stop (``on_stop``), settle the message in hand and return, within
+    handler to stop (``on_stop``), settle the messages in hand and return, within
     ``settings.stop_grace_seconds``. Declares both pipeline queues, whoever starts first.
-    Failed messages are retried after ``settings.retry_delays_seconds``, then ``give_up``."""
-    consumer = Consumer(
-        settings.amqp_url,
-        queue,
-        handler,
-        declare=[settings.video_queue, settings.mp3_queue],
-        on_stop=on_stop,
-        stop_grace=settings.stop_grace_seconds,
-        retry_delays=settings.retry_delays_seconds,
-        give_up=give_up,
-        heartbeat=Heartbeat(settings.heartbeat_file),
-    )
+    Failed messages are retried after ``settings.retry_delays_seconds``, then ``give_up``.
+
+    ``concurrency`` consumers run side by side, each in its own thread with its own
+    connection, channel and prefetch of 1 (pika connections are not thread-safe): the
+    handler must be safe to call from several threads at once."""
+    heartbeat = Heartbeat(settings.heartbeat_file)
+    consumers = [
+        Consumer(
+            settings.amqp_url,
+            queue,
+            handler,
+            declare=[settings.video_queue, settings.mp3_queue],
+            on_stop=on_stop,
+            stop_grace=settings.stop_grace_seconds,
+            retry_delays=settings.retry_delays_seconds,
+            give_up=give_up,
+            heartbeat=heartbeat,
+        )
+        for _ in range(max(concurrency, 1))
+    ]
+
+    def stop(*_: object) -> None:
+        for consumer in consumers:
+            consumer.stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: consumer.stop())
-    consumer.run()
+        signal.signal(sig, stop)
+    run_side_by_side(consumers)
+
+
+def run_side_by_side(consumers: Sequence[Consumer]) -> None:
+    """Run each consumer in a thread of its own; return once all of them stopped."""
+    threads = [
+        threading.Thread(target=c.run, name=f"consumer-{i}") for i, c in enumerate(consumers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():  # a timeout, so that signal handlers run meanwhile
+            thread.join(0.5)
 
 
 class ThreadedPublisher:
-    """Publishes from asyncio (or any) code through one connection owned by one thread."""
+    """Publishes from asyncio (or any) code through one connection owned by one thread:
+    confirmed messages to queues, and notices to topic exchanges (``topics``)."""
 
-    def __init__(self, url: str, declare: Sequence[str]) -> None:
+    def __init__(self, url: str, declare: Sequence[str], topics: Sequence[str] = ()) -> None:
         self.url = url
         self.declare = list(declare)
+        self.topics = list(topics)
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._ready = threading.Event()
@@ -351,23 +408,43 @@ class ThreadedPublisher:
         self, queue: str, message: Message, message_id: str
     ) -> concurrent.futures.Future[None]:
         """Resolves once the broker confirmed the message; fails if it could not."""
+
+        def _publish() -> None:
+            assert self._channel is not None
+            publish(self._channel, queue, message, message_id)
+
+        return self._in_thread(_publish)
+
+    def publish_event(
+        self, exchange: str, routing_key: str, message: Message
+    ) -> concurrent.futures.Future[None]:
+        """Resolves once the broker took the notice (confirms are on: they also keep the
+        notices of one caller in order)."""
+
+        def _publish() -> None:
+            assert self._channel is not None
+            publish_event(self._channel, exchange, routing_key, message)
+
+        return self._in_thread(_publish)
+
+    def _in_thread(self, work: Callable[[], None]) -> concurrent.futures.Future[None]:
+        """Run ``work`` in the connection's thread; its outcome in a future."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         connection = self._connection
         if connection is None or not connection.is_open:
             future.set_exception(pika.exceptions.AMQPConnectionError("not connected to RabbitMQ"))
             return future
 
-        def _publish() -> None:
+        def run() -> None:
             try:
-                assert self._channel is not None
-                publish(self._channel, queue, message, message_id)
+                work()
             except Exception as exc:
                 future.set_exception(exc)
             else:
                 future.set_result(None)
 
         try:
-            connection.add_callback_threadsafe(_publish)
+            connection.add_callback_threadsafe(run)
         except Exception as exc:
             future.set_exception(exc)
         return future
@@ -377,6 +454,8 @@ class ThreadedPublisher:
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
         declare_queues(self._channel, self.declare)
+        for exchange in self.topics:
+            declare_topic(self._channel, exchange)
 
     def _run(self) -> None:
         while not self._stopping.is_set():

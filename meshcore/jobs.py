@@ -127,3 +127,8 @@ def job_finished(doc: dict[str, Any]) -> events_pb2.JobFinished:
         mp3_size_bytes=int(doc.get("mp3_size", 0)),
         finish_time=timestamp(doc.get("updated")),
     )
+
+
+def job_changed(doc: dict[str, Any]) -> events_pb2.JobChanged:
+    """The notice of a change to the job, for its watchers (the `job.events` exchange)."""
+    return events_pb2.JobChanged(job=to_proto(doc))

@@ -57,6 +57,9 @@ class MeshSettings(BaseSettings):
     )
     video_queue: str = "video"
     mp3_queue: str = "mp3"
+    # Topic exchange of job changes (status, progress), routed by job id: the converter
+    # publishes, each gateway subscribes and feeds WatchJob from it.
+    job_events_exchange: str = "job.events"
     # A finished job's MP3 (and video, if kept) is deleted this long after the job ended;
     # its record is kept as long again, so a download can say the file expired.
     retention_seconds: float = 24 * 3600

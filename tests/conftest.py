@@ -20,6 +20,7 @@ from tests.helpers import (
     Stack,
     consumed,
     drop_queues,
+    ffmpeg,
     http_ok,
     make_video,
     stack_env,
@@ -67,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-        drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
+        drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"], exchanges=[env["JOB_EVENTS_EXCHANGE"]])
         stack_resources.close()
 
 
@@ -91,3 +92,21 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_video(d / "silent.mp4", 3, audio=False)
     (d / "notes.txt").write_text("This is a text file, not a video.\n" * 100)
     return d
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 minutes of stereo audio behind a 16x16 picture at 1 frame/s: 19 MB, made in under
+    a second (ADPCM), and converting it keeps ffmpeg busy for about 10 s, so a test can hit
+    it mid-conversion without racing it."""
+    path = tmp_path_factory.mktemp("long") / "long.avi"
+    seconds = 2400
+    # fmt: off
+    ffmpeg(
+        "-f", "lavfi", "-i", f"color=c=black:size=16x16:rate=1:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=8000:duration={seconds}",
+        "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_wav",
+        str(path),
+    )
+    # fmt: on
+    return path

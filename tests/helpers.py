@@ -114,6 +114,7 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
         "VIDEO_QUEUE": f"video.test-{tag}",
         "MP3_QUEUE": f"mp3.test-{tag}",
+        "JOB_EVENTS_EXCHANGE": f"job.events.test-{tag}",
         "AUTH_LISTEN": auth,
         "AUTH_ADDRESS": auth,
         "GATEWAY_LISTEN": gateway,
@@ -311,13 +312,18 @@ def consumed(s: Stack, queue: str) -> bool:
         return False
 
 
-def drop_queues(*queues: str, retry_delays: Sequence[float] = TEST_RETRY_DELAYS) -> None:
-    """Delete the queues with their dead-letter and retry queues (the broker is shared)."""
+def drop_queues(
+    *queues: str, retry_delays: Sequence[float] = TEST_RETRY_DELAYS, exchanges: Sequence[str] = ()
+) -> None:
+    """Delete the queues with their dead-letter and retry queues, and ``exchanges`` (the
+    broker is shared)."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = conn.channel()
     for q in queues:
         for name in (q, dead_letter_queue(q), *(retry_queue(q, d) for d in retry_delays)):
             channel.queue_delete(name)
+    for exchange in exchanges:
+        channel.exchange_delete(exchange)
     conn.close()
 
 

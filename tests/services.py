@@ -51,6 +51,7 @@ FAULT_SETTINGS = {
     "PUBLISH_TIMEOUT_SECONDS": "3",
     "MONGO_TIMEOUT_MS": "6000",
     "DATABASE_CONNECT_TIMEOUT_SECONDS": "3",
+    "CONCURRENT_CONVERSIONS": "2",  # whatever the machine's cores: faults hit two jobs
 }
 
 # The order services start in: stores first, consumers last.
@@ -146,16 +147,26 @@ class ServiceStack:
 
     def child(self, name: str, needle: str, timeout: float = 120) -> psutil.Process:
         """Wait for a child process of the service with ``needle`` in its command line."""
+        return self.children(name, needle, 1, timeout)[0]
+
+    def children(
+        self, name: str, needle: str, count: int, timeout: float = 120
+    ) -> list[psutil.Process]:
+        """Wait until ``count`` child processes of the service with ``needle`` in their
+        command lines run at the same time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            found = []
             for child in self.process(name).children(recursive=True):
                 try:
                     if needle in child.cmdline():
-                        return child
+                        found.append(child)
                 except psutil.NoSuchProcess:
                     continue
+            if len(found) >= count:
+                return found[:count]
             time.sleep(0.02)
-        raise AssertionError(f"{name} started no process with {needle} within {timeout} s")
+        raise AssertionError(f"{name} did not run {count} processes with {needle} at once")
 
     def log_events(self, name: str) -> list[dict[str, object]]:
         """The service's JSON log lines, parsed (other lines skipped)."""
@@ -301,4 +312,5 @@ def service_stack(
                 env["VIDEO_QUEUE"],
                 env["MP3_QUEUE"],
                 retry_delays=json.loads(env["RETRY_DELAYS_SECONDS"]),
+                exchanges=[env["JOB_EVENTS_EXCHANGE"]],
             )

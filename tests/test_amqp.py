@@ -19,6 +19,7 @@ from meshcore.amqp import (
     decode,
     publish,
     retries_of,
+    run_side_by_side,
 )
 from meshcore.replay import replay
 from mp3mesh.events.v1 import events_pb2
@@ -159,4 +160,38 @@ def test_replay_moves_dead_letters_back_with_a_fresh_retry_count(queues: tuple[s
         "dead-2",
     ]
     assert all(retries_of(props) == 0 for _, props, _ in replayed)
+    conn.close()
+
+
+def test_consumers_side_by_side_handle_messages_at_the_same_time(
+    queues: tuple[str, str],
+) -> None:
+    """Each consumer has its own connection and prefetch 1: two of them hold one message
+    each at once, and a message waits for whichever is free."""
+    inq, _ = queues
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    declare_queues(ch, [inq])
+    for n in range(4):
+        publish(ch, inq, events_pb2.VideoUploaded(job_id=f"j{n}"), f"j{n}")
+    both_busy = threading.Barrier(2, timeout=30)
+    handled: list[str] = []
+
+    def handler(body: bytes, props: pika.BasicProperties) -> Outcome:
+        both_busy.wait()  # breaks (and the test fails) unless two run at once
+        handled.append(decode(body, props, events_pb2.VideoUploaded).job_id)
+        return Outcome()
+
+    consumers = [Consumer(AMQP_URL, inq, handler, [inq]) for _ in range(2)]
+    runner = threading.Thread(target=run_side_by_side, args=(consumers,))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while len(handled) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for consumer in consumers:
+        consumer.stop()
+    runner.join(30)
+    assert sorted(handled) == ["j0", "j1", "j2", "j3"]
+    assert not both_busy.broken
+    assert _depth(ch, inq) == 0
     conn.close()

@@ -98,6 +98,7 @@ def test_redelivery_of_a_finished_job_announces_it_again_without_converting(
     first = converter.handle(body, props)
     done = converter.jobs.find_one({"_id": job_id})
     assert done["status"] == jobs.SUCCEEDED and done["attempts"] == 1
+    converter.close()  # the video is removed after the job was announced
     assert converter.db["videos.files"].find_one({"_id": job_id}) is None, "video deleted"
     assert done["expires_at"] > time.time() + 3600
 

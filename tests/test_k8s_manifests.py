@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import math
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -172,7 +173,18 @@ def container_env(overlay: str, container: dict[str, Any]) -> dict[str, str]:
             configmap = named(overlay, "ConfigMap", ref["name"])
             assert configmap is not None, ref
             env[var["name"]] = configmap["data"][ref["key"]]
+        elif ref := var.get("valueFrom", {}).get("resourceFieldRef"):
+            env[var["name"]] = str(resource_value(container, ref))
     return env
+
+
+def resource_value(container: dict[str, Any], ref: dict[str, str]) -> int:
+    """What the downward API gives for a CPU ``resourceFieldRef``: cores, rounded up."""
+    assert ref["containerName"] == container["name"], ref
+    assert ref["resource"] in ("limits.cpu", "requests.cpu") and ref.get("divisor", "1") == "1"
+    bound, _ = ref["resource"].split(".")
+    cpu = str(container["resources"][bound]["cpu"])
+    return math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))
 
 
 # --- layer 1 and 2: kustomize renders, the schemas accept ---------------------------------
@@ -632,6 +644,23 @@ def test_prod_is_redundant_autoscaled_budgeted_and_fenced(overlay: str) -> None:
     (ingress,) = of_kind(overlay, "Ingress")
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "envoy"
     assert not of_kind(overlay, "Secret"), "prod secrets are created out of band, never rendered"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_converter_runs_as_many_conversions_as_its_cpu_limit_has_cores(overlay: str) -> None:
+    """CONCURRENT_CONVERSIONS is the container's CPU limit (downward API), so resizing
+    the pod resizes its concurrency, and the memory limit covers that many ffmpegs."""
+    converter = named(overlay, "Deployment", "converter")
+    assert converter is not None
+    (container,) = containers(converter, init=False)
+    env = container_env(overlay, container)
+    conversions = int(env["CONCURRENT_CONVERSIONS"])
+    assert conversions == resource_value(
+        container, {"containerName": "converter", "resource": "limits.cpu"}
+    )
+    assert conversions >= 2
+    memory = container["resources"]["limits"]["memory"]
+    assert memory.endswith("Gi") and int(memory[:-2]) * 1024 >= conversions * 256, memory
 
 
 def test_keda_scales_the_converter_on_the_queue_it_consumes() -> None:

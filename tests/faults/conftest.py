@@ -9,12 +9,10 @@ and how many mails were sent and duplicated.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.faults.helpers import Tally
-from tests.helpers import ffmpeg
 from tests.services import ServiceStack, service_stack
 
 TALLY_KEY = pytest.StashKey["Tally"]()
@@ -36,24 +34,6 @@ COUNTS_KEY = pytest.StashKey[dict[str, int]]()
 @pytest.fixture(scope="session")
 def tally(request: pytest.FixtureRequest) -> Tally:
     return request.config.stash.setdefault(TALLY_KEY, Tally())
-
-
-@pytest.fixture(scope="session")
-def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 minutes of stereo audio behind a 16x16 picture at 1 frame/s: 19 MB, made in under
-    a second (ADPCM), and converting it keeps ffmpeg busy for about 10 s, so a test can hit
-    it mid-conversion without racing it."""
-    path = tmp_path_factory.mktemp("long") / "long.avi"
-    seconds = 2400
-    # fmt: off
-    ffmpeg(
-        "-f", "lavfi", "-i", f"color=c=black:size=16x16:rate=1:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=8000:duration={seconds}",
-        "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_wav",
-        str(path),
-    )
-    # fmt: on
-    return path
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -26,24 +26,30 @@ pytestmark = pytest.mark.faults
     [(signal.SIGINT, True), (signal.SIGTERM, False)],
     ids=["SIGINT-to-process-group", "SIGTERM-to-converter-only"],
 )
-def test_converter_signalled_mid_conversion_requeues_the_job_for_the_next_start(
+def test_converter_signalled_mid_conversion_requeues_the_jobs_for_the_next_start(
     mesh: ServiceStack, tally: Tally, long_video: Path, sig: signal.Signals, group: bool
 ) -> None:
+    """Two conversions at once (CONCURRENT_CONVERSIONS=2): both ffmpegs are stopped and
+    both jobs go back to the queue without an attempt counted."""
     client = mesh.new_user()
-    job_id = tally.submitted(client.upload(long_video).id)
-    ffmpeg = mesh.child("converter", EXTRACTING)
+    job_ids = [tally.submitted(client.upload(long_video).id) for _ in range(2)]
+    ffmpegs = mesh.children("converter", EXTRACTING, 2)
 
     mesh.send("converter", sig, group=group)
     exited_after = mesh.wait_exit("converter", timeout=30)
     print(f"converter exited {exited_after:.2f} s after {sig.name} (group={group})")
     assert exited_after < 5
-    ffmpeg.wait(5)  # stopped by the converter, not left running as an orphan
-    assert not ffmpeg.is_running()
-    record = job_record(mesh, job_id)
-    assert (record["status"], record["attempts"]) == (jobs.QUEUED, 0), "no attempt burnt"
+    for ffmpeg in ffmpegs:
+        ffmpeg.wait(5)  # stopped by the converter, not left running as an orphan
+        assert not ffmpeg.is_running()
+    for job_id in job_ids:
+        record = job_record(mesh, job_id)
+        assert (record["status"], record["attempts"]) == (jobs.QUEUED, 0), "no attempt burnt"
 
     mesh.start("converter")
-    assert_converted_once(mesh, client.wait(job_id, timeout=300), attempts=1)
+    for n, job_id in enumerate(job_ids):
+        done = client.wait(job_id, timeout=300)
+        assert_converted_once(mesh, done, attempts=1, last=n == len(job_ids) - 1)
 
 
 def test_converter_killed_mid_conversion_then_restarted_converts_the_job_once(
@@ -54,10 +60,11 @@ def test_converter_killed_mid_conversion_then_restarted_converts_the_job_once(
     removes the temp directory (with the whole video) the dead one left."""
     client = mesh.new_user()
     job_id = tally.submitted(client.upload(long_video).id)
-    orphan = mesh.child("converter", EXTRACTING)
+    ffmpeg = mesh.child("converter", EXTRACTING)
     mesh.send("converter", signal.SIGKILL)
     mesh.wait_exit("converter")
-    orphan.kill()  # a container's death takes its ffmpeg along; here it outlives the kill
+    ffmpeg.wait(10)  # the kernel kills it with its parent (PR_SET_PDEATHSIG)
+    assert not ffmpeg.is_running(), "ffmpeg outlived its converter"
     killed_at = time.monotonic()
 
     mesh.start("converter")

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mp3mesh.files.v1 import files_pb2 as mp3mesh_dot_files_dot_v1_dot_files__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emp3mesh/events/v1/events.proto\x12\x11mp3mesh.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmp3mesh/files/v1/files.proto\"\xb4\x01\n\rVideoUploaded\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x13\n\x0bowner_email\x18\x03 \x01(\t\x12\x15\n\rvideo_file_id\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12/\n\x0bupload_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x02\n\x0bJobFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x13\n\x0bowner_email\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x13\n\x0bmp3_file_id\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x07 \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x08 \x01(\x03\x12\x10\n\x08\x66ilename\x18\t \x01(\t\x12/\n\x0b\x66inish_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emp3mesh/events/v1/events.proto\x12\x11mp3mesh.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmp3mesh/files/v1/files.proto\"\xb4\x01\n\rVideoUploaded\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x13\n\x0bowner_email\x18\x03 \x01(\t\x12\x15\n\rvideo_file_id\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12/\n\x0bupload_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x02\n\x0bJobFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x13\n\x0bowner_email\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x13\n\x0bmp3_file_id\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x07 \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x08 \x01(\x03\x12\x10\n\x08\x66ilename\x18\t \x01(\t\x12/\n\x0b\x66inish_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\nJobChanged\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VIDEOUPLOADED']._serialized_end=297
   _globals['_JOBFINISHED']._serialized_start=300
   _globals['_JOBFINISHED']._serialized_end=566
+  _globals['_JOBCHANGED']._serialized_start=568
+  _globals['_JOBCHANGED']._serialized_end=616
 # @@protoc_insertion_point(module_scope)

@@ -50,3 +50,9 @@ class JobFinished(_message.Message):
     filename: str
     finish_time: _timestamp_pb2.Timestamp
     def __init__(self, job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., owner_email: _Optional[str] = ..., status: _Optional[_Union[_files_pb2.JobStatus, str]] = ..., mp3_file_id: _Optional[str] = ..., error: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ..., filename: _Optional[str] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JobChanged(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _files_pb2.Job
+    def __init__(self, job: _Optional[_Union[_files_pb2.Job, _Mapping]] = ...) -> None: ...
