@@ -237,7 +237,18 @@ class Consumer:
     def _past_grace(self) -> bool:
         return self._stop.is_set() and time.monotonic() - self._stop_requested_at > self.stop_grace
 
+    def _wait_for_handler(self) -> None:
+        """After a lost connection the handler may still be working on the message the
+        broker took back: take no new one until it is done, so that another consumer gets
+        it instead of it waiting here. Beats meanwhile: busy, not stuck."""
+        while self._busy is not None and not self._busy.done() and not self._past_grace():
+            self.heartbeat.beat()
+            concurrent.futures.wait([self._busy], timeout=0.5)
+
     def _consume(self) -> None:
+        self._wait_for_handler()
+        if self._stop.is_set():
+            return
         connection = connect(self.url)
         try:
             channel = connection.channel()
