@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -29,6 +29,24 @@ log = structlog.get_logger()
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 FINAL_STATUSES = {jobs.status_to_proto(status) for status in jobs.FINAL}
+# Download's messages carry about this much: GridFS chunks (255 KiB) joined by four, so
+# the per-message cost (gRPC framing, Envoy's transcoder, the shim) is paid a quarter as
+# often; well under the 4 MiB clients accept by default.
+DOWNLOAD_MESSAGE_BYTES = 1024 * 1024
+
+
+def _messages(chunks: list[bytes], size: int = DOWNLOAD_MESSAGE_BYTES) -> Iterator[bytes]:
+    """The chunks joined into blocks of at most ``size`` bytes (a chunk bigger is one)."""
+    group: list[bytes] = []
+    length = 0
+    for chunk in chunks:
+        if group and length + len(chunk) > size:
+            yield b"".join(group)
+            group, length = [], 0
+        group.append(chunk)
+        length += len(chunk)
+    if group:
+        yield b"".join(group)
 
 
 def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
@@ -145,9 +163,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             await abort(
                 context, grpc.StatusCode.NOT_FOUND, await self._missing_mp3(caller.user_id, mp3_id)
             )
-        async for chunk in self.store.mp3_chunks(files_doc):
-            yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=chunk)
-            DOWNLOAD_BYTES.inc(len(chunk))
+        async for window in self.store.mp3_windows(files_doc):
+            for data in _messages(window):
+                yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=data)
+            DOWNLOAD_BYTES.inc(len(window))
 
     async def GetJob(
         self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext

@@ -153,5 +153,5 @@ class FileStore:
     async def job_of_mp3(self, owner_id: str, mp3_id: ObjectId) -> dict[str, Any] | None:
         return await self.jobs.find_one({"mp3_key": str(mp3_id), "owner_id": owner_id})
 
-    def mp3_chunks(self, files_doc: dict[str, Any]) -> AsyncIterator[bytes]:
-        return gridfs_io.aiter_file(self.db, gridfs_io.MP3S, files_doc["_id"], files_doc)
+    def mp3_windows(self, files_doc: dict[str, Any]) -> AsyncIterator[list[bytes]]:
+        return gridfs_io.aiter_windows(self.db, gridfs_io.MP3S, files_doc["_id"], files_doc)

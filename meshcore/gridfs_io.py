@@ -15,6 +15,7 @@ Memory stays at one window (about 4 MiB) whatever the file size.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import AsyncIterator, Iterator
@@ -81,12 +82,37 @@ def iter_file(db: Database[Any], bucket: str, file_id: ObjectId) -> Iterator[byt
 async def aiter_file(
     db: AsyncDatabase[Any], bucket: str, file_id: ObjectId, files_doc: dict[str, Any] | None = None
 ) -> AsyncIterator[bytes]:
+    async for window in aiter_windows(db, bucket, file_id, files_doc):
+        for chunk in window:
+            yield chunk
+
+
+async def aiter_windows(
+    db: AsyncDatabase[Any], bucket: str, file_id: ObjectId, files_doc: dict[str, Any] | None = None
+) -> AsyncIterator[list[bytes]]:
+    """The file's chunks a window at a time, the next window read while the caller handles
+    this one (storage and the caller's sending overlap): two windows in memory at most."""
     if files_doc is None:
         files_doc = await db[f"{bucket}.files"].find_one({"_id": file_id})
-    for window in _windows(bucket, file_id, files_doc):
-        async for chunk in db[f"{bucket}.chunks"].find(window.query, sort=window.sort):
-            yield window.data(chunk)
+    chunks = db[f"{bucket}.chunks"]
+
+    async def read(window: _Window) -> list[bytes]:
+        data = [window.data(chunk) async for chunk in chunks.find(window.query, sort=window.sort)]
         window.check_complete()
+        return data
+
+    reading: asyncio.Task[list[bytes]] | None = None
+    try:
+        for window in _windows(bucket, file_id, files_doc):
+            previous, reading = reading, asyncio.ensure_future(read(window))
+            if previous is not None:
+                yield await previous
+        if reading is not None:
+            yield await reading
+    finally:
+        if reading is not None and not reading.done():
+            reading.cancel()  # the caller stopped early: no read left running
+            reading.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 def discard(db: Database[Any], bucket: str, file_id: Any) -> None:

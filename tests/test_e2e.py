@@ -4,6 +4,7 @@ from the issue, each checked for its status code, its message, and what it leave
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from bson import ObjectId
 
 from cli.client import is_serving, upload_requests
+from meshcore import gridfs_io
 from meshcore.amqp import declare_queues, decode
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.events.v1 import events_pb2
@@ -163,6 +165,25 @@ def test_upload_over_48_mb_with_flat_gateway_memory(stack: Stack, tmp_path: Path
     assert rss.growth < 32 * 1024 * 1024, (
         f"gateway grew {rss.growth >> 20} MiB during a 90 MB upload"
     )
+
+
+def test_download_of_a_big_file_with_flat_gateway_memory(stack: Stack, tmp_path: Path) -> None:
+    """Download reads ahead one window while it sends the current one: memory stays at a
+    few windows whatever the file's size (here 90 MB, nearly twice the stand-in's 48 MB
+    reply limit)."""
+    client, _ = stack.new_user()
+    owner = client.upload(make_video(tmp_path / "small.mp4", 1)).owner_id
+    data = os.urandom(90_000_000)
+    mp3_id = ObjectId()
+    db = stack.mongo()[stack.env["MONGO_DB"]]
+    gridfs_io.write_file(db, gridfs_io.MP3S, mp3_id, "big.mp3", io.BytesIO(data),
+                         {"owner_id": owner, "content_type": "audio/mpeg"})  # fmt: skip
+    client.download(str(mp3_id), tmp_path / "warm.mp3")  # first download: pools, buffers
+    with PeakRss(stack.service_process("gateway")) as rss:
+        assert client.download(str(mp3_id), tmp_path / "big.mp3") == len(data)
+    print(f"gateway RSS {rss.before >> 20} MiB, peak {rss.peak >> 20} MiB during a 90 MB download")
+    assert (tmp_path / "big.mp3").read_bytes() == data
+    assert rss.growth < 32 * 1024 * 1024, f"gateway grew {rss.growth >> 20} MiB"
 
 
 # --- auth ------------------------------------------------------------------------------

@@ -55,3 +55,32 @@ def test_async_writer_round_trip_and_discard(stack: Stack) -> None:
         await client.close()
 
     asyncio.run(run())
+
+
+def test_async_windows_read_ahead_and_stop_cleanly(stack: Stack) -> None:
+    """Windows come whole and in order while the next one is read ahead; a reader that
+    stops early leaves no read running."""
+
+    async def run() -> None:
+        client: AsyncMongoClient = AsyncMongoClient(stack.env["MONGO_URL"])
+        db = client["gridfs_io_test"]
+        data = os.urandom(gridfs_io.CHUNK_SIZE * (gridfs_io.WINDOW * 3 + 1))
+        file_id = ObjectId()
+        writer = gridfs_io.AsyncFileWriter(db, "t", file_id, "w.bin", {})
+        await writer.write(data)
+        await writer.close()
+        windows = [w async for w in gridfs_io.aiter_windows(db, "t", file_id)]
+        assert [len(w) for w in windows] == [gridfs_io.WINDOW] * 3 + [1]
+        assert b"".join(b"".join(w) for w in windows) == data
+
+        before = asyncio.all_tasks()
+        reader = gridfs_io.aiter_windows(db, "t", file_id)
+        assert b"".join(await anext(reader)) == data[: gridfs_io.CHUNK_SIZE * gridfs_io.WINDOW]
+        started = asyncio.all_tasks() - before
+        assert started, "the next window is being read ahead"
+        await reader.aclose()  # as a client gone mid-download
+        _, running = await asyncio.wait(started, timeout=30)
+        assert not running
+        await client.close()
+
+    asyncio.run(run())
