@@ -4,7 +4,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
-	images lock-images k8s-validate k8s-dev-secrets k8s-smoke
+	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -42,6 +42,10 @@ test: ## run the whole test suite, k8s-validate and k8s-smoke included (sets eve
 	@scripts/bootstrap.sh --test
 	@scripts/container_tools.sh
 	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest
+
+bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~15 min)
+	@scripts/bootstrap.sh --test
+	$(VENV)/bin/python -m bench
 
 up: bootstrap  ## run the local mesh in the foreground (Ctrl-C stops everything)
 	honcho -e stack.env start
