@@ -94,11 +94,6 @@ def is_serving(
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def has_logout() -> bool:
-    """Whether AuthService has a Logout call (revoking the token server-side)."""
-    return "Logout" in auth_pb2.DESCRIPTOR.services_by_name["AuthService"].methods_by_name
-
-
 class MeshClient:
     """Both services of the mesh: AuthService at ``auth_address``, FileService at
     ``gateway_address``. Given one address (Envoy's edge, which carries both services'
@@ -149,11 +144,6 @@ class MeshClient:
     def login(self, email: str, password: str) -> str:
         return self.login_reply(email, password).token
 
-    def logout(self) -> None:
-        """Revoke the token with AuthService/Logout; callers check has_logout() first."""
-        request = auth_pb2.LogoutRequest()  # type: ignore[attr-defined,unused-ignore]
-        self.auth.Logout(request, metadata=self.metadata, timeout=CALL_TIMEOUT_SECONDS)  # type: ignore[attr-defined,unused-ignore]
-
     def whoami(self) -> auth_pb2.User:
         return self.auth.WhoAmI(
             auth_pb2.WhoAmIRequest(), metadata=self.metadata, timeout=CALL_TIMEOUT_SECONDS
@@ -161,7 +151,9 @@ class MeshClient:
 
     def logout(self) -> None:
         """Revoke this client's token (auth refuses it at once, the gateway soon after)."""
-        self.auth.Logout(auth_pb2.LogoutRequest(), metadata=self.metadata, timeout=10)
+        self.auth.Logout(
+            auth_pb2.LogoutRequest(), metadata=self.metadata, timeout=CALL_TIMEOUT_SECONDS
+        )
         self.token = ""
 
     def upload(

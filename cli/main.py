@@ -39,7 +39,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cli.client import MeshClient, ProgressCallback, has_logout
+from cli.client import MeshClient, ProgressCallback
 from cli.credentials import CredentialStore, Session
 from cli.errors import LOGIN_HINT, CliError, rpc_error
 from mp3mesh.files.v1 import files_pb2
@@ -207,13 +207,17 @@ def logout(ctx: typer.Context, json_output: JsonOption = False) -> None:
     opts: Options = ctx.obj
     session = opts.store.get(opts.server)
     revoked = False
-    if session and has_logout():
+    if session:
         with opts.client(session) as client:
             try:
                 client.logout()
                 revoked = True
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                # Already invalid, or a server without Logout: forgetting it is all there is.
+                if exc.code() not in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                ):
                     raise  # keep the token: the user can try again
     forgotten = opts.store.forget(opts.server)
     if opts.json:

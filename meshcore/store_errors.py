@@ -42,9 +42,7 @@ def is_store_outage(exc: BaseException) -> bool:
 
 class StoreOutageInterceptor(AroundInterceptor):
     @asynccontextmanager
-    async def around(
-        self, rpc: Rpc, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[None]:
+    async def around(self, rpc: Rpc, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         try:
             yield
         except Exception as exc:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from cli.client import has_logout
 from tests.helpers import PASSWORD, ROOT, Stack, ffprobe, free_port
 
 pytestmark = pytest.mark.e2e
@@ -148,8 +147,10 @@ def test_json_outputs_for_scripts(cli: Cli, user: str, media: Path) -> None:
     assert converted["job"]["status"] == "JOB_STATUS_SUCCEEDED"
     assert converted["bytes"] == (cli.home / "again.mp3").stat().st_size > 0
 
-    # Revoked on the server too where AuthService has Logout.
-    assert cli.json("logout") == {"server": cli.server, "loggedOut": True, "revoked": has_logout()}
+    saved = cli.credentials.read_text()
+    assert cli.json("logout") == {"server": cli.server, "loggedOut": True, "revoked": True}
+    cli.credentials.write_text(saved)  # the token back, as someone who had copied it would
+    assert "token" in one_line_error(cli("whoami")).lower()  # refused: revoked
 
 
 def test_a_file_that_is_not_a_video_fails_the_job_with_its_reason(
