@@ -166,7 +166,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         async for window in self.store.mp3_windows(files_doc):
             for data in _messages(window):
                 yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=data)
-            DOWNLOAD_BYTES.inc(len(window))
+                DOWNLOAD_BYTES.inc(len(data))
 
     async def GetJob(
         self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext

@@ -35,7 +35,7 @@ from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
-from shim.errors import HttpError, error_response, too_large
+from shim.errors import HttpError, backend_message, error_response, too_large
 from shim.jsonpb import json_bytes
 from shim.metrics import RPC_SCOPE_KEY, HttpMetrics
 from shim.multipart import upload_body, upload_chunks, upload_messages
@@ -141,7 +141,7 @@ class Transcoder:
         except grpc.aio.AioRpcError as exc:
             if match.route.method.containing_service == MESH_HEALTH_SERVICE:
                 return Response(json_bytes(GATEWAY_UNREACHABLE_HEALTH), 503, media_type=JSON)
-            return error_response(exc.code(), exc.details() or "", headers=_retry_after(exc))
+            return error_response(exc.code(), backend_message(exc), headers=_retry_after(exc))
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")

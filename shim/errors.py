@@ -7,13 +7,24 @@ sends with ``always_print_primitive_fields`` on, e.g.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import grpc
+import structlog
 from google.rpc import status_pb2
 from starlette.responses import Response
 
 from shim.jsonpb import json_bytes
+
+log = structlog.get_logger()
+
+# gRPC's own text for a backend it could not reach ("connections to all backends failing;
+# last error: UNKNOWN: ipv4:10.0.3.7:50051: Failed to connect ...") names the backend.
+_CHANNEL_FAILURE = re.compile(
+    r"\b(ipv4|ipv6|unix|dns):|all backends failing|failed to connect", re.I
+)
+BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 
 # grpc-gateway's HTTPStatusFromCode; Envoy's Grpc::Utility::grpcToHttpStatus is the same.
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -74,6 +85,16 @@ def error_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+def backend_message(exc: grpc.aio.AioRpcError) -> str:
+    """The backend's message for the client; the channel's own failure text, which names
+    hosts, goes to the log instead (the mesh's servers never name one)."""
+    details = exc.details() or ""
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and _CHANNEL_FAILURE.search(details):
+        log.warning("backend unreachable", details=details)
+        return BACKEND_UNREACHABLE
+    return details
 
 
 def too_large(max_bytes: int, what: str = "upload") -> HttpError:

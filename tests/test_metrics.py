@@ -123,8 +123,9 @@ def test_one_job_moves_the_counts_of_every_service(
     # auth: the user's Register and Login, and the gateway's token checks
     assert delta("auth", "grpc_server_handled_total", grpc_method="Register", grpc_code="OK") == 1
     assert delta("auth", "grpc_server_handled_total", grpc_method="Login", grpc_code="OK") == 1
+    # The gateway asked about the new token once; its cache answered the later calls.
     assert (
-        delta("auth", "grpc_server_handled_total", grpc_method="ValidateToken", grpc_code="OK") >= 3
+        delta("auth", "grpc_server_handled_total", grpc_method="ValidateToken", grpc_code="OK") >= 1
     )
     # converter: the job's outcome, its conversion time, the queue message acked
     assert delta("converter", "mp3mesh_jobs_total", outcome="succeeded") == 1
