@@ -203,7 +203,7 @@ def login(
 
 @command()
 def logout(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Forget the token (and revoke it on the server, where the server can)."""
+    """Revoke the token on the server and forget it here."""
     opts: Options = ctx.obj
     session = opts.store.get(opts.server)
     revoked = False
@@ -228,8 +228,8 @@ def logout(ctx: typer.Context, json_output: JsonOption = False) -> None:
         out.print(f"Logged out of {opts.server}: the token is revoked and forgotten.")
     else:
         out.print(
-            f"Logged out of {opts.server}: the token is forgotten here "
-            f"(the server has no logout; it stays valid until {session and session.expire_time})."
+            f"Logged out of {opts.server}: the token is forgotten here (the server did not "
+            "revoke it: it was no longer valid, or the server has no logout)."
         )
 
 

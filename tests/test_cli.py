@@ -11,8 +11,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
+from cli.errors import rpc_error
 from tests.helpers import PASSWORD, ROOT, Stack, ffprobe, free_port
 
 pytestmark = pytest.mark.e2e
@@ -236,3 +238,29 @@ def test_help_everywhere_and_shell_completion(cli: Cli) -> None:
         _MP3MESH_COMPLETE="complete_bash", COMP_WORDS="mp3mesh con", COMP_CWORD="1", password=None
     )
     assert "convert" in proposals.stdout
+
+
+class _Failed(grpc.RpcError):
+    """What a failed call raises: its code and details."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+@pytest.mark.parametrize("code", [c for c in grpc.StatusCode if c != grpc.StatusCode.OK])
+def test_every_status_code_has_a_one_line_message(code: grpc.StatusCode) -> None:
+    """Codes the mesh never sends still read as a sentence, with or without details."""
+    for details in ("what the server said", ""):
+        error = rpc_error(_Failed(code, details), "mesh.example:8000")
+        assert error.code == code.name and error.exit_code == 1
+        assert error.message and "\n" not in error.message
+        assert details in error.message or code in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )

@@ -147,10 +147,14 @@ def test_the_whole_flow(
     again.value.save_as(tmp_path / "again.mp3")
     assert (tmp_path / "again.mp3").read_bytes() == mp3.read_bytes()
 
+    token = page.evaluate("localStorage.getItem('mp3mesh.token')")
     page.get_by_role("button", name="Log out").click()
     expect(page.locator("#notice")).to_have_text("You are logged out.")
     expect(page.locator("#signed-out")).to_be_visible()
     assert page.evaluate("localStorage.getItem('mp3mesh.token')") is None
+    # The server revoked the token: it no longer opens anything.
+    me = page.request.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 401
     for password in page.locator("input[type=password]").all():
         expect(password).to_have_value("")  # nothing typed earlier stays on the page
     snap(page, shots, "05-logged-out")

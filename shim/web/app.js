@@ -175,8 +175,8 @@ function signOut(message, kind = "error") {
   notice(message, kind);
 }
 
-// Revoke the token where the server can (AuthService/Logout: DELETE /v1/sessions/current;
-// a server without it answers 404), then forget it here either way.
+// Revoke the token (AuthService/Logout), then forget it here even if the server could not
+// be asked: the user asked to be logged out of this browser.
 async function logOut() {
   try {
     await api("/v1/sessions/current", { method: "DELETE" });
