@@ -72,9 +72,11 @@ class Options:
     auth_server: str
     json: bool
     store: CredentialStore
+    credentials: grpc.ChannelCredentials | None = None  # TLS; None: plaintext
 
     def client(self, session: Session | None = None) -> MeshClient:
-        return MeshClient(self.auth_server, self.server, token=session.token if session else "")
+        token = session.token if session else ""
+        return MeshClient(self.auth_server, self.server, token=token, credentials=self.credentials)
 
     def session(self) -> Session:
         session = self.store.get(self.server)
@@ -99,9 +101,28 @@ def main_options(
             help="AuthService's address, when it is not --server (services reached directly).",
         ),
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(envvar="MP3MESH_TLS", help="Talk TLS to the server (an HTTPS edge)."),
+    ] = False,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MP3MESH_CA_FILE",
+            help="Trust the server's certificate from this CA (PEM); implies --tls.",
+            dir_okay=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    ctx.obj = Options(server, auth_server or server, json_output, CredentialStore())
+    opts = Options(server, auth_server or server, json_output, CredentialStore())
+    if tls or ca_file:
+        try:
+            roots = ca_file.read_bytes() if ca_file else None
+        except OSError as exc:
+            fail(CliError(f"{ca_file}: {exc.strerror}", code="OS_ERROR"), opts)
+        opts.credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+    ctx.obj = opts
 
 
 P = ParamSpec("P")
@@ -138,7 +159,7 @@ def command(*, uses_token: bool = True) -> Callable[[Callable[P, R]], Callable[P
 def fail(error: CliError, opts: Options) -> NoReturn:
     if opts.json:
         emit({"error": {"code": error.code, "message": error.message}})
-    err.print(f"[red]error:[/red] {escape(error.message)}")
+    err.print(f"[red]error:[/red] {escape(error.message)}", soft_wrap=True)
     raise typer.Exit(error.exit_code)
 
 
@@ -436,7 +457,8 @@ def follow(
 def job_failed(job: files_pb2.Job, opts: Options, *, already_printed: bool = False) -> None:
     if opts.json and not already_printed:
         emit({"job": as_dict(job)})
-    err.print(f"[red]error:[/red] job {job.id} failed: {escape(job.error or 'no reason given')}")
+    reason = escape(job.error or "no reason given")
+    err.print(f"[red]error:[/red] job {job.id} failed: {reason}", soft_wrap=True)
     raise typer.Exit(EXIT_JOB_FAILED)
 
 

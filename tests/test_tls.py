@@ -155,3 +155,37 @@ def test_production_turns_reflection_off_unless_asked(mesh: ServiceStack) -> Non
         assert reflected() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         mesh.restart("auth", {})
+
+
+def test_the_cli_over_https_to_envoy(
+    mesh: ServiceStack, certificates: dict[str, str], tmp_path: Path
+) -> None:
+    """`mp3mesh --ca-file` speaks gRPC over TLS to Envoy's HTTPS listener; without TLS, or
+    without the CA, it says it cannot reach the server, in one line."""
+    edge = f"127.0.0.1:{mesh.env['ENVOY_PORT']}"
+    email = f"tls-cli-{uuid.uuid4().hex[:12]}@example.com"
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "MP3MESH_SERVER": edge,
+        "MP3MESH_PASSWORD": PASSWORD,
+    }
+
+    def mp3mesh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / ".venv/bin/mp3mesh"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    trusted = ("--ca-file", certificates["TLS_CA_FILE"])
+    for args in (("register", email), ("login", email), ("--json", "whoami")):
+        done = mp3mesh(*trusted, *args)
+        assert done.returncode == 0, done.stderr
+    assert email in done.stdout
+    for untrusted in ((), ("--tls",)):  # plaintext to HTTPS; TLS without the test CA
+        done = mp3mesh(*untrusted, "whoami")
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith(f"error: cannot reach {edge}"), done.stderr
