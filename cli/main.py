@@ -481,8 +481,8 @@ def jobs_table(found: list[files_pb2.Job], width: int) -> Table:
     cut to the terminal's width (`status JOB` has them whole)."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("job", no_wrap=True, min_width=24)
-    # What the other columns take: id 24, status 9, created 11, mp3 13, gaps 12, slack 3.
-    file_width = min(40, max(8, width - 72))
+    # What the rest takes: id 24, status 9, created 11, mp3 size 8, edges and gaps 14.
+    file_width = min(40, max(8, width - 66))
     table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=file_width)
     table.add_column("status", no_wrap=True)
     table.add_column("created", no_wrap=True)
@@ -491,7 +491,7 @@ def jobs_table(found: list[files_pb2.Job], width: int) -> Table:
         state = _status(job).lower()
         if job.status == files_pb2.JOB_STATUS_PROCESSING:
             state = f"{job.progress_percent}%"
-        mp3 = f"{_size(job.mp3_size_bytes)} {job.duration_seconds:.0f} s" if job.mp3_file_id else ""
+        mp3 = _size(job.mp3_size_bytes) if job.mp3_file_id else ""
         table.add_row(
             job.id, escape(job.filename), state, _when(job.create_time, "%m-%d %H:%M"), mp3
         )
