@@ -13,7 +13,7 @@ from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
 from auth.throttle import HashBound, LoginThrottle
 from auth.tokens import TokenIssuer
-from meshcore import logs, metrics, tls
+from meshcore import logs, metrics, tls, tracing
 from meshcore.grpc_server import Service, serve
 from meshcore.migrations import migrate
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -23,6 +23,7 @@ def main() -> None:
     settings = AuthSettings()
     log = logs.configure("auth", settings.log_level, settings.log_format)
     metrics.serve(settings)
+    tracing.configure("auth", settings)
     if settings.jwt_secret is None:
         log.warning("JWT_SECRET not set: using a random key; tokens end when this process does")
         secret = secrets.token_urlsafe(48)

@@ -8,7 +8,7 @@ from pymongo import MongoClient
 
 from converter.consumer import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
-from meshcore import logs, metrics
+from meshcore import logs, metrics, tracing
 from meshcore.amqp import ThreadedPublisher, consume_until_signalled
 
 
@@ -16,6 +16,7 @@ def main() -> None:
     settings = ConverterSettings()
     log = logs.configure("converter", settings.log_level, settings.log_format)
     metrics.serve(settings)
+    tracing.configure("converter", settings)
     if settings.work_dir:
         Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     for stale in sweep_work_dir(settings.work_dir):

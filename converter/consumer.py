@@ -29,7 +29,7 @@ from pymongo.synchronous.database import Database
 
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
-from meshcore import gridfs_io, jobs
+from meshcore import gridfs_io, jobs, tracing
 from meshcore.amqp import Outcome, Requeue, ThreadedPublisher, UndecodableMessage, decode
 from mp3mesh.events.v1 import events_pb2
 
@@ -162,6 +162,7 @@ class Converter:
             job_id = ObjectId(event.job_id)
         except InvalidId as exc:
             raise UndecodableMessage(f"job id {event.job_id!r} is not an ObjectId") from exc
+        tracing.set_job(event.job_id)
         log.info("job received", job_id=event.job_id)
 
         job = self._claim(job_id)
@@ -289,13 +290,14 @@ class Converter:
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
             self._fetch_video(job_id, video)
             progress.reached(PROGRESS_FFMPEG_START)
-            info = self.transcoder.extract_mp3(
-                video,
-                mp3,
-                self.settings.mp3_bitrate_kbps,
-                self.settings.mp3_sample_rate,
-                on_progress=progress.ffmpeg,
-            )
+            with tracing.tracer.start_as_current_span("ffmpeg"):
+                info = self.transcoder.extract_mp3(
+                    video,
+                    mp3,
+                    self.settings.mp3_bitrate_kbps,
+                    self.settings.mp3_sample_rate,
+                    on_progress=progress.ffmpeg,
+                )
             self.transcoder.check_stopping()
             mp3_id, size = self._store_mp3(job, mp3)
         done = self._succeed(job_id, mp3_id, info.duration, size)

@@ -17,7 +17,7 @@ from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
-from meshcore import logs, metrics, tls
+from meshcore import logs, metrics, tls, tracing
 from meshcore.amqp import ThreadedPublisher
 from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
@@ -115,6 +115,7 @@ def main() -> None:
     settings = GatewaySettings()
     logs.configure("gateway", settings.log_level, settings.log_format)
     metrics.serve(settings)
+    tracing.configure("gateway", settings)
     asyncio.run(run(settings))
 
 

@@ -22,12 +22,15 @@ import grpc
 import structlog
 from cachetools import TLRUCache
 
+from meshcore import tracing
 from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED, abort, require_credentials
 from meshcore.interceptors import AroundInterceptor, Rpc
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
+
+VALIDATION_METHOD = "/mp3mesh.auth.v1.AuthService/ValidateToken"
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,12 @@ class AuthInterceptor(AroundInterceptor):
             _caller.set(cached)
             return
         try:
-            reply = await self.auth.ValidateToken(
-                auth_pb2.ValidateTokenRequest(token=token), timeout=self.timeout
-            )
+            with tracing.client_call(VALIDATION_METHOD) as metadata:
+                reply = await self.auth.ValidateToken(
+                    auth_pb2.ValidateTokenRequest(token=token),
+                    timeout=self.timeout,
+                    metadata=metadata,
+                )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 await abort(

@@ -28,7 +28,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from gateway.metrics import ANNOUNCEMENTS
-from meshcore import gridfs_io, jobs
+from meshcore import gridfs_io, jobs, tracing
 from meshcore.amqp import ThreadedPublisher
 
 log = structlog.get_logger()
@@ -60,16 +60,19 @@ class OutboxRelay:
 
     def mark_pending(self, job: dict[str, Any]) -> None:
         """Give a job record, before it is stored, its pending announcement: when it was
-        last tried (epoch seconds) and the queue it is for."""
+        last tried (epoch seconds), the queue it is for, and the trace it belongs to (the
+        upload's), which the announcement joins whenever it is published."""
         job["announce_at"] = self.clock()
         job["announce_queue"] = self.video_queue
+        job["trace_context"] = tracing.carrier()
 
     async def announce(self, job: dict[str, Any]) -> None:
         """Publish the job's VideoUploaded, wait for the broker's confirm, clear the mark.
         Raises if the broker did not confirm within ``publish_timeout``."""
-        publishing = self.publisher.publish(
-            self.video_queue, jobs.video_uploaded(job), str(job["_id"])
-        )
+        with tracing.attached(tracing.extract(job.get("trace_context"))):
+            publishing = self.publisher.publish(
+                self.video_queue, jobs.video_uploaded(job), str(job["_id"])
+            )
         try:
             await asyncio.wait_for(asyncio.wrap_future(publishing), self.publish_timeout)
         except BaseException:
@@ -107,13 +110,14 @@ class OutboxRelay:
             )
             if job is None:
                 break
-            try:
-                await self.announce(job)
-            except Exception as exc:
-                log.warning("outbox relay: broker did not take the job", job_id=str(job["_id"]),
-                            error=repr(exc))  # fmt: skip
-                break
-            log.info("outbox relay: job announced", job_id=str(job["_id"]))
+            with tracing.attached(tracing.extract(job.get("trace_context"))):
+                try:
+                    await self.announce(job)
+                except Exception as exc:
+                    log.warning("outbox relay: broker did not take the job",
+                                job_id=str(job["_id"]), error=repr(exc))  # fmt: skip
+                    break
+                log.info("outbox relay: job announced", job_id=str(job["_id"]))
             relayed += 1
         return relayed
 

@@ -20,7 +20,7 @@ from gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from gateway.upload import UploadRefused, receive_video
-from meshcore import gridfs_io, jobs
+from meshcore import gridfs_io, jobs, tracing
 from meshcore.grpc_server import abort
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
@@ -108,6 +108,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     ) -> files_pb2.UploadResponse:
         """Store the video, record its job, queue the conversion: all of it, or nothing."""
         job_id = ObjectId()
+        tracing.set_job(str(job_id))
 
         def open_video_file(filename: str, content_type: str) -> gridfs_io.AsyncFileWriter:
             return self.store.open_video_file(job_id, caller.user_id, filename, content_type)

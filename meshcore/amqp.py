@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import os
 import signal
 import threading
@@ -24,9 +25,13 @@ import pika
 import pika.exceptions
 import structlog
 from google.protobuf.message import DecodeError, Message
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pika.adapters.blocking_connection import BlockingChannel
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from meshcore import tracing
 from meshcore.heartbeat import Heartbeat
 from meshcore.metrics import QUEUE_MESSAGES
 from meshcore.settings import MeshSettings
@@ -95,16 +100,22 @@ def _typed(message: Message, **properties: object) -> pika.BasicProperties:
 
 
 def publish(channel: BlockingChannel, queue: str, message: Message, message_id: str) -> None:
-    """Publish persistently; with confirms on, returns only once the broker has it."""
-    channel.basic_publish(
-        exchange="",
-        routing_key=queue,
-        body=message.SerializeToString(),
-        properties=_typed(
-            message, delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id
-        ),
-        mandatory=True,
-    )
+    """Publish persistently; with confirms on, returns only once the broker has it. A
+    PRODUCER span of the current trace, which the headers carry to the consumer."""
+    with tracing.messaging_span("publish", queue, SpanKind.PRODUCER) as span:
+        span.set_attribute("messaging.message.id", message_id)
+        channel.basic_publish(
+            exchange="",
+            routing_key=queue,
+            body=message.SerializeToString(),
+            properties=_typed(
+                message,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=message_id,
+                headers=tracing.carrier(),
+            ),
+            mandatory=True,
+        )
 
 
 def declare_topic(channel: BlockingChannel, exchange: str) -> None:
@@ -268,7 +279,20 @@ class Consumer:
                 connection.close()
 
     def _handle(self, connection, channel, method, properties, body) -> None:  # type: ignore[no-untyped-def]
-        future = self._busy = self._worker.submit(self.handler, body, properties)
+        """Handle and settle one message, in a CONSUMER span of the trace its headers carry
+        (the handler's thread runs in it too, so its logs and follow-ups belong to it)."""
+        parent = tracing.extract(properties.headers)
+        with tracing.messaging_span("process", self.queue, SpanKind.CONSUMER, parent) as span:
+            span.set_attribute("messaging.message.id", properties.message_id or "")
+            self._settle(connection, channel, method, properties, body)
+
+    def _settled(self, outcome: str) -> None:
+        QUEUE_MESSAGES.labels(self.queue, outcome).inc()
+        trace.get_current_span().set_attribute("mp3mesh.outcome", outcome)
+
+    def _settle(self, connection, channel, method, properties, body) -> None:  # type: ignore[no-untyped-def]
+        handling = contextvars.copy_context()
+        future = self._busy = self._worker.submit(handling.run, self.handler, body, properties)
         # Wake process_data_events as soon as the handler is done, not at its time limit.
         future.add_done_callback(lambda _: _wake(connection))
         while not future.done():
@@ -281,12 +305,12 @@ class Consumer:
         except Requeue as exc:
             log.info("message put back", queue=self.queue, reason=str(exc))
             channel.basic_reject(method.delivery_tag, requeue=True)
-            QUEUE_MESSAGES.labels(self.queue, "requeue").inc()
+            self._settled("requeue")
             return
         except UndecodableMessage as exc:
             log.error("dead-lettering undecodable message", queue=self.queue, error=str(exc))
             channel.basic_reject(method.delivery_tag, requeue=False)
-            QUEUE_MESSAGES.labels(self.queue, "dead_letter").inc()
+            self._settled("dead_letter")
             return
         except Exception as exc:
             self._retry_or_give_up(
@@ -300,7 +324,7 @@ class Consumer:
             self._retry_or_give_up(channel, method, properties, body, f"follow-up refused: {exc}")
             return
         channel.basic_ack(method.delivery_tag)
-        QUEUE_MESSAGES.labels(self.queue, "ack").inc()
+        self._settled("ack")
 
     def _retry_or_give_up(self, channel, method, properties, body, reason: str) -> None:  # type: ignore[no-untyped-def]
         retries = retries_of(properties)
@@ -316,7 +340,7 @@ class Consumer:
                 "", retry_queue(self.queue, delay), body, properties, mandatory=True
             )
             channel.basic_ack(method.delivery_tag)
-            QUEUE_MESSAGES.labels(self.queue, "retry").inc()
+            self._settled("retry")
             return
         log.error("handler failed for the last time; dead-lettering", queue=self.queue,
                   retries=retries, reason=reason, exc_info=True)  # fmt: skip
@@ -329,7 +353,7 @@ class Consumer:
         for queue, message, message_id in outcome.publish:
             publish(channel, queue, message, message_id)
         channel.basic_reject(method.delivery_tag, requeue=False)
-        QUEUE_MESSAGES.labels(self.queue, "dead_letter").inc()
+        self._settled("dead_letter")
 
 
 def _wake(connection: pika.BlockingConnection) -> None:
@@ -442,13 +466,15 @@ class ThreadedPublisher:
         """Run ``work`` in the connection's thread; its outcome in a future."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         connection = self._connection
+        caller = otel_context.get_current()  # the publish joins the caller's trace
         if connection is None or not connection.is_open:
             future.set_exception(pika.exceptions.AMQPConnectionError("not connected to RabbitMQ"))
             return future
 
         def run() -> None:
             try:
-                work()
+                with tracing.attached(caller):
+                    work()
             except Exception as exc:
                 future.set_exception(exc)
             else:

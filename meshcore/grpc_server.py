@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from meshcore import limits
 from meshcore.metrics import RpcMetricsInterceptor
 from meshcore.store_errors import StoreOutageInterceptor
+from meshcore.tracing import ServerTracing
 
 log = structlog.get_logger()
 
@@ -94,10 +95,16 @@ async def serve(
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
     caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
     plaintext."""
-    # Metrics first, so they count the status the client gets; the store outage check
-    # last, closest to the servicer, so a store outage becomes UNAVAILABLE.
+    # Metrics first, so they count the status the client gets; then the call's span, so
+    # what the other interceptors do (the token check) is part of it; the store outage
+    # check last, closest to the servicer, so a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
-        interceptors=[RpcMetricsInterceptor(), *interceptors, StoreOutageInterceptor()],
+        interceptors=[
+            RpcMetricsInterceptor(),
+            ServerTracing(),
+            *interceptors,
+            StoreOutageInterceptor(),
+        ],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )

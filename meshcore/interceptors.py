@@ -9,6 +9,7 @@ context manager.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -42,6 +43,18 @@ class Rpc:
         if self.client_streaming:
             return "client_stream"
         return "server_stream" if self.server_streaming else "unary"
+
+
+def status_name(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    """The status the call ended with: set by abort/set_code, else from how it ended."""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away
+        return grpc.StatusCode.CANCELLED.name
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):  # some grpc versions keep the number
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
+    return "OK" if error is None else grpc.StatusCode.UNKNOWN.name
 
 
 Around = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]

@@ -2,13 +2,12 @@
 
 What every gRPC server and every queue consumer of the mesh counts lives here; what one
 service counts lives beside its code (gateway/servicer.py, converter/consumer.py,
-notification/consumer.py, shim/metrics.py). The gRPC names are go-grpc-prometheus' own,
+notification/consumer.py, shim/telemetry.py). The gRPC names are go-grpc-prometheus' own,
 so the usual dashboards and alerts for gRPC servers work unchanged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ import grpc
 import structlog
 from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
 
-from meshcore.interceptors import AroundInterceptor, Rpc
+from meshcore.interceptors import AroundInterceptor, Rpc, status_name
 from meshcore.settings import MeshSettings
 
 log = structlog.get_logger()
@@ -55,18 +54,6 @@ def serve(settings: MeshSettings) -> None:
         )
 
 
-def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
-    """The status the call ended with: set by abort/set_code, else from how it ended."""
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away
-        return grpc.StatusCode.CANCELLED.name
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(code, int):  # some grpc versions keep the number
-        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
-    return "OK" if error is None else grpc.StatusCode.UNKNOWN.name
-
-
 class RpcMetricsInterceptor(AroundInterceptor):
     """Counts every call by method and status code and times it. Installed outermost
     (meshcore.grpc_server.serve), so the code is the one the client gets."""
@@ -83,5 +70,5 @@ class RpcMetricsInterceptor(AroundInterceptor):
             error = exc
             raise
         finally:
-            RPC_HANDLED.labels(*labels, _code(context, error)).inc()
+            RPC_HANDLED.labels(*labels, status_name(context, error)).inc()
             RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)

@@ -38,6 +38,12 @@ class MeshSettings(BaseSettings):
     # host (the Procfile gives each its *_METRICS_PORT from stack.env).
     metrics_port: int = 0
     metrics_listen_host: str = "127.0.0.1"
+    # Traces (meshcore/tracing.py), one per job across the services: "otlp" sends spans
+    # over OTLP/HTTP to OTLP_ENDPOINT (a collector, Jaeger, Tempo...), "console" prints
+    # each as one JSON line on stdout, "none" exports nothing (trace ids still travel
+    # between the services and are in every log line).
+    traces_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str = "http://127.0.0.1:4318"
 
     # MongoDB: GridFS buckets `videos` and `mp3s`, and the `jobs` collection.
     mongo_url: str = "mongodb://127.0.0.1:27017"

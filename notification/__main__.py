@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshcore import logs, metrics
+from meshcore import logs, metrics, tracing
 from meshcore.amqp import consume_until_signalled
 from meshcore.migrations import migrate
 from notification.consumer import Notifier
@@ -15,6 +15,7 @@ def main() -> None:
     settings = NotificationSettings()
     log = logs.configure("notification", settings.log_level, settings.log_format)
     metrics.serve(settings)
+    tracing.configure("notification", settings)
     migrate(settings.database_url, MIGRATIONS)
     ledger = SentLedger(settings.database_url, **settings.database_timeouts)
     notifier = Notifier(

@@ -9,6 +9,7 @@ import pika
 import structlog
 from prometheus_client import Counter
 
+from meshcore import tracing
 from meshcore.amqp import Outcome, decode
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -57,6 +58,7 @@ class Notifier:
     def handle(self, body: bytes, properties: pika.BasicProperties) -> Outcome:
         self.forget_old_mails()
         event = decode(body, properties, events_pb2.JobFinished)
+        tracing.set_job(event.job_id)
         if not event.owner_email:
             log.warning("job has no owner email; nothing to send", job_id=event.job_id)
             return Outcome()
@@ -69,7 +71,8 @@ class Notifier:
         if claim is Claim.HELD:
             raise ClaimHeld(f"job {event.job_id} is being mailed by another sender")
         try:
-            self.mailer.send(compose(event, self.sender, self.public_url))
+            with tracing.tracer.start_as_current_span("smtp send"):
+                self.mailer.send(compose(event, self.sender, self.public_url))
         except MailRefused as exc:
             # Permanent (5xx): trying again cannot help; the log says why.
             log.error("mail refused for good", job_id=event.job_id, reply=str(exc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from meshcore import logs, metrics
+from meshcore import logs, metrics, tracing
 from shim.app import create_app
 from shim.settings import ShimSettings
 
@@ -13,6 +13,7 @@ def main() -> None:
     settings = ShimSettings()
     logs.configure("shim", settings.log_level, settings.log_format)
     metrics.serve(settings)
+    tracing.configure("shim", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.shim_listen_host,

@@ -28,7 +28,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from meshcore import tls
+from meshcore import tls, tracing
 from meshcore.channels import service_channel
 from meshcore.grpc_server import STREAM_ACCEPTED
 from meshcore.limits import MAX_JSON_BODY_BYTES
@@ -37,12 +37,12 @@ from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from shim.errors import HttpError, backend_message, error_response, too_large
 from shim.jsonpb import json_bytes
-from shim.metrics import RPC_SCOPE_KEY, HttpMetrics
 from shim.multipart import upload_body, upload_chunks, upload_messages
 from shim.openapi import openapi_document
 from shim.request import build_request, message_class
 from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from shim.settings import ShimSettings
+from shim.telemetry import RPC_SCOPE_KEY, HttpTelemetry
 from shim.throttle import LoginLimit
 
 log = structlog.get_logger()
@@ -60,8 +60,9 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 )
 
 # Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
-# for Login) and request/trace ids. Others (Host, Content-Length...) mean nothing to gRPC.
-FORWARDED_HEADERS = ("authorization", "x-request-id", "traceparent", "tracestate")
+# for Login) and request ids. Others (Host, Content-Length...) mean nothing to gRPC. The
+# trace context goes on too, as the request's own span (shim/telemetry.py).
+FORWARDED_HEADERS = ("authorization", "x-request-id")
 LOGIN = AUTH_SERVICE.methods_by_name["Login"]
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
@@ -249,6 +250,7 @@ def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
     metadata = [
         (name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers
     ]
+    metadata.extend(tracing.carrier().items())
     if request.client is not None:
         metadata.append(("x-forwarded-for", request.client.host))
     return metadata
@@ -369,6 +371,6 @@ def create_app(settings: ShimSettings) -> Starlette:
             # Everything else, any method: the transcoder answers 404 and 405 itself.
             StarletteRoute("/{path:path}", transcoder),
         ],
-        middleware=[Middleware(HttpMetrics)],
+        middleware=[Middleware(HttpTelemetry)],
         lifespan=lifespan,
     )

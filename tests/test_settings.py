@@ -19,7 +19,8 @@ from shim.settings import ShimSettings
 from tests.helpers import ROOT, SERVICE_SETTINGS, envoy_renderer, service_env_names
 
 # stack.env values that differ from the default on purpose.
-STACK_OVERRIDES = {"LOG_FORMAT": "console"}  # people read the local stack's logs
+# People read the local stack's logs, and its traces on the console.
+STACK_OVERRIDES = {"LOG_FORMAT": "console", "TRACES_EXPORTER": "console"}
 # Read by something other than the settings and the renderer.
 PROCFILE_VARS = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", (ROOT / "Procfile").read_text()))
 INTERPRETER_VARS = {"PYTHONUNBUFFERED"}
