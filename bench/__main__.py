@@ -31,6 +31,9 @@ STACK_SETTINGS = {
     "PUBLISH_TIMEOUT_SECONDS": "10",
     "RELAY_INTERVAL_SECONDS": "5",
     "CONCURRENT_CONVERSIONS": "0",
+    # One bench user submits 32 jobs at once and watches them all.
+    "MAX_UPLOADS_PER_USER": "64",
+    "MAX_WATCHES_PER_USER": "64",
     "LOG_LEVEL": "WARNING",
 }
 
