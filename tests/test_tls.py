@@ -104,18 +104,16 @@ def test_grpc_without_a_client_certificate_is_refused(
 
 
 def _run_auth(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Start auth with ``env`` and let it answer; stopped after 5 s if it did start."""
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "auth"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except subprocess.TimeoutExpired as exc:
-        return subprocess.CompletedProcess(exc.cmd, -1, str(exc.stdout), str(exc.stderr))
+    """Run auth with ``env``: it is expected to refuse to start (a generous timeout
+    otherwise, for a loaded machine)."""
+    return subprocess.run(
+        [sys.executable, "-m", "auth"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_production_refuses_plaintext_grpc_unless_waived(mesh: ServiceStack) -> None:
