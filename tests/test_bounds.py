@@ -24,8 +24,8 @@ from tests.services import ServiceStack, service_stack
 CONCURRENT_RPCS = 12
 UPLOADS_PER_USER = 2
 WATCHES_PER_USER = 3
-IDLE = 3
-TOTAL = 15
+IDLE = 5
+TOTAL = 20
 MAX_EMPTY = 20
 
 

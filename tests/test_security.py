@@ -27,7 +27,7 @@ from tests.services import ServiceStack, service_stack
 PER_EMAIL = 5
 PER_ADDRESS = 8
 EDGE_PER_MINUTE = 4
-TOKEN_CACHE = 10
+TOKEN_CACHE = 15
 ARGON2_MIB = 64
 
 
