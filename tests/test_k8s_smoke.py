@@ -392,3 +392,29 @@ def test_the_consumers_heartbeat_probe_passes_in_their_pods(pods: dict[str, str]
             "--max-age",
             "15",
         )
+
+
+def test_every_pod_serves_metrics_where_its_annotations_point(
+    pods: dict[str, str], netns: str
+) -> None:
+    """A scrape of each pod as Prometheus would make it, from the prometheus.io annotations
+    of the rendered Deployments: each answers with its own metrics (tests/test_metrics.py
+    checks how one job moves them)."""
+    expected = {
+        "auth": "# TYPE grpc_server_handled_total counter",
+        "gateway": "# TYPE mp3mesh_uploads_total counter",
+        "converter": "# TYPE mp3mesh_jobs_total counter",
+        "notification": "# TYPE mp3mesh_mails_total counter",
+        "shim": "# TYPE mp3mesh_http_requests_total counter",
+        "envoy": "# TYPE envoy_cluster_upstream_rq_total counter",
+    }
+    scraped = set()
+    for deployment in rendered_dev():
+        name = deployment["metadata"]["name"]
+        if deployment["kind"] != "Deployment" or name not in MESH:
+            continue
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        url = f"http://127.0.0.1:{annotations['prometheus.io/port']}"
+        assert expected[name] in curl(netns, url + annotations["prometheus.io/path"]), name
+        scraped.add(name)
+    assert scraped == set(MESH)
