@@ -16,7 +16,7 @@ import imageio_ffmpeg
 import psutil
 
 from cli.client import MeshClient
-from tests.helpers import ffmpeg, make_video
+from tests.helpers import make_long_audio_video, make_video
 from tests.services import ServiceStack
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -78,18 +78,9 @@ class Bench:
         return path
 
     def long_audio_video(self, seconds: int) -> Path:
-        """Long audio behind a tiny 1 frame/s picture (the fault suite's 40-minute file)."""
+        """The fault suite's long file (tests.helpers.make_long_audio_video), made once."""
         path = self.work / f"long-{seconds}s.avi"
-        if not path.exists():
-            # fmt: off
-            ffmpeg(
-                "-f", "lavfi", "-i", f"color=c=black:size=16x16:rate=1:duration={seconds}",
-                "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=8000:duration={seconds}",
-                "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_wav",
-                str(path),
-            )
-            # fmt: on
-        return path
+        return path if path.exists() else make_long_audio_video(path, seconds)
 
     def noise(self, size: int) -> Path:
         """``size`` random bytes (not a video: its job fails, the transfer is what counts)."""

@@ -20,8 +20,8 @@ from tests.helpers import (
     Stack,
     consumed,
     drop_queues,
-    ffmpeg,
     http_ok,
+    make_long_audio_video,
     make_video,
     stack_env,
     temp_database,
@@ -96,17 +96,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 minutes of stereo audio behind a 16x16 picture at 1 frame/s: 19 MB, made in under
-    a second (ADPCM), and converting it keeps ffmpeg busy for about 10 s, so a test can hit
-    it mid-conversion without racing it."""
-    path = tmp_path_factory.mktemp("long") / "long.avi"
-    seconds = 2400
-    # fmt: off
-    ffmpeg(
-        "-f", "lavfi", "-i", f"color=c=black:size=16x16:rate=1:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=8000:duration={seconds}",
-        "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_wav",
-        str(path),
-    )
-    # fmt: on
-    return path
+    """40 minutes of audio that converts in about 10 s, so a test can hit the conversion
+    mid-way without racing it."""
+    return make_long_audio_video(tmp_path_factory.mktemp("long") / "long.avi", 2400)
