@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,21 @@ def status_name(context: grpc.aio.ServicerContext, error: BaseException | None) 
     if isinstance(code, int):  # some grpc versions keep the number
         return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
     return "OK" if error is None else grpc.StatusCode.UNKNOWN.name
+
+
+@asynccontextmanager
+async def recording_status(
+    context: grpc.aio.ServicerContext, record: Callable[[str], None]
+) -> AsyncIterator[None]:
+    """Run the call, then ``record`` the name of the status it ended with, however it ended."""
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        record(status_name(context, error))
 
 
 Around = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]

@@ -16,7 +16,7 @@ import grpc
 import structlog
 from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
 
-from meshcore.interceptors import AroundInterceptor, Rpc, status_name
+from meshcore.interceptors import AroundInterceptor, Rpc, recording_status
 from meshcore.settings import MeshSettings
 
 log = structlog.get_logger()
@@ -63,12 +63,10 @@ class RpcMetricsInterceptor(AroundInterceptor):
         labels = (rpc.kind, rpc.service, rpc.name)
         RPC_STARTED.labels(*labels).inc()
         started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            yield
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            RPC_HANDLED.labels(*labels, status_name(context, error)).inc()
+
+        def handled(code: str) -> None:
+            RPC_HANDLED.labels(*labels, code).inc()
             RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+        async with recording_status(context, handled):
+            yield

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from meshcore.interceptors import AroundInterceptor, Rpc, status_name
+from meshcore.interceptors import AroundInterceptor, Rpc, recording_status
 from meshcore.settings import MeshSettings
 
 tracer = trace.get_tracer("mp3mesh")
@@ -101,14 +101,8 @@ class ServerTracing(AroundInterceptor):
             kind=SpanKind.SERVER,
             attributes={"rpc.system": "grpc", "rpc.service": rpc.service, "rpc.method": rpc.name},
         ) as span:
-            error: BaseException | None = None
-            try:
+            async with recording_status(context, lambda code: _set_status(span, code)):
                 yield
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                _set_status(span, status_name(context, error))
 
 
 def _set_status(span: Span, code: str) -> None:
