@@ -2,12 +2,14 @@
 # What `make images` and `make k8s-smoke` need from Debian, installed when missing (as
 # root): podman and buildah (build and run images without a Docker engine), runc (the
 # runtime that works on these hosts' cgroups), debootstrap (the base image when no
-# registry is reachable), catatonit (the pods' pause process), iproute2, socat and curl
-# (the smoke test's network namespace, its relays, its REST client).
+# registry is reachable), slirp4netns (a network namespace of its own for the containers
+# of `make fresh-check`, which reach the package registries), catatonit (the pods' pause
+# process), iproute2, socat and curl (the smoke test's network namespace, its relays, its
+# REST client).
 set -euo pipefail
 missing=()
 for tool in podman:podman buildah:buildah runc:runc catatonit:catatonit debootstrap:debootstrap \
-  ip:iproute2 nsenter:util-linux socat:socat curl:curl; do
+  slirp4netns:slirp4netns ip:iproute2 nsenter:util-linux socat:socat curl:curl; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 [[ ${#missing[@]} == 0 ]] && exit 0
