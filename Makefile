@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
-bootstrap:  ## virtualenv, dependencies, buf, and a running PostgreSQL and RabbitMQ
+bootstrap:  ## virtualenv, dependencies, buf, the project's PostgreSQL cluster, a running RabbitMQ
 	@scripts/bootstrap.sh
 
 proto: bootstrap  ## regenerate the Python stubs in gen/ from protos/
@@ -70,5 +70,6 @@ k8s-smoke:  ## build the images, run the dev overlay's mesh Deployments as pods 
 k8s-dev-secrets:  ## write k8s/overlays/dev/secrets.env (git-ignored) with random passwords
 	scripts/k8s_dev_secrets.sh
 
-clean:  ## remove local data (var/)
+clean:  ## stop the project's PostgreSQL cluster and remove local data (var/)
+	scripts/postgres.sh remove
 	rm -rf var

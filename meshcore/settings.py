@@ -24,7 +24,7 @@ from meshcore import limits
 AUTH_ADDRESS = "127.0.0.1:50051"
 GATEWAY_ADDRESS = "127.0.0.1:50052"
 SHIM_PORT = 8080
-DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/mp3mesh"
+DATABASE_URL = "postgresql://postgres@127.0.0.1:55432/mp3mesh"
 
 
 class MeshSettings(BaseSettings):

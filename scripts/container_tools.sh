@@ -6,12 +6,18 @@
 # of `make fresh-check`, which reach the package registries), catatonit (the pods' pause
 # process), iproute2, socat and curl (the smoke test's network namespace, its relays, its
 # REST client).
+# With --missing it only prints the packages that are missing (scripts/bootstrap.sh
+# installs them together with the rest).
 set -euo pipefail
 missing=()
 for tool in podman:podman buildah:buildah runc:runc catatonit:catatonit debootstrap:debootstrap \
   slirp4netns:slirp4netns ip:iproute2 nsenter:util-linux socat:socat curl:curl; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
+if [[ "${1:-}" == "--missing" ]]; then
+  [[ ${#missing[@]} == 0 ]] || echo "${missing[*]} uidmap fuse-overlayfs"
+  exit 0
+fi
 [[ ${#missing[@]} == 0 ]] && exit 0
 if [[ "$(id -u)" != 0 ]]; then
   echo "[container-tools] missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import imageio_ffmpeg
@@ -38,12 +39,16 @@ from cli.client import MeshClient
 from converter.settings import ConverterSettings
 from gateway.settings import GatewaySettings
 from meshcore.amqp import dead_letter_queue, retry_queue
-from meshcore.settings import env_names
+from meshcore.settings import DATABASE_URL, env_names
 from notification.settings import NotificationSettings
 from shim.settings import ShimSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The project's own PostgreSQL cluster (scripts/postgres.sh), the one the local stack
+# uses; its password reaches libpq, and so every process the tests start, through the
+# password file.
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", DATABASE_URL.rsplit("/", 1)[0] + "/postgres")
+os.environ.setdefault("PGPASSFILE", str(ROOT / "var/postgres/pgpass"))
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 # Small enough that the oversize case is quick, large enough for the 100 MB cases.
 TEST_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
@@ -91,11 +96,23 @@ def temp_database(prefix: str) -> Iterator[str]:
     try:
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def with_password(database_url: str, port: int) -> str:
+    """``database_url`` with its password from the password file in it, at ``port``: for
+    processes that have no PGPASSFILE (the k8s smoke test's pods, behind a relay)."""
+    url = urlsplit(database_url)
+    for line in Path(os.environ["PGPASSFILE"]).read_text().splitlines():
+        host, _port, _db, user, password = line.split(":", 4)
+        if host in ("*", url.hostname) and user == url.username:
+            netloc = f"{user}:{quote(password, safe='')}@{url.hostname}:{port}"
+            return urlunsplit(url._replace(netloc=netloc))
+    raise LookupError(f"no password for {url.username}@{url.hostname} in PGPASSFILE")
 
 
 def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:

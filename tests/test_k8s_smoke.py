@@ -14,7 +14,7 @@ What podman cannot play is stood in for, and only that:
 - the StatefulSets: MongoDB is the MongoDB-wire server nx-27017 and SMTP is aiosmtpd,
   both run inside the namespace; PostgreSQL and RabbitMQ are the machine's, reached
   through socat relays over a UNIX socket (127.0.0.1:5432 and :5672 inside the namespace
-  to 127.0.0.1 outside), with a temp database and queue names of this run;
+  to their ports on 127.0.0.1 outside), with a temp database and queue names of this run;
 - the generated Secret: a podman secret of the same name, holding those URLs;
 - init containers (podman 4.3 fails to remove a finished one): each migration init
   container runs first as a pod of its own, from the same container spec;
@@ -39,12 +39,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from meshcore.settings import MeshSettings
-from tests.helpers import ROOT, drop_queues, make_video, temp_database, wait_for
+from tests.helpers import ROOT, drop_queues, make_video, temp_database, wait_for, with_password
 
 pytestmark = [
     pytest.mark.k8s_smoke,
@@ -141,11 +142,13 @@ def infrastructure(
     ns = ["nsenter", f"--net=/run/netns/{netns}"]
     try:
         with temp_database("mp3mesh_k8s_smoke") as database_url:
-            for port in (5432, 5672):
+            # Inside the namespace, the ports the manifests use; outside, the servers'.
+            relays = {5432: urlsplit(database_url).port, 5672: 5672}
+            for port, outside in relays.items():
                 sock = var / f"relay-{port}.sock"
                 processes.start(
                     f"relay-out-{port}",
-                    ["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:127.0.0.1:{port}"],
+                    ["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:127.0.0.1:{outside}"],
                 )
                 wait_for(sock.exists, f"relay socket {sock}", 60)
                 processes.start(
@@ -170,7 +173,7 @@ def infrastructure(
             for port in (5432, 5672, 27017, 1025):
                 wait_for(lambda p=port: port_open_in(netns, p), f"port {port} in {netns}", 180)
             yield {
-                "DATABASE_URL": database_url,  # 127.0.0.1:5432, the relay inside the namespace
+                "DATABASE_URL": with_password(database_url, 5432),  # the relay in the namespace
                 "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30",
                 "MONGO_URL": "mongodb://127.0.0.1:27017",
                 "JWT_SECRET": secrets.token_urlsafe(48),

@@ -23,7 +23,8 @@ from tests.helpers import ROOT, SERVICE_SETTINGS, envoy_renderer, service_env_na
 STACK_OVERRIDES = {"LOG_FORMAT": "console", "TRACES_EXPORTER": "console"}
 # Read by something other than the settings and the renderer.
 PROCFILE_VARS = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", (ROOT / "Procfile").read_text()))
-INTERPRETER_VARS = {"PYTHONUNBUFFERED"}
+# Read by the runtime beneath the services: CPython, and libpq (the database password).
+INTERPRETER_VARS = {"PYTHONUNBUFFERED", "PGPASSFILE"}
 
 
 def stack_env() -> dict[str, str]:
