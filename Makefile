@@ -4,7 +4,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
-	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench
+	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -55,6 +55,9 @@ demo: bootstrap  ## start the mesh, convert a generated video end to end, show t
 
 images: bootstrap  ## build the images with podman (mp3mesh, mp3mesh-envoy; base made by debootstrap if need be)
 	scripts/images.sh
+
+fresh-check:  ## make demo in a fresh clone of HEAD on bare Debian 12 and 13 containers (podman, debootstrap base); checks the MP3 and the mail
+	scripts/fresh_check.sh
 
 lock-images:  ## re-resolve requirements-image.txt, the images' exact Python versions
 	scripts/lock_image_deps.sh

@@ -73,7 +73,7 @@ apt_mirrors() {  # [apt dir, default /etc/apt]
   ' "${files[@]}"
 }
 
-read -r found_mirror found_security < <(apt_mirrors)
+read -r found_mirror found_security < <(apt_mirrors /etc/apt)
 MIRROR=${DEBIAN_MIRROR:-$found_mirror}
 SECURITY=${DEBIAN_SECURITY_MIRROR:-$found_security}
 if [[ "${1:-}" == --print-mirrors ]]; then
