@@ -108,6 +108,9 @@ start() {
 
 launch() {
   local bin=$1 data=$2
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "127.0.0.1:$PORT is taken by another process (another checkout's cluster?); stop it first"
+  fi
   touch "$LOGFILE"
   [[ "$(id -u)" == 0 ]] && chown postgres: "$LOGFILE"
   log "starting the cluster on 127.0.0.1:$PORT"
