@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HOME_DIR=$PWD/var/postgres
+LINK=$PWD/var/postgres
+HOME_DIR=$LINK
 PASSFILE=$HOME_DIR/pgpass
 LOGFILE=$HOME_DIR/server.log
 PORT=$(sed -n 's|^DATABASE_URL=.*@127\.0\.0\.1:\([0-9]*\)/.*|\1|p' stack.env)
@@ -38,23 +39,31 @@ as_owner() {
   if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# Where the data directory really is: var/postgres/data, or its stand-in under /var/tmp
-# when the `postgres` user cannot reach this checkout.
-data_dir() {
-  local data=$HOME_DIR/data
-  if [[ -L "$data" || -d "$data" ]] || [[ "$(id -u)" != 0 ]]; then
-    echo "$data"; return
+# The cluster's home, var/postgres; as root, when the `postgres` user cannot reach this
+# checkout (a clone under /root), a directory under /var/tmp that var/postgres links to.
+# Every path handed to a command run as `postgres` is the resolved one (it cannot go
+# through /root either).
+make_home() {
+  [[ -d "$LINK" ]] && return 0
+  mkdir -p "$(dirname "$LINK")"
+  if [[ "$(id -u)" == 0 ]] && ! runuser -u postgres -- test -x "$(dirname "$LINK")"; then
+    local elsewhere
+    elsewhere=/var/tmp/mp3mesh-postgres-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
+    log "the postgres user cannot reach $LINK; the cluster lives in $elsewhere"
+    mkdir -p "$elsewhere"
+    chmod 0755 "$elsewhere"
+    ln -sfn "$elsewhere" "$LINK"
+  else
+    mkdir -p "$LINK"
   fi
-  if runuser -u postgres -- test -x "$HOME_DIR"; then
-    echo "$data"; return
-  fi
-  local elsewhere
-  elsewhere=/var/tmp/mp3mesh-postgres-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
-  log "the postgres user cannot reach $HOME_DIR; keeping the data in $elsewhere"
-  mkdir -p "$elsewhere"
-  ln -sfn "$elsewhere" "$data"
-  echo "$data"
 }
+resolve_home() {
+  [[ -e "$LINK" ]] || return 0
+  HOME_DIR=$(readlink -f "$LINK")
+  PASSFILE=$HOME_DIR/pgpass
+  LOGFILE=$HOME_DIR/server.log
+}
+resolve_home
 
 initialise() {
   local bin=$1 data=$2 password pwfile
@@ -95,8 +104,9 @@ running() {
 start() {
   local bin data
   bin=$(bindir)
-  mkdir -p "$HOME_DIR"
-  data=$(data_dir)
+  make_home
+  resolve_home
+  data=$HOME_DIR/data
   if [[ ! -f "$data/PG_VERSION" ]]; then
     rm -rf "${data:?}/"*
     initialise "$bin" "$data"
@@ -141,9 +151,8 @@ stop() {
 # Removes the cluster's data, wherever it is (`make clean`).
 remove() {
   stop
-  local data=$HOME_DIR/data
-  [[ -L "$data" ]] && rm -rf "$(readlink -f "$data")"
-  rm -rf "$HOME_DIR"
+  [[ -L "$LINK" ]] && rm -rf "$(readlink -f "$LINK")"
+  rm -rf "$LINK"
 }
 
 case "${1:-}" in
