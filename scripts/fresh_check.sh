@@ -140,6 +140,8 @@ errors=$("$ffmpeg" -nostdin -v error -i var/demo/sample.mp3 -f null - 2>&1) || {
 [[ -z "$errors" ]] || { echo "FAIL: ffmpeg decoded the MP3 with errors: $errors"; exit 1; }
 "$ffmpeg" -nostdin -hide_banner -i var/demo/sample.mp3 2>&1 | grep -E 'Duration|Audio:' || true
 echo "MP3 decodes cleanly with ffmpeg"
+echo "Versions: $("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version)," \
+  "$(dpkg-query -W -f '${Package} ${Version}, ' rabbitmq-server erlang-base nodejs npm)$(.venv/bin/python --version)"
 SH
 
 # run_step SUITE NAME TIMEOUT SCRIPT: one step in the container, its output in the suite's
@@ -189,22 +191,26 @@ for suite in "${suites[@]}"; do
   log "$suite: base ready in $(elapsed $((SECONDS - start)))"
 
   container=mp3mesh-fresh-$suite-$$
+  start=$SECONDS
   podman run -d --name "$container" --init --network=slirp4netns \
     --volume "$repo:/src.git:ro" --volume "$host_ca:/host-ca.crt:ro" \
     --env CI=true --env PIP_CERT=/host-ca.crt --env NODE_EXTRA_CA_CERTS=/host-ca.crt \
     --env PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-180}" \
     "docker.io/library/debian:$suite-slim" sleep infinity >/dev/null
+  phase_times+=("start $(elapsed $((SECONDS - start)))")
   log "$suite: container $container (network slirp4netns); steps logged to $logs/$suite.log"
   if run_step "$suite" machine 900 "$step_machine" \
     && run_step "$suite" clone 300 "$step_clone" \
     && run_step "$suite" demo "$demo_timeout" "$step_demo" \
     && run_step "$suite" check 300 "$step_check"; then
-    sed -n '/===== check/,$p' "$logs/$suite.log" | grep -E '^(MP3|Mail|  Duration|  Stream)' | sed 's/^ */    /'
+    sed -n '/===== check/,$p' "$logs/$suite.log" | grep -E '^(MP3|Mail|Versions|  Duration|  Stream)' | sed 's/^ */    /'
     result="ok"
   else
     result="FAILED"; failed=1
   fi
+  start=$SECONDS
   cleanup
+  phase_times+=("remove $(elapsed $((SECONDS - start)))")
   phases=$(printf '%s, ' "${phase_times[@]}")
   summary+=("$suite: $result in $(elapsed $((SECONDS - suite_start))) (${phases%, })")
 done
