@@ -34,9 +34,10 @@ bindir() {
   echo "$dir"
 }
 
-# Runs a server-side command as the cluster's owner: ourselves, or `postgres` when root.
+# Runs a server-side command as the cluster's owner: ourselves, or `postgres` when root
+# (from /, which it can enter: every path given to it is absolute).
 as_owner() {
-  if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [[ "$(id -u)" == 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # The cluster's home, var/postgres; as root, when the `postgres` user cannot reach this
