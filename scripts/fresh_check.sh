@@ -158,7 +158,7 @@ run_step() {
     [[ $status == 124 ]] && log "$suite: $name timed out after $(elapsed "$limit")"
     log "$suite: $name FAILED (exit $status) after $(elapsed $took); the end of its log ($logs/$suite.log):"
     sed -n "/^===== $name /,\$p" "$logs/$suite.log" | tail -n 60 | sed 's/^/    /' >&2
-    if [[ $name == demo ]]; then
+    if [[ $name == demo ]] && podman exec "$container" test -s /root/mp3mesh/var/demo-stack.log; then
       log "$suite: the end of the mesh's log (var/demo-stack.log in the container):"
       podman exec "$container" tail -n 30 /root/mp3mesh/var/demo-stack.log 2>&1 | sed 's/^/    /' >&2 || true
     fi
