@@ -47,6 +47,7 @@ echo "building Kubernetes $KUBE_VERSION and etcd (k8s/cluster/go.mod) into $out"
 echo "building kwok $KWOK_VERSION" >&2
 GOBIN=$tmp GOFLAGS=${GOFLAGS/-mod=readonly/} go install -trimpath -ldflags "-s -w" \
   "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" </dev/null
+chmod 755 "$tmp"
 echo "$stamp" >"$tmp/.stamp"
 rm -rf "$out"
 mv "$tmp" "$out"

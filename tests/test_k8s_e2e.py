@@ -37,7 +37,6 @@ import shutil
 import subprocess
 import tarfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -182,7 +181,9 @@ def rendered(c: Cluster, kustomization: Path) -> list[dict[str, Any]]:
 def claims(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """Each PersistentVolumeClaim the objects make: standalone ones and one per replica
     of each StatefulSet's claim templates (named <template>-<statefulset>-<ordinal>)."""
-    found = [(o["metadata"]["name"], o["spec"]) for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    found = [
+        (o["metadata"]["name"], o["spec"]) for o in objects if o["kind"] == "PersistentVolumeClaim"
+    ]
     for sts in (o for o in objects if o["kind"] == "StatefulSet"):
         for template in sts["spec"].get("volumeClaimTemplates", []):
             for i in range(sts["spec"].get("replicas", 1)):
@@ -211,33 +212,37 @@ def static_volumes(c: Cluster, namespace: str, objects: list[dict[str, Any]]) ->
         c.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(pv))
 
 
-def prepare_namespace(c: Cluster, overlay: str, namespace: str, objects: list[dict[str, Any]]) -> None:
+def prepare_namespace(
+    c: Cluster, overlay: str, namespace: str, objects: list[dict[str, Any]]
+) -> None:
     """What the README has the operator do before applying: the Namespace (the overlay's
     own object), then for prod the Secrets it does not make; for dev, volumes."""
     ns = next(o for o in objects if o["kind"] == "Namespace")
     c.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(ns))
     if overlay.startswith("prod"):
         example = ROOT / "k8s/overlays/prod/secrets.env.example"
-        c.kubectl("-n", namespace, "create", "secret", "generic", "mp3mesh-secrets", f"--from-env-file={example}")
+        create = ["-n", namespace, "create", "secret"]
+        c.kubectl(*create, "generic", "mp3mesh-secrets", f"--from-env-file={example}")
         key, crt = c.work / "tls.key", c.work / "tls.crt"
         if not crt.exists():
-            run(
-                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                "-subj", "/CN=mp3mesh.example.com", "-keyout", key, "-out", crt,
-            )  # fmt: skip
-        c.kubectl("-n", namespace, "create", "secret", "tls", "mp3mesh-tls", f"--cert={crt}", f"--key={key}")
+            subject = "/CN=mp3mesh.example.com"
+            x509 = ["-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject]
+            run("openssl", "req", *x509, "-keyout", key, "-out", crt)
+        c.kubectl(*create, "tls", "mp3mesh-tls", f"--cert={crt}", f"--key={key}")
     if overlay == "prod-keda":
         crds = c.kubectl("apply", "--server-side", "-f", str(KEDA_CRDS))
         assert not crds.stderr, crds.stderr
-        c.kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh",
-                  "crd/triggerauthentications.keda.sh", f"--timeout={WAIT}")  # fmt: skip
+        names = ["crd/scaledobjects.keda.sh", "crd/triggerauthentications.keda.sh"]
+        c.kubectl("wait", "--for=condition=Established", *names, f"--timeout={WAIT}")
     static_volumes(c, namespace, objects)
 
 
 def apply(c: Cluster, overlay: str, namespace: str, release: str | None = None) -> Applied:
     kustomization = in_namespace(c, overlay, namespace, release)
     objects = rendered(c, kustomization)
-    if not c.get("namespace", "--ignore-not-found", "-l", "kubernetes.io/metadata.name=" + namespace)["items"]:
+    if not c.get(
+        "namespace", "--ignore-not-found", "-l", "kubernetes.io/metadata.name=" + namespace
+    )["items"]:
         prepare_namespace(c, overlay, namespace, objects)
     result = c.kubectl("apply", "--server-side", "-k", str(kustomization), check=False)
     return Applied(overlay, namespace, kustomization, result, objects)
@@ -247,9 +252,13 @@ def wait_ready(c: Cluster, namespace: str) -> None:
     """Every Deployment Available, every StatefulSet rolled out, every Job complete."""
     ns = ["-n", namespace]
     if c.get("deployments", *ns)["items"]:
-        c.kubectl("wait", *ns, "--for=condition=Available", "deployment", "--all", f"--timeout={WAIT}")
+        c.kubectl(
+            "wait", *ns, "--for=condition=Available", "deployment", "--all", f"--timeout={WAIT}"
+        )
     for sts in c.get("statefulsets", *ns)["items"]:
-        c.kubectl("rollout", "status", *ns, f"statefulset/{sts['metadata']['name']}", f"--timeout={WAIT}")
+        c.kubectl(
+            "rollout", "status", *ns, f"statefulset/{sts['metadata']['name']}", f"--timeout={WAIT}"
+        )
     if c.get("jobs", *ns)["items"]:
         c.kubectl("wait", *ns, "--for=condition=Complete", "job", "--all", f"--timeout={WAIT}")
 
@@ -257,8 +266,9 @@ def wait_ready(c: Cluster, namespace: str) -> None:
 def failure_events(c: Cluster, namespace: str) -> list[str]:
     events = c.get("events", "-n", namespace)["items"]
     return [
-        f"{e['involvedObject']['kind']}/{e['involvedObject']['name']}: {e['reason']}: {e['message']}"
+        f"{o['kind']}/{o['name']}: {e['reason']}: {e['message']}"
         for e in events
+        for o in [e["involvedObject"]]
         if e["reason"] in ("FailedCreate", "FailedScheduling")
     ]
 
@@ -273,7 +283,9 @@ def applied(cluster: Cluster) -> dict[str, Applied]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_applies_server_side_with_no_warning(applied: dict[str, Applied], overlay: str) -> None:
+def test_overlay_applies_server_side_with_no_warning(
+    applied: dict[str, Applied], overlay: str
+) -> None:
     a = applied[overlay]
     assert a.result.returncode == 0, a.result.stderr
     assert a.result.stderr == "", f"kubectl warned or failed:\n{a.result.stderr}"
@@ -301,7 +313,9 @@ def test_every_workload_becomes_ready_on_the_kwok_nodes(
         assert pod["status"]["phase"] in ("Running", "Succeeded"), pod["metadata"]["name"]
     for w in workloads:  # a pod of every workload exists (none silently refused)
         selector = w["spec"]["selector"]["matchLabels"]
-        assert any(selector.items() <= p["metadata"].get("labels", {}).items() for p in pods), w["metadata"]
+        assert any(selector.items() <= p["metadata"].get("labels", {}).items() for p in pods), w[
+            "metadata"
+        ]
     for pvc in cluster.get("pvc", "-n", a.namespace)["items"]:
         assert pvc["status"]["phase"] == "Bound", pvc["metadata"]["name"]
     assert failure_events(cluster, a.namespace) == []
@@ -316,8 +330,8 @@ def test_the_hpa_owns_the_gateways_replicas_and_reapplying_leaves_them(
     ns = ["-n", applied["prod"].namespace]
     hpa = cluster.get("hpa/gateway", *ns)
     minimum = hpa["spec"]["minReplicas"]
-    cluster.kubectl("wait", *ns, f"--for=jsonpath={{.spec.replicas}}={minimum}", "deployment/gateway",
-                    f"--timeout={WAIT}")  # fmt: skip
+    replicas = f"--for=jsonpath={{.spec.replicas}}={minimum}"
+    cluster.kubectl("wait", *ns, replicas, "deployment/gateway", f"--timeout={WAIT}")
     deployment = cluster.get("deployment/gateway", *ns, "--show-managed-fields")
     owners = [
         m["manager"]
@@ -325,13 +339,17 @@ def test_the_hpa_owns_the_gateways_replicas_and_reapplying_leaves_them(
         if "f:replicas" in m.get("fieldsV1", {}).get("f:spec", {})
     ]
     assert owners and "kubectl" not in owners, owners  # the manifests leave replicas alone
-    again = cluster.kubectl("apply", "--server-side", "-k", str(applied["prod"].kustomization), check=False)
+    again = cluster.kubectl(
+        "apply", "--server-side", "-k", str(applied["prod"].kustomization), check=False
+    )
     assert again.returncode == 0 and again.stderr == "", again.stderr
     assert cluster.get("deployment/gateway", *ns)["spec"]["replicas"] == minimum
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_reapplying_changes_nothing(cluster: Cluster, applied: dict[str, Applied], overlay: str) -> None:
+def test_reapplying_changes_nothing(
+    cluster: Cluster, applied: dict[str, Applied], overlay: str
+) -> None:
     a = applied[overlay]
     wait_ready(cluster, a.namespace)
     again = cluster.kubectl("apply", "--server-side", "-k", str(a.kustomization), check=False)
@@ -350,7 +368,9 @@ def test_upgrade_from_the_previous_release(cluster: Cluster, overlay: str) -> No
     assert old.result.returncode == 0, old.result.stderr
     wait_ready(cluster, namespace)
     new = apply(cluster, overlay, namespace)
-    assert "immutable" not in new.result.stderr and "Forbidden" not in new.result.stderr, new.result.stderr
+    assert "immutable" not in new.result.stderr and "Forbidden" not in new.result.stderr, (
+        new.result.stderr
+    )
     assert new.result.returncode == 0, new.result.stderr
     wait_ready(cluster, namespace)
     assert failure_events(cluster, namespace) == []
@@ -366,23 +386,29 @@ def healthy_per_budget(c: Cluster, namespace: str, budgets: list[dict[str, Any]]
         p
         for p in pods
         if "deletionTimestamp" not in p["metadata"]
-        and any(cond["type"] == "Ready" and cond["status"] == "True" for cond in p["status"].get("conditions", []))
+        and any(
+            cond["type"] == "Ready" and cond["status"] == "True"
+            for cond in p["status"].get("conditions", [])
+        )
     ]
     return {
         b["metadata"]["name"]: sum(
-            b["spec"]["selector"]["matchLabels"].items() <= p["metadata"].get("labels", {}).items() for p in ready
+            b["spec"]["selector"]["matchLabels"].items() <= p["metadata"].get("labels", {}).items()
+            for p in ready
         )
         for b in budgets
     }
 
 
-def test_draining_a_node_keeps_every_budgets_minimum(cluster: Cluster, applied: dict[str, Applied]) -> None:
+def test_draining_a_node_keeps_every_budgets_minimum(
+    cluster: Cluster, applied: dict[str, Applied]
+) -> None:
     namespace = applied["prod"].namespace
     wait_ready(cluster, namespace)
     budgets = cluster.get("pdb", "-n", namespace)["items"]
     assert budgets
-    cluster.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.observedGeneration}=1", "pdb", "--all",
-                    f"--timeout={WAIT}")  # fmt: skip
+    observed = "--for=jsonpath={.status.observedGeneration}=1"
+    cluster.kubectl("wait", "-n", namespace, observed, "pdb", "--all", f"--timeout={WAIT}")
     budgets = cluster.get("pdb", "-n", namespace)["items"]
     minimum = {b["metadata"]["name"]: b["status"]["desiredHealthy"] for b in budgets}
     pods = cluster.get("pods", "-n", namespace)["items"]
@@ -400,8 +426,8 @@ def test_draining_a_node_keeps_every_budgets_minimum(cluster: Cluster, applied: 
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        drain = cluster.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
-                                "--timeout=150s", check=False, timeout=200)  # fmt: skip
+        flags = ["--ignore-daemonsets", "--delete-emptydir-data", "--timeout=150s"]
+        drain = cluster.kubectl("drain", node, *flags, check=False, timeout=200)
     finally:
         done.set()
         sampler.join()
@@ -409,7 +435,10 @@ def test_draining_a_node_keeps_every_budgets_minimum(cluster: Cluster, applied: 
         assert drain.returncode == 0, drain.stdout + drain.stderr
         assert all(lowest[name] >= minimum[name] for name in minimum), (lowest, minimum)
         wait_ready(cluster, namespace)
-        left = [p["metadata"]["name"] for p in cluster.get("pods", "-A", f"--field-selector=spec.nodeName={node}")["items"]]
+        left = [
+            p["metadata"]["name"]
+            for p in cluster.get("pods", "-A", f"--field-selector=spec.nodeName={node}")["items"]
+        ]
         assert left == [], f"pods left on the drained {node}: {left}"
     finally:
         cluster.kubectl("uncordon", node)
@@ -453,7 +482,9 @@ def test_the_readmes_deploy_commands_run_as_written(cluster: Cluster) -> None:
             timeout=300,
         )
         if watch:
-            assert result.returncode == 124 and "NAME" in result.stdout, result.stdout + result.stderr
+            assert result.returncode == 124 and "NAME" in result.stdout, (
+                result.stdout + result.stderr
+            )
         else:
             assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
         if command.startswith("kubectl apply"):
