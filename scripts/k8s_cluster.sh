@@ -11,7 +11,8 @@
 # server-side apply, the workload controllers, the scheduler, PV binding, evictions.
 # kwok plays the kubelets: nodes that heartbeat, pods that become Running and Ready.
 # Everything listens on 127.0.0.1, on ports apart from the stack's: etcd 12379/12380,
-# apiserver 16443, controller-manager 16257, scheduler 16259. Each `up` starts from an
+# apiserver 16443, controller-manager 16257, scheduler 16259. A default StorageClass
+# `static` binds claims to PersistentVolumes made beforehand. Each `up` starts from an
 # empty etcd and a new PKI under var/k8s-cluster/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -220,6 +221,20 @@ metadata:
     type: kwok
 EOF
   done
+  # The default StorageClass, as kind's and minikube's clusters have one: volumes bound
+  # when a pod first uses them (WaitForFirstConsumer), from PersistentVolumes made
+  # beforehand (no provisioner here). With Immediate binding and no class, the scheduler
+  # sees a StatefulSet's pod before its claim is bound and reports FailedScheduling.
+  "${kubectl[@]}" apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: static
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+EOF
   "${kubectl[@]}" wait --for=condition=Ready node --all --timeout=60s >/dev/null ||
     die "the kwok nodes did not become Ready; see $dir/logs/kwok.log"
   # The controller-manager is working once it has made the default ServiceAccount.
