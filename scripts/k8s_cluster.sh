@@ -158,6 +158,8 @@ up() {
   done
   rm -rf "$dir"
   mkdir -p "$dir/logs" "$dir/run" "$dir/etcd"
+  # A start that fails half-way stops what it started (the logs stay for reading).
+  trap 'stop' EXIT
   make_pki
   kubeconfig admin kubernetes-admin
   kubeconfig controller-manager system:kube-controller-manager
@@ -240,6 +242,7 @@ EOF
   # The controller-manager is working once it has made the default ServiceAccount.
   wait_for "the controller-manager's ServiceAccount controller" 60 \
     "${kubectl[@]}" -n default get serviceaccount default
+  trap - EXIT
   log "up: ${#NODES[@]} nodes; KUBECONFIG=$dir/admin.kubeconfig, kubectl in $bin"
   echo "$dir/admin.kubeconfig"
 }

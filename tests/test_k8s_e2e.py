@@ -94,6 +94,11 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}")
         return result
 
+    def apply(self, kustomization: Path) -> subprocess.CompletedProcess[str]:
+        """`kubectl apply --server-side -k`, as field manager `kubectl`; not checked: the
+        callers assert on its exit status and stderr (warnings, conflicts)."""
+        return self.kubectl("apply", "--server-side", "-k", str(kustomization), check=False)
+
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
@@ -243,7 +248,7 @@ def apply(c: Cluster, overlay: str, namespace: str, release: str | None = None) 
     objects = rendered(c, kustomization)
     if not c.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout:
         prepare_namespace(c, overlay, namespace, objects)
-    result = c.kubectl("apply", "--server-side", "-k", str(kustomization), check=False)
+    result = c.apply(kustomization)
     return Applied(overlay, namespace, kustomization, result, objects)
 
 
@@ -344,9 +349,7 @@ def test_the_hpa_sizes_the_gateway_and_reapplying_leaves_its_replicas(
         if "f:replicas" in m.get("fieldsV1", {}).get("f:spec", {})
     ]
     assert "kubectl" not in owners, owners
-    again = cluster.kubectl(
-        "apply", "--server-side", "-k", str(applied["prod"].kustomization), check=False
-    )
+    again = cluster.apply(applied["prod"].kustomization)
     assert again.returncode == 0 and again.stderr == "", again.stderr
     assert cluster.get("deployment/gateway", *ns)["spec"]["replicas"] == minimum
 
@@ -357,7 +360,7 @@ def test_reapplying_changes_nothing(
 ) -> None:
     a = applied[overlay]
     wait_ready(cluster, a.namespace)
-    again = cluster.kubectl("apply", "--server-side", "-k", str(a.kustomization), check=False)
+    again = cluster.apply(a.kustomization)
     assert again.returncode == 0 and again.stderr == "", f"a conflict or a warning:\n{again.stderr}"
     diff = cluster.kubectl("diff", "--server-side", "-k", str(a.kustomization), check=False)
     assert diff.returncode == 0 and diff.stdout == "", f"not a no-op:\n{diff.stdout}{diff.stderr}"
