@@ -198,7 +198,7 @@ up() {
     --use-service-account-credentials=true --service-account-private-key-file="$pki/sa.key" \
     --root-ca-file="$pki/ca.crt" --cluster-signing-cert-file="$pki/ca.crt" \
     --cluster-signing-key-file="$pki/ca.key" --controllers='*' \
-    --horizontal-pod-autoscaler-sync-period=5s --profiling=false
+    --profiling=false
   start kube-scheduler "$bin/kube-scheduler" --kubeconfig="$dir/scheduler.kubeconfig" \
     --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
     --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
