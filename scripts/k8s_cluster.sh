@@ -253,6 +253,7 @@ case ${1:-} in
   status) status ;;
   env)
     bin=$(scripts/k8s_cluster_build.sh)
+    # shellcheck disable=SC2016  # $PATH is for the shell that evals this
     printf 'export KUBECONFIG=%q PATH=%q:$PATH\n' "$dir/admin.kubeconfig" "$bin"
     ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
