@@ -151,9 +151,12 @@ def k8s_tree(c: Cluster, release: str | None) -> Path:
         if release is None:
             shutil.copytree(ROOT / "k8s", dest / "k8s")
         else:
-            archive = subprocess.run(
-                ["git", "archive", release, "k8s"], cwd=ROOT, capture_output=True, check=True
-            ).stdout
+            got = subprocess.run(["git", "archive", release, "k8s"], cwd=ROOT, capture_output=True)
+            assert got.returncode == 0, (
+                f"the upgrade test needs commit {release} (a shallow clone lacks it: "
+                f"git fetch --unshallow): {got.stderr.decode()}"
+            )
+            archive = got.stdout
             with tarfile.open(fileobj=BytesIO(archive)) as tar:
                 tar.extractall(dest, filter="data")
         dev = dest / "k8s/overlays/dev"
