@@ -4,10 +4,11 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
-	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check
+	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check \
+	k8s-cluster k8s-cluster-down k8s-e2e
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
 bootstrap:  ## virtualenv, dependencies, buf, the project's PostgreSQL cluster, a running RabbitMQ
 	@scripts/bootstrap.sh
@@ -69,6 +70,17 @@ k8s-smoke:  ## build the images, run the dev overlay's mesh Deployments as pods 
 	@scripts/bootstrap.sh --test
 	scripts/container_tools.sh
 	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest tests/test_k8s_smoke.py -v -p no:cacheprovider
+
+k8s-cluster:  ## build (cached, ~20 min cold) and start a real control plane with 3 kwok nodes on 127.0.0.1 (scripts/k8s_cluster.sh)
+	scripts/k8s_cluster.sh up
+	@echo 'use it: eval "$$(scripts/k8s_cluster.sh env)"; stop it: make k8s-cluster-down'
+
+k8s-cluster-down:  ## stop the control plane of make k8s-cluster; nothing is left running
+	scripts/k8s_cluster.sh down
+
+k8s-e2e: bootstrap  ## every overlay on a real API server, controllers and kwok nodes: apply, ready, re-apply, upgrade, drain, README
+	MP3MESH_K8S_E2E=1 $(VENV)/bin/pytest tests/test_k8s_e2e.py -v -p no:cacheprovider --durations=5; \
+	  rc=$$?; scripts/k8s_cluster.sh down; exit $$rc
 
 k8s-dev-secrets:  ## write k8s/overlays/dev/secrets.env (git-ignored) with random passwords
 	scripts/k8s_dev_secrets.sh
