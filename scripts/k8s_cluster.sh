@@ -83,7 +83,8 @@ start() { # start NAME BINARY ARGS...: in the background, its own process group,
 }
 
 cert() { # cert NAME CN O [SAN]: a key and a certificate signed by the cluster's CA
-  local name=$1 cn=$2 o=$3 san=${4:-} ext=$pki/$1.ext subj="/CN=$2"
+  local name=$1 cn=$2 o=$3 san=${4:-} ext=$pki/$1.ext
+  local subj="/CN=$cn"
   [[ -z $o ]] || subj="/O=$o$subj"
   openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" \
     -out "$pki/$name.csr" 2>/dev/null
@@ -100,7 +101,6 @@ cert() { # cert NAME CN O [SAN]: a key and a certificate signed by the cluster's
   openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
     -CAcreateserial -days 7 -sha256 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
   rm -f "$pki/$name.csr" "$ext"
-  : "$cn"
 }
 
 make_pki() {
