@@ -22,7 +22,9 @@ def main() -> None:
     for stale in sweep_work_dir(settings.work_dir):
         log.info("removed a dead converter's temp directory", path=str(stale))
     mongo: MongoClient = MongoClient(settings.mongo_url, **settings.mongo_options)
-    events = ThreadedPublisher(settings.amqp_url, [], topics=[settings.job_events_exchange])
+    events = ThreadedPublisher(
+        settings.amqp_url, [settings.mp3_queue], topics=[settings.job_events_exchange]
+    )
     events.start()
     converter = Converter(mongo[settings.mongo_db], settings, events)
     log.info("converting", concurrent_conversions=settings.conversions)

@@ -43,6 +43,7 @@ async def run(settings: GatewaySettings) -> None:
         store.jobs,
         publisher,
         video_queue=settings.video_queue,
+        mp3_queue=settings.mp3_queue,
         publish_timeout=settings.publish_timeout_seconds,
         interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,

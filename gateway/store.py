@@ -135,7 +135,7 @@ class FileStore:
         await self.jobs.insert_one(job)
 
     async def job(self, owner_id: str, job_id: ObjectId) -> dict[str, Any] | None:
-        return await self.jobs.find_one({"_id": job_id, "owner_id": owner_id})
+        return await self.jobs.find_one(jobs.owned(owner_id, job_id))
 
     async def jobs_page(
         self, owner_id: str, before: ObjectId | None, limit: int
@@ -151,7 +151,7 @@ class FileStore:
         )
 
     async def job_of_mp3(self, owner_id: str, mp3_id: ObjectId) -> dict[str, Any] | None:
-        return await self.jobs.find_one({"mp3_key": str(mp3_id), "owner_id": owner_id})
+        return await self.jobs.find_one(jobs.owned_with_mp3(owner_id, mp3_id))
 
     def mp3_windows(self, files_doc: dict[str, Any]) -> AsyncIterator[list[bytes]]:
         return gridfs_io.aiter_windows(self.db, gridfs_io.MP3S, files_doc["_id"], files_doc)
