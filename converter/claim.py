@@ -99,6 +99,18 @@ class Claim:
         if self.lost.is_set():
             raise JobLost(f"job {self.job_id} was taken over by another converter")
 
+    def _renew(self, change: jobs.Change) -> bool:
+        """One renewal; whether the job is still held. Not held any more because another
+        converter took it over: :attr:`lost` is set. (A renewal may also cross this
+        holder's own final write: then the job is simply done.)"""
+        if self.collection.update_one(change.filter, change.update).matched_count:
+            return True
+        record = self.collection.find_one({"_id": self.job_id}, {"claim": 1, "status": 1})
+        if record is None or not jobs.finished_by(record, self.token):
+            log.warning("job taken over by another converter", job_id=str(self.job_id))
+            self.lost.set()
+        return False
+
     @contextmanager
     def renewed(self, lease_seconds: float) -> Iterator[None]:
         """Renew the lease every third of it while the block runs. A renewal that matches
@@ -110,15 +122,11 @@ class Claim:
             change = jobs.renew(self.job_id, self.token)
             while not done.wait(lease_seconds / 3):
                 try:
-                    matched = self.collection.update_one(change.filter, change.update)
+                    if not self._renew(change):
+                        return
                 except PyMongoError as exc:
                     log.warning("could not renew the job's lease", job_id=str(self.job_id),
                                 error=repr(exc))  # fmt: skip
-                    continue
-                if matched.matched_count == 0:
-                    log.warning("job taken over by another converter", job_id=str(self.job_id))
-                    self.lost.set()
-                    return
 
         renewer = threading.Thread(target=renew, name="lease", daemon=True)
         renewer.start()

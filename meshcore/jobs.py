@@ -347,6 +347,12 @@ def expire(job_id: Any, at: float) -> Change:
     return Change({"_id": job_id}, {"$set": {"expired_at": at}})
 
 
+def finished_by(record: dict[str, Any], token: str) -> bool:
+    """Whether the holder ``token`` finished the job (a holder's transitions keep its
+    token on the record once it reached a final state)."""
+    return record.get("claim") == token and record.get("status") in FINAL
+
+
 # --- Queries -------------------------------------------------------------------------------
 
 

@@ -177,6 +177,18 @@ def test_a_lost_lease_stops_ffmpeg_at_once(
     assert claim.lost.is_set() and time.monotonic() - started < 5
 
 
+def test_a_renewal_after_the_holders_own_final_write_is_no_loss(
+    converter: Converter, media: Path
+) -> None:
+    claim = _claimed(converter, media / "clip.mp4")
+    with claim.renewed(lease_seconds=0.3):
+        claim.write_final(
+            jobs.fail(claim.job_id, claim.token, "broken", expires_at=9e9, announce={})
+        )
+        time.sleep(0.5)  # renewals come every 0.1 s and now match nothing
+    assert not claim.lost.is_set()
+
+
 def test_a_store_outage_costs_a_percentage_never_the_conversion(
     converter: Converter, media: Path
 ) -> None:

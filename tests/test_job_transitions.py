@@ -94,6 +94,7 @@ def test_succeed_is_the_holders_alone_and_repeatable_by_it(collection: Collectio
     assert done["mp3_key"] == str(done["mp3_file_id"]) and "mp3_pending_id" not in done
     assert (done["announce_queue"], done["announce_at"]) == (MP3_QUEUE, 2000.0)
     assert apply(collection, succeed(job_id, "a"))["status"] == jobs.SUCCEEDED, "a retry"
+    assert jobs.finished_by(done, "a") and not jobs.finished_by(done, "b")
     failing = jobs.fail(job_id, "a", "late", expires_at=9e9, announce=finish_announcement())
     assert apply(collection, failing) is None, "SUCCEEDED is never overwritten with FAILED"
 
