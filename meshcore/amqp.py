@@ -472,6 +472,11 @@ class ThreadedPublisher:
             return future
 
         def run() -> None:
+            # A caller that stopped waiting (a timed-out wait_for cancels the future) gets
+            # nothing published; a running future can no longer be cancelled, so setting
+            # its outcome below cannot fail inside pika's callback and drop the connection.
+            if not future.set_running_or_notify_cancel():
+                return
             try:
                 with tracing.attached(caller):
                     work()
