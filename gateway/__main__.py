@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor, TokenCache
 from gateway.bounds import ClientBounds
+from gateway.housekeeping import Housekeeping
 from gateway.job_events import JobEvents
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
@@ -46,9 +47,15 @@ async def run(settings: GatewaySettings) -> None:
         mp3_queue=settings.mp3_queue,
         publish_timeout=settings.publish_timeout_seconds,
         interval=settings.relay_interval_seconds,
+    )
+    housekeeping = Housekeeping(
+        store.jobs,
+        video_queue=settings.video_queue,
+        interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,
     )
     relaying = asyncio.create_task(relay.run())
+    sweeping = asyncio.create_task(housekeeping.run())
     try:
         await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
     except PyMongoError as exc:  # not worth refusing to start for; the next start retries
@@ -87,6 +94,7 @@ async def run(settings: GatewaySettings) -> None:
 
     async def close() -> None:
         relaying.cancel()
+        sweeping.cancel()
         await store.finish_cleanups(settings.cleanup_grace_seconds)
         await auth_channel.close()
         await asyncio.to_thread(publisher.close)

@@ -13,11 +13,6 @@ converter claims jobs, so a repeat is harmless.
 The converter records a finished job's JobFinished the same way, with its final status:
 whatever its own publish did not get confirmed (the broker cut off mid-conversion), the
 relay publishes, so the user's result never waits on a message's retry delays.
-
-The relay also sweeps: a job whose converter stopped renewing its lease (it died, or
-stalls) is put back to QUEUED with a pending announcement; the converter ends it FAILED
-once it has been started too often. Whether a converter stopped renewing is judged on
-this gateway's clock alone (meshcore/jobs.py, LeaseWatch).
 """
 
 from __future__ import annotations
@@ -34,7 +29,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from gateway.metrics import ANNOUNCEMENTS
-from meshcore import gridfs_io, jobs, tracing
+from meshcore import jobs, tracing
 from meshcore.amqp import ThreadedPublisher
 
 log = structlog.get_logger()
@@ -53,12 +48,9 @@ class OutboxRelay:
         mp3_queue: str | None = None,
         publish_timeout: float,
         interval: float,
-        retention: float = 24 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = collection
-        self.db = collection.database
-        self.retention = retention
         self.publisher = publisher
         self.video_queue = video_queue
         # The message each queue's announcement is, built from the record.
@@ -70,9 +62,6 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.interval = interval
         self.clock = clock
-        # Looks further apart than this (the store down, this process stalled) do not
-        # count as watching a converter's lease.
-        self.leases = jobs.LeaseWatch(max_gap=3 * interval + publish_timeout)
 
     def mark_pending(self, job: dict[str, Any]) -> None:
         """Give a job record, before it is stored, its pending announcement: when it was
@@ -96,14 +85,11 @@ class OutboxRelay:
         await self.jobs.update_one(change.filter, change.update)
 
     async def run(self) -> None:
-        """Relay and sweep every ``interval`` seconds until cancelled."""
+        """Relay every ``interval`` seconds until cancelled."""
         while True:
             try:
-                await self.sweep_expired_leases()
                 await self.relay_pending()
-                await self.expire_finished_jobs()
             except PyMongoError as exc:
-                self.leases.forget()
                 log.warning("outbox relay: store unavailable", error=str(exc))
             await asyncio.sleep(self.interval)
 
@@ -129,42 +115,3 @@ class OutboxRelay:
                          queue=job["announce_queue"])  # fmt: skip
             relayed += 1
         return relayed
-
-    async def sweep_expired_leases(self) -> int:
-        """Put jobs whose converter stopped renewing its lease back in the queue."""
-        held = self.jobs.find(jobs.held(), {"claim": 1, "renewals": 1, "lease_seconds": 1})
-        swept = 0
-        for record in self.leases.look(await held.to_list()):
-            change = jobs.requeue_expired(
-                record["_id"], record.get("claim"), record.get("renewals", 0), self.video_queue
-            )
-            if await self.jobs.find_one_and_update(change.filter, change.update) is None:
-                continue  # renewed, finished or put back meanwhile
-            log.warning("job's converter stopped renewing its lease; queued again",
-                        job_id=str(record["_id"]))  # fmt: skip
-            swept += 1
-        return swept
-
-    async def expire_finished_jobs(self) -> int:
-        """Retention: delete the files of jobs past ``expires_at`` (every MP3 written for
-        the job, a lost attempt's included) and mark them expired (so a download can say
-        so); delete the records themselves ``retention`` later."""
-        now = self.clock()
-        expired = 0
-        async for job in self.jobs.find(jobs.due_for_expiry(now)).limit(BATCH):
-            await self._discard_files(job)
-            change = jobs.expire(job["_id"], now)
-            await self.jobs.update_one(change.filter, change.update)
-            log.info("job expired; its files were deleted", job_id=str(job["_id"]))
-            expired += 1
-        await self.jobs.delete_many(jobs.expired_before(now - self.retention))
-        return expired
-
-    async def _discard_files(self, job: dict[str, Any]) -> None:
-        mp3s = self.db[f"{gridfs_io.MP3S}.files"].find({"metadata.job_id": str(job["_id"])})
-        mp3_ids = {mp3["_id"] async for mp3 in mp3s}
-        if job.get("mp3_file_id"):
-            mp3_ids.add(job["mp3_file_id"])
-        for mp3_id in mp3_ids:
-            await gridfs_io.adiscard(self.db, gridfs_io.MP3S, mp3_id)
-        await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job["_id"])

@@ -18,7 +18,8 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSetting
     token_cache_seconds: float = 30.0
     token_cache_size: int = 10_000
     publish_timeout_seconds: float = 10.0
-    # How often the outbox relay publishes pending announcements and sweeps expired leases.
+    # How often the outbox relay publishes pending announcements, and housekeeping sweeps
+    # (leases, retention).
     relay_interval_seconds: float = 5.0
     # On shutdown, how long removals of failed uploads still retrying may take.
     cleanup_grace_seconds: float = 5.0

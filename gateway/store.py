@@ -49,7 +49,12 @@ class FileStore:
             await asyncio.wait(set(self._cleanups), timeout=grace)
 
     async def ensure_indexes(self) -> None:
-        await self.jobs.create_index("owner_id")
+        """Indexes for every lookup the API, the relay and housekeeping make."""
+        for field in jobs.INDEXED:
+            await self.jobs.create_index(field)
+        # Retention finds every MP3 written for a job (a lost attempt's included).
+        await self.db[f"{gridfs_io.MP3S}.files"].create_index("metadata.job_id")
+        await self.db[UPLOADS].create_index("started")
 
     @asynccontextmanager
     async def atomic_upload(self, job_id: ObjectId, owner_id: str) -> AsyncIterator[None]:

@@ -355,6 +355,9 @@ def finished_by(record: dict[str, Any], token: str) -> bool:
 
 # --- Queries -------------------------------------------------------------------------------
 
+# One index per field the queries below (and the owner's listings) look jobs up by.
+INDEXED = ("owner_id", "status", "announce_at", "expires_at", "expired_at", "mp3_key")
+
 
 def held() -> dict[str, Any]:
     """Jobs some converter holds (the sweeper watches their renewals)."""

@@ -1,7 +1,7 @@
-"""The gateway's outbox relay on the MongoDB-wire stand-in and the real RabbitMQ: a job
-whose converter stopped renewing its lease goes back to the queue, and a pending
-announcement (VideoUploaded, or a converter's JobFinished) is published with confirms and
-then cleared."""
+"""The gateway's outbox relay and housekeeping on the MongoDB-wire stand-in and the real
+RabbitMQ: a job whose converter stopped renewing its lease goes back to the queue and is
+announced again, and a pending announcement (VideoUploaded, or a converter's JobFinished)
+is published with confirms and then cleared."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from gateway.housekeeping import Housekeeping
 from gateway.relay import OutboxRelay
 from meshcore import jobs
 from meshcore.amqp import ThreadedPublisher, decode
@@ -76,16 +77,17 @@ def test_a_job_whose_converter_stopped_renewing_is_queued_and_announced_again(
     video_queue, mp3_queue = queues
 
     async def test(collection: AsyncCollection) -> dict:
+        housekeeping = Housekeeping(collection, video_queue=video_queue, interval=LEASE / 4)
         relay = OutboxRelay(
             collection, publisher, video_queue=video_queue, mp3_queue=mp3_queue,
-            publish_timeout=5, interval=LEASE / 4,
+            publish_timeout=5, interval=1,
         )  # fmt: skip
         silent, renewing = _processing_job("silent"), _processing_job("renewing")
         await collection.insert_many([silent, renewing])
         swept = []
         for _ in range(8):  # two leases, watched every quarter of one
             await collection.update_one({"_id": renewing["_id"]}, {"$inc": {"renewals": 1}})
-            swept.append(await relay.sweep_expired_leases())
+            swept.append(await housekeeping.sweep_expired_leases())
             await asyncio.sleep(LEASE / 4)
         assert sum(swept) == 1 and swept[:3] == [0, 0, 0], "not before a whole lease"
         assert (await collection.find_one({"_id": renewing["_id"]}))["status"] == jobs.PROCESSING
