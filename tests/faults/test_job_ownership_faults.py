@@ -164,3 +164,35 @@ def _delete_queues(*names: str) -> None:
     for name in names:
         channel.queue_delete(name)
     conn.close()
+
+
+def libfaketime() -> Path:
+    """Debian's libfaketime (scripts/bootstrap.sh --test installs it)."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is not installed (apt-get install faketime)"
+    return found[0]
+
+
+def test_a_converter_60_s_behind_the_gateway_keeps_its_job(
+    mesh: ServiceStack, tally: Tally, long_video: Path
+) -> None:
+    """The converter's clock 60 s behind the gateway's, ten times the lease: no lease is
+    judged by comparing the two, so the job is converted once, attempts 1."""
+    skewed = {
+        "LD_PRELOAD": str(libfaketime()),
+        "FAKETIME": "-60",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # the skew is between wall clocks
+    }
+    try:
+        mesh.restart("converter", skewed)
+        client = mesh.new_user()
+        job_id = tally.submitted(client.upload(long_video).id)
+        done = client.wait(job_id, timeout=300)
+        assert_converted_once(mesh, done, attempts=1)
+        record = job_record(mesh, job_id)
+        skew = (record["created"] - record["updated"]).total_seconds()
+        print(f"the converter recorded the job finished {skew:.1f} s before the gateway "
+              f"created it")  # fmt: skip
+        assert skew > 30, "the converter ran with its clock behind"
+    finally:
+        mesh.restart("converter", {})
