@@ -7,7 +7,6 @@ import asyncio
 import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor, TokenCache
 from gateway.bounds import ClientBounds
@@ -36,7 +35,7 @@ MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthSer
 
 async def run(settings: GatewaySettings) -> None:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, **settings.mongo_options)
-    store = FileStore(mongo[settings.mongo_db])
+    store = FileStore(mongo[settings.mongo_db], settings.unfinished_upload_age_seconds)
     await store.ensure_indexes()
     publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
     await asyncio.to_thread(publisher.start)
@@ -49,17 +48,13 @@ async def run(settings: GatewaySettings) -> None:
         interval=settings.relay_interval_seconds,
     )
     housekeeping = Housekeeping(
-        store.jobs,
+        store,
         video_queue=settings.video_queue,
         interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,
     )
     relaying = asyncio.create_task(relay.run())
     sweeping = asyncio.create_task(housekeeping.run())
-    try:
-        await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
-    except PyMongoError as exc:  # not worth refusing to start for; the next start retries
-        log.warning("unfinished upload sweep failed", error=repr(exc))
     events = JobEvents(settings.amqp_url, settings.job_events_exchange)
     await events.start()
     auth_channel = service_channel(settings.auth_address, tls.channel_credentials(settings))

@@ -7,6 +7,9 @@
   LeaseWatch), so a clock skew between machines expires nothing.
 - Retention: the files of jobs past ``expires_at`` go, then, ``retention`` later, their
   records.
+- Orphan uploads: an upload whose gateway stopped heartbeating for its lease (the
+  gateway died mid-upload) loses what it wrote, watched the same way; a live upload of
+  another gateway keeps beating and is never touched.
 
 Every gateway runs it; the transitions are conditioned on what each one saw, so two
 gateways sweeping at once do each thing once.
@@ -20,9 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from gateway.store import FileStore
 from meshcore import gridfs_io, jobs
 
 log = structlog.get_logger()
@@ -34,15 +37,16 @@ BATCH = 100
 class Housekeeping:
     def __init__(
         self,
-        collection: AsyncCollection[dict[str, Any]],
+        store: FileStore,
         *,
         video_queue: str,
         interval: float,
         retention: float = 24 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.jobs = collection
-        self.db = collection.database
+        self.store = store
+        self.jobs = store.jobs
+        self.db = store.db
         self.video_queue = video_queue
         self.interval = interval
         self.retention = retention
@@ -50,15 +54,18 @@ class Housekeeping:
         # Looks further apart than a few rounds (the store down, this process stalled)
         # do not count as watching a converter's lease.
         self.leases = jobs.LeaseWatch(max_gap=3 * interval + 5)
+        self.uploads = jobs.LeaseWatch(max_gap=3 * interval + 5)
 
     async def run(self) -> None:
         """Sweep every ``interval`` seconds until cancelled."""
         while True:
             try:
                 await self.sweep_expired_leases()
+                await self.sweep_orphan_uploads()
                 await self.expire_finished_jobs()
             except PyMongoError as exc:
                 self.leases.forget()
+                self.uploads.forget()
                 log.warning("housekeeping: store unavailable", error=str(exc))
             await asyncio.sleep(self.interval)
 
@@ -76,6 +83,13 @@ class Housekeeping:
                         job_id=str(record["_id"]))  # fmt: skip
             swept += 1
         return swept
+
+    async def sweep_orphan_uploads(self) -> int:
+        """Remove the uploads whose gateway stopped heartbeating."""
+        removed = 0
+        for mark in self.uploads.look(await self.store.upload_marks()):
+            removed += await self.store.remove_orphan(mark)
+        return removed
 
     async def expire_finished_jobs(self) -> int:
         """Retention: delete the files of jobs past ``expires_at`` (every MP3 written for

@@ -18,6 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from gateway.housekeeping import Housekeeping
 from gateway.relay import OutboxRelay
+from gateway.store import FileStore
 from meshcore import jobs
 from meshcore.amqp import ThreadedPublisher, decode
 from mp3mesh.events.v1 import events_pb2
@@ -77,7 +78,9 @@ def test_a_job_whose_converter_stopped_renewing_is_queued_and_announced_again(
     video_queue, mp3_queue = queues
 
     async def test(collection: AsyncCollection) -> dict:
-        housekeeping = Housekeeping(collection, video_queue=video_queue, interval=LEASE / 4)
+        housekeeping = Housekeeping(
+            FileStore(collection.database), video_queue=video_queue, interval=LEASE / 4
+        )
         relay = OutboxRelay(
             collection, publisher, video_queue=video_queue, mp3_queue=mp3_queue,
             publish_timeout=5, interval=1,
