@@ -52,6 +52,7 @@ FAULT_SETTINGS = {
     "MONGO_TIMEOUT_MS": "6000",
     "DATABASE_CONNECT_TIMEOUT_SECONDS": "3",
     "CONCURRENT_CONVERSIONS": "2",  # whatever the machine's cores: faults hit two jobs
+    "UNFINISHED_UPLOAD_AGE_SECONDS": "10",  # a dead gateway's upload goes within seconds
 }
 
 # The order services start in: stores first, consumers last.
@@ -102,15 +103,20 @@ class ServiceStack:
             )
 
     def start_another(self, name: str, like: str, env: dict[str, str]) -> None:
-        """Start a second instance ``name`` of the consumer ``like`` (its Procfile command)
-        and wait until the broker counts its consumers too."""
-        queue = self._consumed_queue(like)
-        before = self.consumers(queue)
+        """Start a second instance ``name`` of the service ``like`` (its Procfile command,
+        with ``env`` over the stack's settings: its own ports) and wait until it serves:
+        for a consumer, until the broker counts its consumers too."""
+        consumer = like in ("converter", "notification")
+        before = self.consumers(self._consumed_queue(like)) if consumer else 0
         self.commands[name] = self.commands[like]
         self.service_env[name] = env
         self._spawn(name)
         deadline = time.monotonic() + 90
-        while self.consumers(queue) <= before:
+        while not (
+            self.consumers(self._consumed_queue(like)) > before
+            if consumer
+            else is_serving(env[f"{like.upper()}_LISTEN"], credentials=self.grpc_credentials())
+        ):
             if self.processes[name].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start:\n{self.log_path(name).read_text()}")
             time.sleep(0.1)
