@@ -221,6 +221,7 @@ class Converter:
         )
         if (failed := self._apply(change)) is not None:
             JOBS.labels("failed").inc()
+            self._drop_video_later(failed["_id"])
             self._announce(failed)
         return Outcome()
 
@@ -290,8 +291,7 @@ class Converter:
         JOBS.labels("succeeded").inc()
         CONVERSION_SECONDS.observe(time.monotonic() - started)
         log.info("job succeeded", job_id=str(job["_id"]), duration=info.duration, mp3_size=size)
-        if not self.settings.keep_source_video:
-            self._cleanup.submit(self._drop_video, job["_id"])
+        self._drop_video_later(job["_id"])
         self._announce(done)
         return Outcome()
 
@@ -365,9 +365,15 @@ class Converter:
         except PyMongoError as exc:
             log.warning("could not remove a discarded MP3", mp3_id=str(mp3_id), error=repr(exc))
 
+    def _drop_video_later(self, job_id: ObjectId) -> None:
+        """The job is over (its MP3 exists, or it failed for good): its video would only
+        take space, unless KEEP_SOURCE_VIDEO."""
+        if not self.settings.keep_source_video:
+            self._cleanup.submit(self._drop_video, job_id)
+
     def _drop_video(self, job_id: ObjectId) -> None:
-        """The MP3 exists: the video would only take space. Should this fail, the
-        retention sweep removes it when the job expires."""
+        """Off the job's time. Should this fail, the retention sweep removes the video when
+        the job expires."""
         try:
             gridfs_io.discard(self.db, gridfs_io.VIDEOS, job_id)
         except PyMongoError as exc:
@@ -388,6 +394,7 @@ class Converter:
         except JobLost:
             return self._lost(claim)
         JOBS.labels("failed").inc()
+        self._drop_video_later(claim.job_id)
         self._announce(failed)
         return Outcome()
 

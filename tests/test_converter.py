@@ -212,6 +212,8 @@ def test_a_job_that_keeps_crashing_is_given_up(converter: Converter, media: Path
     done = converter.jobs.find_one({"_id": job_id})
     assert done["status"] == jobs.FAILED and "never finished" in done["error"]
     assert done["announce_queue"] == "mp3-test"
+    converter.close()
+    assert converter.db["videos.files"].find_one({"_id": job_id}) is None, "the video goes"
 
 
 def test_a_job_leased_by_a_live_converter_is_left_to_it(converter: Converter, media: Path) -> None:
@@ -235,6 +237,8 @@ def test_a_queued_job_whose_message_is_dead_lettered_fails_visibly(
     record = converter.jobs.find_one({"_id": job_id})
     assert record["status"] == jobs.FAILED and "retries exhausted" in record["error"]
     assert record["announce_queue"] == "mp3-test", "its result is in the outbox"
+    converter.close()
+    assert converter.db["videos.files"].find_one({"_id": job_id}) is None, "the video goes"
 
 
 def test_startup_sweep_removes_only_dead_converters_temp_dirs(tmp_path: Path) -> None:
