@@ -52,6 +52,7 @@ async def run(settings: GatewaySettings) -> None:
         video_queue=settings.video_queue,
         interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,
+        queued_patience=settings.queued_job_patience_seconds,
     )
     relaying = asyncio.create_task(relay.run())
     sweeping = asyncio.create_task(housekeeping.run())

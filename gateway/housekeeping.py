@@ -5,6 +5,9 @@
   to publish; the converter ends it FAILED once it has been started too often. Whether a
   converter stopped renewing is judged on this gateway's clock alone (meshcore/jobs.py,
   LeaseWatch), so a clock skew between machines expires nothing.
+- Lost announcements: a job left QUEUED, unclaimed and unannounced for ``queued_patience``
+  (its message was lost, or its give-up failed in an outage) is announced again, so no
+  job stays unfinished.
 - Retention: the files of jobs past ``expires_at`` go, then, ``retention`` later, their
   records.
 - Orphan uploads: an upload whose gateway stopped heartbeating for its lease (the
@@ -42,9 +45,11 @@ class Housekeeping:
         video_queue: str,
         interval: float,
         retention: float = 24 * 3600,
+        queued_patience: float = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.queued_patience = queued_patience
         self.jobs = store.jobs
         self.db = store.db
         self.video_queue = video_queue
@@ -55,6 +60,7 @@ class Housekeeping:
         # do not count as watching a converter's lease.
         self.leases = jobs.LeaseWatch(max_gap=3 * interval + 5)
         self.uploads = jobs.LeaseWatch(max_gap=3 * interval + 5)
+        self.queued = jobs.LeaseWatch(max_gap=3 * interval + 5)
 
     async def run(self) -> None:
         """Sweep every ``interval`` seconds until cancelled."""
@@ -62,10 +68,11 @@ class Housekeeping:
             try:
                 await self.sweep_expired_leases()
                 await self.sweep_orphan_uploads()
+                await self.announce_stalled_jobs()
                 await self.expire_finished_jobs()
             except PyMongoError as exc:
-                self.leases.forget()
-                self.uploads.forget()
+                for watch in (self.leases, self.uploads, self.queued):
+                    watch.forget()
                 log.warning("housekeeping: store unavailable", error=str(exc))
             await asyncio.sleep(self.interval)
 
@@ -90,6 +97,19 @@ class Housekeeping:
         for mark in self.uploads.look(await self.store.upload_marks()):
             removed += await self.store.remove_orphan(mark)
         return removed
+
+    async def announce_stalled_jobs(self) -> int:
+        """Announce again the jobs that waited QUEUED and unannounced for too long."""
+        waiting = await self.jobs.find(jobs.unannounced_queued(), {"renewals": 1}).to_list()
+        watched = [{**job, "lease_seconds": self.queued_patience} for job in waiting]
+        announced = 0
+        for job in self.queued.look(watched):
+            change = jobs.announce_again(job["_id"], job.get("renewals", 0), self.video_queue)
+            if await self.jobs.find_one_and_update(change.filter, change.update) is not None:
+                log.warning("job waited unannounced; announced again", job_id=str(job["_id"]))
+                self.queued.restart(job["_id"])
+                announced += 1
+        return announced
 
     async def expire_finished_jobs(self) -> int:
         """Retention: delete the files of jobs past ``expires_at`` (every MP3 written for

@@ -21,6 +21,9 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSetting
     # How often the outbox relay publishes pending announcements, and housekeeping sweeps
     # (leases, retention).
     relay_interval_seconds: float = 5.0
+    # A job left QUEUED this long with no announcement pending and no converter taking it
+    # (its message was lost) is announced again; longer than a backlog should last.
+    queued_job_patience_seconds: float = 3600.0
     # On shutdown, how long removals of failed uploads still retrying may take.
     cleanup_grace_seconds: float = 5.0
     # An upload whose gateway stopped heartbeating for this long (it died, or stalls) is

@@ -157,6 +157,7 @@ def job_changed(doc: dict[str, Any]) -> events_pb2.JobChanged:
 #             │  ╰──give_up──────┼──┼──────────────▶ FAILED
 #             ╰──put_back────────╯  │   (the holder's own shutdown)
 #             ╰──requeue_expired────╯   (the sweeper: the holder stopped renewing)
+#   QUEUED ──announce_again──▶ QUEUED       (housekeeping: its announcement was lost)
 #
 # A holder's writes (renew, progress, store, succeed, fail, put_back) carry its claim
 # token in the filter: once the job was requeued and claimed again, the old holder's
@@ -323,6 +324,17 @@ def requeue_expired(job_id: Any, token: str | None, renewals: int, queue: str) -
     )
 
 
+def announce_again(job_id: Any, renewals: int, queue: str) -> Change:
+    """Housekeeping saw the job wait QUEUED with no announcement pending, unclaimed, for
+    longer than any announcement takes (its message was lost, or its give-up failed): it
+    is announced again. Conditioned on what housekeeping saw; a repeat is harmless (a
+    claim takes a job once)."""
+    return Change(
+        {**unannounced_queued(), "_id": job_id, "renewals": renewals},
+        {"$set": {"announce_queue": queue, "announce_at": 0}},
+    )
+
+
 def take_announcement(queues: Iterable[str], due_before: float, at: float) -> Change:
     """A relay takes one announcement pending since before ``due_before``: marked tried
     ``at``, so other relays leave it alone for a while."""
@@ -362,6 +374,12 @@ INDEXED = ("owner_id", "status", "announce_at", "expires_at", "expired_at", "mp3
 def held() -> dict[str, Any]:
     """Jobs some converter holds (the sweeper watches their renewals)."""
     return {"status": PROCESSING}
+
+
+def unannounced_queued() -> dict[str, Any]:
+    """Jobs waiting for a converter with no announcement pending: their message is in the
+    broker, or was lost."""
+    return {"status": QUEUED, "announce_queue": {"$exists": False}}
 
 
 def due_for_expiry(at: float) -> dict[str, Any]:
@@ -416,6 +434,10 @@ class LeaseWatch:
                 silent.append(record)
         self._seen = seen
         return silent
+
+    def restart(self, record_id: Any) -> None:
+        """Something was done about this record: watch it anew from the next look."""
+        self._seen.pop(record_id, None)
 
     def forget(self) -> None:
         """A look failed: what was seen so far no longer counts."""

@@ -162,6 +162,16 @@ def test_the_relay_takes_a_due_announcement_and_clears_only_what_it_published(
     assert cleared is not None and "announce_at" not in cleared
 
 
+def test_a_queued_job_without_an_announcement_is_announced_again(collection: Collection) -> None:
+    job_id = queued(collection)  # VideoUploaded pending
+    assert apply(collection, jobs.announce_again(job_id, 0, VIDEO_QUEUE)) is None, "pending"
+    apply(collection, jobs.announced(job_id, VIDEO_QUEUE, 1000.0))  # confirmed; then lost
+    assert [r["_id"] for r in collection.find(jobs.unannounced_queued())] == [job_id]
+    assert apply(collection, jobs.announce_again(job_id, 1, VIDEO_QUEUE)) is None, "claimed since"
+    again = apply(collection, jobs.announce_again(job_id, 0, VIDEO_QUEUE))
+    assert again is not None and (again["announce_queue"], again["announce_at"]) == (VIDEO_QUEUE, 0)
+
+
 def test_expiry_finds_due_jobs_then_the_expired_records(collection: Collection) -> None:
     job_id = claimed(collection, "a")
     apply(collection, succeed(job_id, "a"))  # expires at 9e9
@@ -231,6 +241,18 @@ def test_time_the_watch_could_not_look_does_not_count() -> None:
     watch.forget()  # a failed look
     clock.now = 6.0
     assert watch.look([record(1)]) == []
+
+
+def test_a_restarted_watch_waits_a_whole_lease_again() -> None:
+    clock = Clock()
+    watch = jobs.LeaseWatch(max_gap=3.0, clock=clock)
+    silent = []
+    for at in range(0, 14):
+        clock.now = float(at)
+        if watch.look([record(1)]):
+            silent.append(at)
+            watch.restart(1)
+    assert silent == [6, 13]
 
 
 def test_a_record_without_a_lease_gets_the_default() -> None:

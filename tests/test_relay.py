@@ -134,3 +134,35 @@ def test_a_finished_jobs_result_left_pending_by_its_converter_is_published(
     [finished] = _received(mp3_queue, events_pb2.JobFinished)
     assert finished == jobs.job_finished(record)
     assert _received(video_queue, events_pb2.VideoUploaded) == []
+
+
+def test_a_job_whose_announcement_was_lost_is_announced_again(
+    wire_mongo: MongoClient, queues: tuple[str, str], publisher: ThreadedPublisher
+) -> None:
+    """QUEUED, its announcement confirmed, its message then lost (a purged queue, a give-up
+    that failed): housekeeping announces it again after its patience, once."""
+    video_queue, mp3_queue = queues
+
+    async def test(collection: AsyncCollection) -> list[int]:
+        housekeeping = Housekeeping(
+            FileStore(collection.database), video_queue=video_queue, interval=LEASE / 4,
+            queued_patience=LEASE,
+        )  # fmt: skip
+        relay = OutboxRelay(
+            collection, publisher, video_queue=video_queue, mp3_queue=mp3_queue,
+            publish_timeout=5, interval=1,
+        )  # fmt: skip
+        job = _processing_job("nobody")
+        job.update(status=jobs.QUEUED, claim=None)
+        await collection.insert_one(job)
+        announced = []
+        for _ in range(12):  # three patiences, looked at every quarter of one
+            announced.append(await housekeeping.announce_stalled_jobs())
+            await relay.relay_pending()
+            await asyncio.sleep(LEASE / 4)
+        return announced
+
+    announced = asyncio.run(_on_wire(wire_mongo, test))
+    assert announced[:3] == [0, 0, 0], "not before its patience"
+    assert sum(announced) == 2, "again a whole patience later while nobody takes it"
+    assert len(_received(video_queue, events_pb2.VideoUploaded)) == 2
