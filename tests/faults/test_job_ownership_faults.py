@@ -196,3 +196,34 @@ def test_a_converter_60_s_behind_the_gateway_keeps_its_job(
         assert skew > 30, "the converter ran with its clock behind"
     finally:
         mesh.restart("converter", {})
+
+
+def test_a_job_whose_message_was_lost_is_announced_again_and_converted(
+    mesh: ServiceStack, tally: Tally, media: Path
+) -> None:
+    """The job's message is gone from the broker (purged here; a give-up that failed in a
+    MongoDB outage leaves the same): the job waits QUEUED with nothing to deliver it, until
+    housekeeping announces it again."""
+    patience = 5
+    try:
+        mesh.restart("gateway", {"QUEUED_JOB_PATIENCE_SECONDS": str(patience)})
+        mesh.stop("converter")
+        client = mesh.new_user()
+        job_id = tally.submitted(client.upload(media / "clip.mp4").id)
+        wait_for(lambda: "announce_at" not in job_record(mesh, job_id), "the announcement", 30)
+        _purge(mesh.env["VIDEO_QUEUE"])
+        lost_at = time.monotonic()
+        mesh.start("converter")
+        done = client.wait(job_id, timeout=120)
+        print(f"job SUCCEEDED {time.monotonic() - lost_at:.1f} s after its message was lost")
+        assert_converted_once(mesh, done, attempts=1)
+    finally:
+        if mesh.processes["converter"].poll() is not None:
+            mesh.start("converter")
+        mesh.restart("gateway", {})
+
+
+def _purge(queue: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    conn.channel().queue_purge(queue)
+    conn.close()
