@@ -196,6 +196,7 @@ class Converter:
             if claim.lost.is_set():  # ffmpeg cancelled, or a read failed under a takeover
                 return self._lost(claim)
             if claim.job["attempts"] < self.settings.max_attempts:
+                self._release(claim)
                 raise  # transient (ffmpeg interrupted, a store error): the consumer retries
             log.exception("job failed on its last attempt", job_id=str(job_id))
             what = "was interrupted" if isinstance(exc, Interrupted) else "hit an internal error"
@@ -253,6 +254,16 @@ class Converter:
         log.warning("job lost to another converter; this attempt is dropped",
                     job_id=str(claim.job_id))  # fmt: skip
         return Outcome()
+
+    def _release(self, claim: Claim) -> None:
+        """A passing failure: the job is queued again at once for the retried message,
+        instead of waiting out its lease. If the store does not answer, the lease runs out
+        and housekeeping queues it."""
+        try:
+            claim.write(jobs.release(claim.job_id, claim.token))
+        except (JobLost, PyMongoError) as exc:
+            log.info("job not released; its lease will run out", job_id=str(claim.job_id),
+                     error=repr(exc))  # fmt: skip
 
     def _put_back(self, claim: Claim) -> None:
         """Our own shutdown: the job waits in the queue as if this attempt never started."""

@@ -155,7 +155,8 @@ def job_changed(doc: dict[str, Any]) -> events_pb2.JobChanged:
 #   new ──▶ QUEUED ──claim──▶ PROCESSING ──succeed──▶ SUCCEEDED ──expire──▶ (deleted)
 #             ▲  │               │  │  ╰──fail──────▶ FAILED ─────expire──▶ (deleted)
 #             │  ╰──give_up──────┼──┼──────────────▶ FAILED
-#             ╰──put_back────────╯  │   (the holder's own shutdown)
+#             ╰──put_back────────╯  │   (the holder's own shutdown; release: a passing
+#                                   │    failure, the attempt counted)
 #             ╰──requeue_expired────╯   (the sweeper: the holder stopped renewing)
 #   QUEUED ──announce_again──▶ QUEUED       (housekeeping: its announcement was lost)
 #
@@ -290,16 +291,22 @@ def give_up(job_id: Any, reason: str, *, expires_at: float, announce: dict[str, 
     )
 
 
-def put_back(job_id: Any, token: str) -> Change:
-    """The holder is shutting down: QUEUED again, as if this attempt never started."""
+def release(job_id: Any, token: str) -> Change:
+    """The holder failed for a passing reason (ffmpeg killed, a store error): QUEUED again,
+    the attempt counted, for the retried delivery of its message to claim at once."""
     return Change(
         _held(job_id, token),
         {
             "$set": {"status": QUEUED, "progress": 0, "claim": None, "updated": now()},
-            "$inc": {"attempts": -1},
             "$unset": {"mp3_pending_id": ""},
         },
     )
+
+
+def put_back(job_id: Any, token: str) -> Change:
+    """The holder is shutting down: QUEUED again, as if this attempt never started."""
+    released = release(job_id, token)
+    return Change(released.filter, {**released.update, "$inc": {"attempts": -1}})
 
 
 def requeue_expired(job_id: Any, token: str | None, renewals: int, queue: str) -> Change:

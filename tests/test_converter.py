@@ -204,6 +204,19 @@ def test_a_store_outage_costs_a_percentage_never_the_conversion(
     assert not claim.lost.is_set()
 
 
+def test_a_passing_failure_queues_the_job_again_for_the_retry(
+    converter: Converter, media: Path
+) -> None:
+    """The video cannot be read (here: it is gone): the attempt counts, and the job is
+    QUEUED again at once for the retried message, not held until its lease runs out."""
+    job_id, body, props = _queued_job(converter, media / "clip.mp4")
+    gridfs_io.discard(converter.db, gridfs_io.VIDEOS, job_id)
+    with pytest.raises(gridfs_io.MissingFile):
+        converter.handle(body, props)
+    record = converter.jobs.find_one({"_id": job_id})
+    assert (record["status"], record["attempts"], record["claim"]) == (jobs.QUEUED, 1, None)
+
+
 def test_a_job_that_keeps_crashing_is_given_up(converter: Converter, media: Path) -> None:
     """Started twice already (each holder died and the sweeper put it back): failed."""
     job_id, body, props = _queued_job(converter, media / "clip.mp4")

@@ -125,6 +125,16 @@ def test_put_back_undoes_the_attempt_and_fences_the_holder_out(collection: Colle
     assert apply(collection, jobs.renew(job_id, "a")) is None
 
 
+def test_release_queues_the_job_again_with_the_attempt_counted(collection: Collection) -> None:
+    job_id = claimed(collection, "a")
+    assert apply(collection, jobs.release(job_id, "b")) is None
+    record = apply(collection, jobs.release(job_id, "a"))
+    assert record is not None
+    assert (record["status"], record["attempts"], record["claim"]) == (jobs.QUEUED, 1, None)
+    retried = apply(collection, jobs.claim(job_id, "c", lease_seconds=6, progress=1))
+    assert retried is not None and retried["attempts"] == 2
+
+
 def test_a_requeued_job_is_claimed_anew_and_the_old_holder_is_fenced_out(
     collection: Collection,
 ) -> None:
