@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -9,7 +10,12 @@ from pymongo import MongoClient
 from converter.consumer import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
 from meshcore import logs, metrics, tracing
-from meshcore.amqp import ThreadedPublisher, consume_until_signalled
+from meshcore.amqp import (
+    EXIT_HANDLER_STUCK,
+    HandlerStuck,
+    ThreadedPublisher,
+    consume_until_signalled,
+)
 
 
 def main() -> None:
@@ -28,14 +34,17 @@ def main() -> None:
     events.start()
     converter = Converter(mongo[settings.mongo_db], settings, events)
     log.info("converting", concurrent_conversions=settings.conversions)
-    consume_until_signalled(
-        settings,
-        settings.video_queue,
-        converter.handle,
-        on_stop=converter.stop,
-        give_up=converter.give_up,
-        concurrency=settings.conversions,
-    )
+    try:
+        consume_until_signalled(
+            settings,
+            settings.video_queue,
+            converter.handle,
+            on_stop=converter.stop,
+            give_up=converter.give_up,
+            concurrency=settings.conversions,
+        )
+    except HandlerStuck:
+        os._exit(EXIT_HANDLER_STUCK)  # the stuck handler's thread would hold the exit
     converter.close()
     events.close()
     mongo.close()

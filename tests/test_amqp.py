@@ -215,3 +215,27 @@ def test_a_publish_its_caller_stopped_waiting_for_leaves_the_publisher_working(
         assert publisher._connection is connection, "the connection was never dropped"
     finally:
         publisher.close()
+
+
+def test_a_handler_that_ignores_the_stop_request_is_reported_not_exited(
+    queues: tuple[str, str],
+) -> None:
+    """Past the grace period the consumer returns, says its handler is stuck, and leaves
+    it to the service to exit: no library code ends the process."""
+    inbound, _ = queues
+    release = threading.Event()
+
+    def deaf(body: bytes, properties: pika.BasicProperties) -> Outcome:
+        release.wait(30)
+        return Outcome()
+
+    consumer = Consumer(AMQP_URL, inbound, deaf, declare=[inbound], stop_grace=0.3)
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    declare_queues(channel, [inbound])
+    publish(channel, inbound, events_pb2.VideoUploaded(job_id="j"), "j")
+    conn.close()
+    started = time.monotonic()
+    _run(consumer, until=lambda: consumer._busy is not None)
+    release.set()
+    assert consumer.stuck and time.monotonic() - started < 10
