@@ -39,6 +39,7 @@ def main() -> None:
             settings,
             settings.video_queue,
             converter.handle,
+            declare=[settings.mp3_queue],  # a finished job is announced again there
             on_stop=converter.stop,
             give_up=converter.give_up,
             concurrency=settings.conversions,

@@ -376,6 +376,7 @@ def consume_until_signalled(
     queue: str,
     handler: Handler,
     *,
+    declare: Sequence[str] = (),
     on_stop: Callable[[], None] | None = None,
     give_up: GiveUp | None = None,
     concurrency: int = 1,
@@ -383,8 +384,9 @@ def consume_until_signalled(
     """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then ask the
     handler to stop (``on_stop``), settle the messages in hand and return, within
     ``settings.stop_grace_seconds`` (HandlerStuck if a handler would not stop). Declares
-    both pipeline queues, whoever starts first. Failed messages are retried after
-    ``settings.retry_delays_seconds``, then ``give_up``.
+    ``queue`` and the queues in ``declare`` (those the handler's outcomes go to), whoever
+    starts first. Failed messages are retried after ``settings.retry_delays_seconds``,
+    then ``give_up``.
 
     ``concurrency`` consumers run side by side, each in its own thread with its own
     connection, channel and prefetch of 1 (pika connections are not thread-safe): the
@@ -395,7 +397,7 @@ def consume_until_signalled(
             settings.amqp_url,
             queue,
             handler,
-            declare=[settings.video_queue, settings.mp3_queue],
+            declare=[queue, *declare],
             on_stop=on_stop,
             stop_grace=settings.stop_grace_seconds,
             retry_delays=settings.retry_delays_seconds,
