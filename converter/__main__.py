@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -9,7 +10,12 @@ from pymongo import MongoClient
 from converter.consumer import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
 from meshcore import logs, metrics, tracing
-from meshcore.amqp import ThreadedPublisher, consume_until_signalled
+from meshcore.amqp import (
+    EXIT_HANDLER_STUCK,
+    HandlerStuck,
+    ThreadedPublisher,
+    consume_until_signalled,
+)
 
 
 def main() -> None:
@@ -22,18 +28,24 @@ def main() -> None:
     for stale in sweep_work_dir(settings.work_dir):
         log.info("removed a dead converter's temp directory", path=str(stale))
     mongo: MongoClient = MongoClient(settings.mongo_url, **settings.mongo_options)
-    events = ThreadedPublisher(settings.amqp_url, [], topics=[settings.job_events_exchange])
+    events = ThreadedPublisher(
+        settings.amqp_url, [settings.mp3_queue], topics=[settings.job_events_exchange]
+    )
     events.start()
     converter = Converter(mongo[settings.mongo_db], settings, events)
     log.info("converting", concurrent_conversions=settings.conversions)
-    consume_until_signalled(
-        settings,
-        settings.video_queue,
-        converter.handle,
-        on_stop=converter.stop,
-        give_up=converter.give_up,
-        concurrency=settings.conversions,
-    )
+    try:
+        consume_until_signalled(
+            settings,
+            settings.video_queue,
+            converter.handle,
+            declare=[settings.mp3_queue],  # a finished job is announced again there
+            on_stop=converter.stop,
+            give_up=converter.give_up,
+            concurrency=settings.conversions,
+        )
+    except HandlerStuck:
+        os._exit(EXIT_HANDLER_STUCK)  # the stuck handler's thread would hold the exit
     converter.close()
     events.close()
     mongo.close()

@@ -1,8 +1,14 @@
 """Handles one VideoUploaded: GridFS -> temp file -> ffmpeg -> GridFS, then JobFinished.
 
-The job document moves QUEUED -> PROCESSING -> SUCCEEDED | FAILED with guarded updates,
-so a redelivered message never converts a finished job again; it only re-announces it
-(the notification service ignores repeats).
+The job moves QUEUED -> PROCESSING -> SUCCEEDED | FAILED through the transitions of
+meshcore/jobs.py, each guarded by the state it starts from and, once claimed, by this
+converter's claim (converter/claim.py): a redelivered message never converts a finished
+job again, it only re-announces it (the notification service ignores repeats), and a
+converter that lost its job to another can no longer change it.
+
+A finished job's JobFinished is recorded on the job (an outbox mark) together with its
+final status, then published; the gateway's relay publishes whatever the broker did not
+confirm, so a broker cut never holds back the user's result.
 """
 
 from __future__ import annotations
@@ -10,11 +16,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +31,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 from pymongo.synchronous.database import Database
 
+from converter.claim import Claim, JobLost, new_token, retrying
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
 from meshcore import gridfs_io, jobs, tracing
@@ -51,6 +56,9 @@ CONVERSION_SECONDS = Histogram(
 PROGRESS_CLAIMED, PROGRESS_FFMPEG_START, PROGRESS_FFMPEG_END = 1, 5, 95
 # The job record (and so every watcher) gets a new percentage at most this often.
 PROGRESS_INTERVAL_SECONDS = 0.25
+# How long a finished job's JobFinished may wait for the broker's confirm before it is
+# left to the gateway's outbox relay.
+ANNOUNCE_SECONDS = 10.0
 
 
 class Progress:
@@ -140,7 +148,8 @@ class Converter:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
         self.settings = settings
-        # Where each change of a job is announced to its watchers (the job.events topic).
+        # Announces each change of a job to its watchers (the job.events topic) and
+        # publishes finished jobs' JobFinished (the MP3 queue).
         self.events = events
         self.transcoder = Transcoder(
             Deadline(settings.ffmpeg_timeout_base_seconds, settings.ffmpeg_timeout_per_media_second)
@@ -165,130 +174,118 @@ class Converter:
         tracing.set_job(event.job_id)
         log.info("job received", job_id=event.job_id)
 
-        job = self._claim(job_id)
-        if job is None:
-            existing = self.jobs.find_one({"_id": job_id})
-            if existing is None:
-                log.warning("job no longer exists; dropping message", job_id=event.job_id)
-                return Outcome()
-            if existing["status"] not in jobs.FINAL:
-                raise LeaseHeld(f"job {job_id} is being converted elsewhere; looking again later")
-            log.info("job already finished; announcing it again", job_id=event.job_id)
-            return self._finished(existing)
-
-        if job.get("mp3_pending_id") is not None:
-            # An earlier attempt died while storing its MP3: remove what it left.
-            gridfs_io.discard(self.db, gridfs_io.MP3S, job["mp3_pending_id"])
-        if job["attempts"] > self.settings.max_attempts:
+        claim = self._claim(job_id)
+        if claim is None:
+            return self._not_claimed(job_id)
+        if claim.job["attempts"] > self.settings.max_attempts:
             return self._fail(
-                job, f"conversion was started {job['attempts'] - 1} times and never finished"
+                claim,
+                f"conversion was started {claim.job['attempts'] - 1} times and never finished",
             )
         try:
-            with self._lease(job_id):
-                return self._convert(job)
+            with claim.renewed(self.settings.lease_seconds):
+                return self._convert(claim)
+        except JobLost:
+            return self._lost(claim)
         except Unconvertible as exc:
-            return self._fail(job, str(exc))
+            return self._fail(claim, str(exc))
         except ShuttingDown as exc:
-            self._put_back(job)
+            self._put_back(claim)
             raise Requeue(str(exc)) from exc
         except Exception as exc:
-            if job["attempts"] < self.settings.max_attempts:
+            if claim.lost.is_set():  # ffmpeg cancelled, or a read failed under a takeover
+                return self._lost(claim)
+            if claim.job["attempts"] < self.settings.max_attempts:
+                self._release(claim)
                 raise  # transient (ffmpeg interrupted, a store error): the consumer retries
-            log.exception("job failed on its last attempt", job_id=str(job["_id"]))
+            log.exception("job failed on its last attempt", job_id=str(job_id))
             what = "was interrupted" if isinstance(exc, Interrupted) else "hit an internal error"
-            return self._fail(job, f"conversion {what} {job['attempts']} times; last: {exc}")
+            return self._fail(
+                claim, f"conversion {what} {claim.job['attempts']} times; last: {exc}"
+            )
 
     def give_up(self, body: bytes, properties: pika.BasicProperties, reason: str) -> Outcome:
-        """The message is going to the dead-letter queue: end its job, visibly (unless a
-        converter holds it right now: that one finishes it)."""
+        """The message is going to the dead-letter queue: end its job, visibly, unless a
+        converter holds it (that one finishes it, or the sweeper puts it back if it died,
+        with a new announcement)."""
         event = decode(body, properties, events_pb2.VideoUploaded)
         job = self.jobs.find_one({"_id": ObjectId(event.job_id)})
         if job is None:
             return Outcome()
         if job["status"] in jobs.FINAL:
             return self._finished(job)
-        if job.get("locked_until", 0) > time.time():
-            return Outcome()
-        return self._fail(job, f"conversion could not be completed: {reason}")
-
-    def _claim(self, job_id: ObjectId) -> dict[str, Any] | None:
-        """Take the job if it is queued or its last converter's lease ran out."""
-        now = time.time()
-        update = {
-            "$set": {
-                "status": jobs.PROCESSING,
-                "progress": PROGRESS_CLAIMED,
-                "updated": jobs.now(),
-                "locked_until": now + self.settings.lease_seconds,
-            },
-            "$inc": {"attempts": 1},
-        }
-        active = {"$in": [jobs.QUEUED, jobs.PROCESSING]}
-        for lease in ({"$lt": now}, {"$exists": False}):  # no $or: the stand-in mishandles it
-            job = self._change({"_id": job_id, "status": active, "locked_until": lease}, update)
-            if job is not None:
-                return job
-        return None
-
-    @contextmanager
-    def _lease(self, job_id: ObjectId) -> Iterator[None]:
-        """Renew the job's lease while the block runs. A converter that dies stops renewing,
-        so another one (a redelivery, or the gateway's sweeper) takes the job over."""
-        done = threading.Event()
-        lease = self.settings.lease_seconds
-
-        def renew() -> None:
-            while not done.wait(lease / 3):
-                try:
-                    self.jobs.update_one(
-                        {"_id": job_id, "status": jobs.PROCESSING},
-                        {"$set": {"locked_until": time.time() + lease}},
-                    )
-                except PyMongoError as exc:
-                    log.warning(
-                        "could not renew the job's lease", job_id=str(job_id), error=str(exc)
-                    )
-
-        renewer = threading.Thread(target=renew, name="lease", daemon=True)
-        renewer.start()
-        try:
-            yield
-        finally:
-            done.set()
-            renewer.join()
-
-    def _put_back(self, job: dict[str, Any]) -> None:
-        """Our own shutdown: the job waits in the queue as if this attempt never started."""
-        if job.get("mp3_pending_id") is not None:
-            gridfs_io.discard(self.db, gridfs_io.MP3S, job["mp3_pending_id"])
-        self._change(
-            {"_id": job["_id"], "status": jobs.PROCESSING},
-            {
-                "$set": {
-                    "status": jobs.QUEUED,
-                    "progress": 0,
-                    "updated": jobs.now(),
-                    "locked_until": 0,
-                },
-                "$inc": {"attempts": -1},
-                "$unset": {"mp3_pending_id": ""},
-            },
+        change = jobs.give_up(
+            job["_id"],
+            f"conversion could not be completed: {reason}",
+            expires_at=self._expires_at(),
+            announce=self._pending_finish(),
         )
-        log.info("job put back for the next start", job_id=str(job["_id"]))
+        if (failed := self._apply(change)) is not None:
+            JOBS.labels("failed").inc()
+            self._drop_video_later(failed["_id"])
+            self._announce(failed)
+        return Outcome()
 
-    def _convert(self, job: dict[str, Any]) -> Outcome:
+    def _claim(self, job_id: ObjectId) -> Claim | None:
+        """Take the job if it is queued, under a new token."""
+        change = jobs.claim(
+            job_id,
+            new_token(),
+            lease_seconds=self.settings.lease_seconds,
+            progress=PROGRESS_CLAIMED,
+        )
+        job = self._apply(change)
+        return None if job is None else Claim(self.jobs, job, self._changed)
+
+    def _not_claimed(self, job_id: ObjectId) -> Outcome:
+        """The message's job could not be claimed: gone, finished, or held by another."""
+        existing = self.jobs.find_one({"_id": job_id})
+        if existing is None:
+            log.warning("job no longer exists; dropping message", job_id=str(job_id))
+            return Outcome()
+        if existing["status"] not in jobs.FINAL:
+            raise LeaseHeld(f"job {job_id} is being converted elsewhere; looking again later")
+        log.info("job already finished; announcing it again", job_id=str(job_id))
+        return self._finished(existing)
+
+    def _lost(self, claim: Claim) -> Outcome:
+        """Another converter took the job over: this attempt leaves nothing behind (its
+        MP3 was removed on the way out) and announces nothing; the message is settled."""
+        log.warning("job lost to another converter; this attempt is dropped",
+                    job_id=str(claim.job_id))  # fmt: skip
+        return Outcome()
+
+    def _release(self, claim: Claim) -> None:
+        """A passing failure: the job is queued again at once for the retried message,
+        instead of waiting out its lease. If the store does not answer, the lease runs out
+        and housekeeping queues it."""
+        try:
+            claim.write(jobs.release(claim.job_id, claim.token))
+        except (JobLost, PyMongoError) as exc:
+            log.info("job not released; its lease will run out", job_id=str(claim.job_id),
+                     error=repr(exc))  # fmt: skip
+
+    def _put_back(self, claim: Claim) -> None:
+        """Our own shutdown: the job waits in the queue as if this attempt never started."""
+        try:
+            claim.write(jobs.put_back(claim.job_id, claim.token))
+        except JobLost:
+            return
+        log.info("job put back for the next start", job_id=str(claim.job_id))
+
+    def _convert(self, claim: Claim) -> Outcome:
         """Video in, MP3 out, job SUCCEEDED; the video is removed afterwards, off this
         conversion's time (the MP3 is what the user waits for)."""
-        job_id = job["_id"]
+        job = claim.job
         started = time.monotonic()
-        progress = Progress(lambda percent: self._progress(job_id, percent))
+        progress = Progress(claim.progress)
         with tempfile.TemporaryDirectory(
             prefix=work_dir_prefix(), dir=self.settings.work_dir
         ) as tmp:
             # No extension on the input: ffmpeg then judges the content, not the client's
             # name (a ".txt" would select its tty demuxer and "convert" text as video).
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
-            self._fetch_video(job_id, video)
+            self._fetch_video(claim, video)
             progress.reached(PROGRESS_FFMPEG_START)
             with tracing.tracer.start_as_current_span("ffmpeg"):
                 info = self.transcoder.extract_mp3(
@@ -297,114 +294,165 @@ class Converter:
                     self.settings.mp3_bitrate_kbps,
                     self.settings.mp3_sample_rate,
                     on_progress=progress.ffmpeg,
+                    cancel=claim.lost,
                 )
             self.transcoder.check_stopping()
-            mp3_id, size = self._store_mp3(job, mp3)
-        done = self._succeed(job_id, mp3_id, info.duration, size)
-        if done is None:  # the job vanished or was finished by someone else meanwhile
-            gridfs_io.discard(self.db, gridfs_io.MP3S, mp3_id)
-            return Outcome()
+            mp3_id, size = self._store_mp3(claim, mp3)
+        done = self._succeed(claim, mp3_id, info.duration, size)
         JOBS.labels("succeeded").inc()
         CONVERSION_SECONDS.observe(time.monotonic() - started)
-        log.info("job succeeded", job_id=str(job_id), duration=info.duration, mp3_size=size)
-        if not self.settings.keep_source_video:
-            self._cleanup.submit(self._drop_video, job_id)
-        return self._finished(done)
+        log.info("job succeeded", job_id=str(job["_id"]), duration=info.duration, mp3_size=size)
+        self._drop_video_later(job["_id"])
+        self._announce(done)
+        return Outcome()
 
-    def _fetch_video(self, job_id: ObjectId, video: Path) -> None:
+    def _fetch_video(self, claim: Claim, video: Path) -> None:
         """Copy the job's video out of GridFS into ``video`` (ffmpeg needs a seekable file:
         an MP4 may keep its index at the end)."""
         with video.open("wb") as out:
-            for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, job_id):
+            for chunk in gridfs_io.iter_file(self.db, gridfs_io.VIDEOS, claim.job_id):
                 self.transcoder.check_stopping()
+                claim.check()
                 out.write(chunk)
 
-    def _store_mp3(self, job: dict[str, Any], mp3: Path) -> tuple[ObjectId, int]:
-        """Copy the MP3 into GridFS; returns its id and size. Its id is on the job first,
-        so that the next attempt removes what a crash in the middle left."""
-        mp3_id = ObjectId()
-        self.jobs.update_one({"_id": job["_id"]}, {"$set": {"mp3_pending_id": mp3_id}})
-        metadata = {"owner_id": job["owner_id"], "job_id": str(job["_id"])}
+    def _store_mp3(self, claim: Claim, mp3: Path) -> tuple[ObjectId, int]:
+        """Copy the MP3 into GridFS under this claim; returns its id and size. Its id is
+        on the job first, so that what a crash in the middle leaves can be found. Retried
+        through a store outage, each try a new file (the previous one removed)."""
+        for attempt in retrying():
+            with attempt:
+                mp3_id = ObjectId()
+                claim.write(jobs.store(claim.job_id, claim.token, mp3_id), watched=False)
+                try:
+                    return mp3_id, self._write_mp3(claim, mp3, mp3_id)
+                except BaseException:
+                    self._discard_mp3(mp3_id)
+                    raise
+        raise AssertionError("unreachable: tenacity reraises")
+
+    def _write_mp3(self, claim: Claim, mp3: Path, mp3_id: ObjectId) -> int:
+        job = claim.job
+        metadata = {
+            "owner_id": job["owner_id"],
+            "job_id": str(job["_id"]),
+            "claim": claim.token,
+            "content_type": "audio/mpeg",
+        }
         with mp3.open("rb") as source:
-            size = gridfs_io.write_file(
+            return gridfs_io.write_file(
                 self.db,
                 gridfs_io.MP3S,
                 mp3_id,
                 mp3_name(job.get("filename") or ""),
                 source,
-                {**metadata, "content_type": "audio/mpeg"},
+                metadata,
             )
-        return mp3_id, size
 
     def _succeed(
-        self, job_id: ObjectId, mp3_id: ObjectId, duration: float, size: int
-    ) -> dict[str, Any] | None:
-        """Mark the job SUCCEEDED with its MP3, if it is still ours to finish."""
-        return self._change(
-            {"_id": job_id, "status": jobs.PROCESSING},
-            {
-                "$set": {
-                    "status": jobs.SUCCEEDED,
-                    "progress": 100,
-                    "mp3_file_id": mp3_id,
-                    # Download looks the job up by it once the MP3 expired (the stand-in
-                    # matches ObjectIds only in _id, so the id is kept as text too).
-                    "mp3_key": str(mp3_id),
-                    "duration": duration,
-                    "mp3_size": size,
-                    "error": "",
-                    "updated": jobs.now(),
-                    "expires_at": time.time() + self.settings.retention_seconds,
-                },
-                "$unset": {"mp3_pending_id": ""},
-            },
+        self, claim: Claim, mp3_id: ObjectId, duration: float, size: int
+    ) -> dict[str, Any]:
+        """Mark the job SUCCEEDED with its MP3, if it is still ours: if not, our MP3 goes
+        and JobLost says why."""
+        change = jobs.succeed(
+            claim.job_id,
+            claim.token,
+            mp3_id=mp3_id,
+            duration=duration,
+            size=size,
+            expires_at=self._expires_at(),
+            announce=self._pending_finish(),
         )
+        try:
+            return claim.write_final(change)
+        except JobLost:
+            self._discard_mp3(mp3_id)
+            raise
+
+    def _discard_mp3(self, mp3_id: ObjectId) -> None:
+        """Remove one of our own MP3s (best effort: the job's retention removes every MP3
+        written for it)."""
+        try:
+            gridfs_io.discard(self.db, gridfs_io.MP3S, mp3_id)
+        except PyMongoError as exc:
+            log.warning("could not remove a discarded MP3", mp3_id=str(mp3_id), error=repr(exc))
+
+    def _drop_video_later(self, job_id: ObjectId) -> None:
+        """The job is over (its MP3 exists, or it failed for good): its video would only
+        take space, unless KEEP_SOURCE_VIDEO."""
+        if not self.settings.keep_source_video:
+            self._cleanup.submit(self._drop_video, job_id)
 
     def _drop_video(self, job_id: ObjectId) -> None:
-        """The MP3 exists: the video would only take space. Should this fail, the
-        retention sweep removes it when the job expires."""
+        """Off the job's time. Should this fail, the retention sweep removes the video when
+        the job expires."""
         try:
             gridfs_io.discard(self.db, gridfs_io.VIDEOS, job_id)
         except PyMongoError as exc:
             log.warning("could not remove the converted video", job_id=str(job_id),
                         error=repr(exc))  # fmt: skip
 
-    def _fail(self, job: dict[str, Any], reason: str) -> Outcome:
-        log.info("job failed", job_id=str(job["_id"]), reason=reason)
-        failed = self._change(
-            {"_id": job["_id"]},
-            {
-                "$set": {
-                    "status": jobs.FAILED,
-                    "error": reason,
-                    "updated": jobs.now(),
-                    "expires_at": time.time() + self.settings.retention_seconds,
-                },
-                "$unset": {"mp3_pending_id": ""},
-            },
+    def _fail(self, claim: Claim, reason: str) -> Outcome:
+        log.info("job failed", job_id=str(claim.job_id), reason=reason)
+        change = jobs.fail(
+            claim.job_id,
+            claim.token,
+            reason,
+            expires_at=self._expires_at(),
+            announce=self._pending_finish(),
         )
-        if failed is None:
-            return Outcome()
+        try:
+            failed = claim.write_final(change)
+        except JobLost:
+            return self._lost(claim)
         JOBS.labels("failed").inc()
-        return self._finished(failed)
+        self._drop_video_later(claim.job_id)
+        self._announce(failed)
+        return Outcome()
 
-    def _progress(self, job_id: ObjectId, percent: int) -> None:
-        self._change(
-            {"_id": job_id, "status": jobs.PROCESSING, "progress": {"$lt": percent}},
-            {"$set": {"progress": percent, "updated": jobs.now()}},
+    def _expires_at(self) -> float:
+        return time.time() + self.settings.retention_seconds
+
+    def _pending_finish(self) -> dict[str, Any]:
+        """The outbox mark of a job's JobFinished (see gateway/relay.py)."""
+        return jobs.pending_announcement(self.settings.mp3_queue, time.time(), tracing.carrier())
+
+    def _announce(self, job: dict[str, Any]) -> None:
+        """Publish the finished job's JobFinished now and clear its outbox mark once the
+        broker confirmed it. Whatever goes wrong (the broker cut off, a slow confirm), the
+        mark stays and the gateway's relay publishes it: the result never waits on this
+        message's retry delays."""
+        if self.events is None:
+            return
+        try:
+            sent = self.events.publish(
+                job["announce_queue"], jobs.job_finished(job), str(job["_id"])
+            )
+            sent.result(timeout=ANNOUNCE_SECONDS)
+            change = jobs.announced(job["_id"], job["announce_queue"], job["announce_at"])
+            self.jobs.update_one(change.filter, change.update)
+        except Exception as exc:
+            log.info("job's result left to the outbox relay", job_id=str(job["_id"]),
+                     error=repr(exc))  # fmt: skip
+
+    def _apply(self, change: jobs.Change) -> dict[str, Any] | None:
+        """Apply a transition no holder's token guards; the record after, or None."""
+        job = self.jobs.find_one_and_update(
+            change.filter, change.update, return_document=ReturnDocument.AFTER
         )
+        if job is not None:
+            self._changed(job)
+        return job
 
-    def _change(self, query: dict[str, Any], update: dict[str, Any]) -> dict[str, Any] | None:
-        """Update the job record if ``query`` matches it, and announce the change to its
-        watchers (best effort: they also read the record); returns the record after."""
-        job = self.jobs.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-        if job is not None and self.events is not None:
+    def _changed(self, job: dict[str, Any]) -> None:
+        """Announce a change of the job to its watchers (best effort: they also read the
+        record)."""
+        if self.events is not None:
             notice = jobs.job_changed(job)
             sent = self.events.publish_event(
                 self.settings.job_events_exchange, notice.job.id, notice
             )
             sent.add_done_callback(_log_unsent)
-        return job
 
     def _finished(self, job: dict[str, Any]) -> Outcome:
+        """Announce a finished job again, with the message's settlement."""
         return Outcome(publish=[(self.settings.mp3_queue, jobs.job_finished(job), str(job["_id"]))])

@@ -11,6 +11,8 @@ How an ffmpeg run is classified:
 - exit 0: done.
 - stopped by us because the converter is shutting down: :class:`ShuttingDown` (the job
   goes back to the queue without counting an attempt).
+- stopped by us because its caller cancelled it (the job was taken over by another
+  converter): :class:`Cancelled`.
 - stopped by us at its deadline (proportional to the media's duration): :class:`Interrupted`
   (transient: retried).
 - ended by a signal from anyone else (the OOM killer, an operator, a node drain): killed
@@ -67,6 +69,10 @@ class Interrupted(Exception):
 
 class ShuttingDown(Exception):
     """The converter is stopping; the job should wait in the queue for the next start."""
+
+
+class Cancelled(Exception):
+    """The caller withdrew this one extraction (its ``cancel`` event was set)."""
 
 
 @dataclass(frozen=True)
@@ -145,9 +151,11 @@ class Transcoder:
         bitrate_kbps: int,
         sample_rate: int,
         on_progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> MediaInfo:
         """Write the video's audio track to ``mp3``; returns what the MP3 turned out to be.
-        ``on_progress`` gets the fraction of the media done, from ffmpeg's own reports."""
+        ``on_progress`` gets the fraction of the media done, from ffmpeg's own reports;
+        setting ``cancel`` stops this extraction alone (:class:`Cancelled`)."""
         source = probe(video)
         if not source.has_video:
             raise Unconvertible("the uploaded file has no video stream; upload a video file")
@@ -170,7 +178,7 @@ class Transcoder:
                 preexec_fn=_die_with_parent(os.getpid()),
             )
             returncode, stopped_by_us = self._wait(
-                process, limit, source.duration, report, on_progress
+                process, limit, source.duration, report, on_progress, cancel or threading.Event()
             )
         if returncode != 0:
             _raise_for_failure(returncode, stopped_by_us, limit, _last_line(errors))
@@ -186,17 +194,19 @@ class Transcoder:
         duration: float,
         report: Path,
         on_progress: Callable[[float], None] | None,
+        cancel: threading.Event,
     ) -> tuple[int, str]:
-        """Wait for ffmpeg, stopping it at the deadline or on shutdown; returns its exit
-        code and why we stopped it ("" if we did not)."""
+        """Wait for ffmpeg, stopping it at the deadline, on shutdown or when cancelled;
+        returns its exit code and why we stopped it ("" if we did not). However this ends
+        (an exception from ``on_progress`` included), ffmpeg does not outlive it."""
         started = time.monotonic()
         stopped_by_us, asked_at = "", 0.0
         exited = _ExitWatch(process)
         try:
             while True:
                 now = time.monotonic()
-                if not stopped_by_us and (self.stopping or now - started >= limit):
-                    stopped_by_us = "shutdown" if self.stopping else "timeout"
+                if not stopped_by_us and (why := self._why_stop(cancel, now - started, limit)):
+                    stopped_by_us = why
                     process.send_signal(signal.SIGTERM)
                     asked_at = now
                 elif stopped_by_us and now - asked_at > KILL_AFTER_SECONDS:
@@ -209,6 +219,17 @@ class Transcoder:
                     return process.wait(), stopped_by_us
         finally:
             exited.close()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    def _why_stop(self, cancel: threading.Event, elapsed: float, limit: float) -> str:
+        """Why ffmpeg must be stopped now, or "" to let it run."""
+        if self.stopping:
+            return "shutdown"
+        if cancel.is_set():
+            return "cancelled"
+        return "timeout" if elapsed >= limit else ""
 
 
 class _ExitWatch:
@@ -259,6 +280,8 @@ def _extract_command(
 def _raise_for_failure(returncode: int, stopped_by_us: str, limit: float, last: str) -> None:
     if stopped_by_us == "shutdown":
         raise ShuttingDown("ffmpeg was stopped because the converter is shutting down")
+    if stopped_by_us == "cancelled":
+        raise Cancelled("ffmpeg was stopped: its extraction was cancelled")
     if stopped_by_us == "timeout":
         raise Interrupted(f"ffmpeg did not finish within its {limit:.0f} s deadline")
     if returncode < 0:

@@ -7,10 +7,10 @@ import asyncio
 import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from gateway.auth_interceptor import AuthInterceptor, TokenCache
 from gateway.bounds import ClientBounds
+from gateway.housekeeping import Housekeeping
 from gateway.job_events import JobEvents
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
@@ -35,7 +35,7 @@ MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthSer
 
 async def run(settings: GatewaySettings) -> None:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, **settings.mongo_options)
-    store = FileStore(mongo[settings.mongo_db])
+    store = FileStore(mongo[settings.mongo_db], settings.unfinished_upload_age_seconds)
     await store.ensure_indexes()
     publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
     await asyncio.to_thread(publisher.start)
@@ -43,15 +43,19 @@ async def run(settings: GatewaySettings) -> None:
         store.jobs,
         publisher,
         video_queue=settings.video_queue,
+        mp3_queue=settings.mp3_queue,
         publish_timeout=settings.publish_timeout_seconds,
         interval=settings.relay_interval_seconds,
+    )
+    housekeeping = Housekeeping(
+        store,
+        video_queue=settings.video_queue,
+        interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,
+        queued_patience=settings.queued_job_patience_seconds,
     )
     relaying = asyncio.create_task(relay.run())
-    try:
-        await store.sweep_unfinished(settings.unfinished_upload_age_seconds)
-    except PyMongoError as exc:  # not worth refusing to start for; the next start retries
-        log.warning("unfinished upload sweep failed", error=repr(exc))
+    sweeping = asyncio.create_task(housekeeping.run())
     events = JobEvents(settings.amqp_url, settings.job_events_exchange)
     await events.start()
     auth_channel = service_channel(settings.auth_address, tls.channel_credentials(settings))
@@ -86,6 +90,7 @@ async def run(settings: GatewaySettings) -> None:
 
     async def close() -> None:
         relaying.cancel()
+        sweeping.cancel()
         await store.finish_cleanups(settings.cleanup_grace_seconds)
         await auth_channel.close()
         await asyncio.to_thread(publisher.close)

@@ -51,10 +51,21 @@ def _messages(chunks: list[bytes], size: int = DOWNLOAD_MESSAGE_BYTES) -> Iterat
 
 def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
     """A change worth sending: different, and not older than what the watcher has (a
-    notice can arrive after a read that already saw a later state)."""
-    return change != current and (
-        change.update_time.ToNanoseconds() >= current.update_time.ToNanoseconds()
-    )
+    notice can arrive after a read that already saw a later state).
+
+    What can only come later is judged without clocks: a final state (nothing follows
+    it), a new attempt, more progress within the same attempt. ``update_time`` decides
+    the rest; it comes from the clocks of the machines that wrote the record, so it
+    alone would hold back every change written by a converter whose clock is behind the
+    gateway's."""
+    if change == current:
+        return False
+    if change.status in FINAL_STATUSES or change.attempts > current.attempts:
+        return True
+    same_attempt = (change.attempts, change.status) == (current.attempts, current.status)
+    if same_attempt and change.progress_percent > current.progress_percent:
+        return True
+    return change.update_time.ToNanoseconds() >= current.update_time.ToNanoseconds()
 
 
 async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:

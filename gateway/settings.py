@@ -18,13 +18,17 @@ class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSetting
     token_cache_seconds: float = 30.0
     token_cache_size: int = 10_000
     publish_timeout_seconds: float = 10.0
-    # How often the outbox relay publishes pending announcements and sweeps expired leases.
+    # How often the outbox relay publishes pending announcements, and housekeeping sweeps
+    # (leases, retention).
     relay_interval_seconds: float = 5.0
+    # A job left QUEUED this long with no announcement pending and no converter taking it
+    # (its message was lost) is announced again; longer than a backlog should last.
+    queued_job_patience_seconds: float = 3600.0
     # On shutdown, how long removals of failed uploads still retrying may take.
     cleanup_grace_seconds: float = 5.0
-    # At startup, uploads begun longer ago than this and never finished (their gateway
-    # died) are removed; longer than any upload takes.
-    unfinished_upload_age_seconds: float = 6 * 3600
+    # An upload whose gateway stopped heartbeating for this long (it died, or stalls) is
+    # removed by any gateway's housekeeping; a live upload beats every fifth of it.
+    unfinished_upload_age_seconds: float = 300.0
     # WatchJob is fed by the converter's job events; with none for this long, it reads the
     # job's record (a safety poll: events are best effort).
     watch_poll_seconds: float = 5.0

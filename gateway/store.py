@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import grpc
 import pymongo
 import pymongo.errors
 import structlog
@@ -16,13 +17,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from gateway.upload import UploadRefused
 from meshcore import gridfs_io, jobs
 
 log = structlog.get_logger()
 
 
-# One document per upload being received: {_id: job id, started: epoch seconds}.
+# One document per upload being received: {_id: job id, started: epoch seconds, renewals:
+# its gateway's heartbeats so far, lease_seconds: how long it may go without one}.
 UPLOADS = "uploads_in_progress"
+# An upload whose gateway stopped heartbeating for this long is an orphan, by default.
+UPLOAD_LEASE_SECONDS = 300.0
+# What housekeeping assumes of a mark written before marks had a lease.
+UNLEASED_MARK_SECONDS = 6 * 3600.0
 # The first try at removing a failed upload is short: the client waits for it.
 FIRST_REMOVAL_SECONDS = 2.0
 # After the store came back, a removal is checked again this much later: writes the store
@@ -30,10 +37,22 @@ FIRST_REMOVAL_SECONDS = 2.0
 RECHECK_SECONDS = 2.0
 
 
+class UploadLost(UploadRefused):
+    """Housekeeping removed this upload as an orphan (its gateway stalled past the upload's
+    lease): it must not be recorded."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            grpc.StatusCode.ABORTED,
+            "the upload stalled for too long and was removed; please send it again",
+        )
+
+
 class FileStore:
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], upload_lease: float = UPLOAD_LEASE_SECONDS) -> None:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
+        self.upload_lease = upload_lease
         self._cleanups: set[asyncio.Task[None]] = set()
 
     def _track(self, cleanup: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -49,7 +68,12 @@ class FileStore:
             await asyncio.wait(set(self._cleanups), timeout=grace)
 
     async def ensure_indexes(self) -> None:
-        await self.jobs.create_index("owner_id")
+        """Indexes for every lookup the API, the relay and housekeeping make."""
+        for field in jobs.INDEXED:
+            await self.jobs.create_index(field)
+        # Retention finds every MP3 written for a job (a lost attempt's included).
+        await self.db[f"{gridfs_io.MP3S}.files"].create_index("metadata.job_id")
+        await self.db[UPLOADS].create_index("started")
 
     @asynccontextmanager
     async def atomic_upload(self, job_id: ObjectId, owner_id: str) -> AsyncIterator[None]:
@@ -61,9 +85,13 @@ class FileStore:
         from a second cancellation: no video is kept without its job, and no job
         without its whole video.
         """
-        # Marked first, so a gateway killed mid-upload leaves a trace the startup sweep
-        # finds (the chunks alone cannot be listed on every store: see sweep_unfinished).
-        await self.db[UPLOADS].insert_one({"_id": job_id, "started": time.time()})
+        # Marked first, and kept alive by heartbeats while the upload runs, so that the
+        # upload of a gateway that died can be told from a live one by any gateway's
+        # housekeeping (the chunks alone cannot be listed on every store).
+        mark = {"_id": job_id, "started": time.time(), "renewals": 0,
+                "lease_seconds": self.upload_lease}  # fmt: skip
+        await self.db[UPLOADS].insert_one(mark)
+        heartbeat = asyncio.create_task(self._heartbeat(job_id))
         try:
             yield
         except BaseException:
@@ -72,24 +100,44 @@ class FileStore:
             log.info("upload discarded", job_id=str(job_id), user_id=owner_id)
             await asyncio.shield(self._track(self._remove_upload(job_id)))
             raise
+        finally:
+            heartbeat.cancel()
         await self.db[UPLOADS].delete_one({"_id": job_id})
 
-    async def sweep_unfinished(self, older_than: float) -> int:
-        """Startup sweep: uploads begun more than ``older_than`` seconds ago and never
-        finished nor removed (their gateway died) lose what they wrote. One whose job was
-        recorded (the gateway died just after) is kept; only its mark goes."""
-        stale = (
-            await self.db[UPLOADS].find({"started": {"$lt": time.time() - older_than}}).to_list()
-        )
-        removed = 0
-        for mark in stale:
-            if await self.jobs.find_one({"_id": mark["_id"]}, {"_id": 1}) is not None:
-                await self.db[UPLOADS].delete_one({"_id": mark["_id"]})
-                continue
-            await self._remove_now(mark["_id"])
-            log.info("removed an upload its gateway never finished", job_id=str(mark["_id"]))
-            removed += 1
-        return removed
+    async def _heartbeat(self, job_id: ObjectId) -> None:
+        """Beat five times per lease: a beat or two lost to a slow store costs nothing."""
+        while True:
+            await asyncio.sleep(self.upload_lease / 5)
+            try:
+                await self._beat(job_id)
+            except PyMongoError as exc:
+                log.warning("upload heartbeat failed", job_id=str(job_id), error=repr(exc))
+
+    async def _beat(self, job_id: ObjectId) -> bool:
+        """One heartbeat; whether the upload's mark is still there."""
+        beat = await self.db[UPLOADS].update_one({"_id": job_id}, {"$inc": {"renewals": 1}})
+        return beat.matched_count == 1
+
+    async def upload_marks(self) -> list[dict[str, Any]]:
+        """Every upload in progress, for housekeeping's watch of their heartbeats."""
+        marks = await self.db[UPLOADS].find({}, {"renewals": 1, "lease_seconds": 1}).to_list()
+        for mark in marks:
+            mark.setdefault("lease_seconds", UNLEASED_MARK_SECONDS)
+        return marks
+
+    async def remove_orphan(self, mark: dict[str, Any]) -> bool:
+        """Remove an upload whose gateway stopped heartbeating, as housekeeping saw it
+        (``mark``): conditioned on that heartbeat count, so a beat landing meanwhile keeps
+        it. One whose job was recorded (the gateway died just after) is kept; only its
+        mark goes. Whether the upload's files were removed."""
+        seen = {"_id": mark["_id"], "renewals": mark.get("renewals")}
+        if not (await self.db[UPLOADS].delete_one(seen)).deleted_count:
+            return False
+        if await self.jobs.find_one({"_id": mark["_id"]}, {"_id": 1}) is not None:
+            return False
+        await self._remove_now(mark["_id"])
+        log.info("removed an upload its gateway stopped heartbeating", job_id=str(mark["_id"]))
+        return True
 
     async def _remove_upload(self, job_id: ObjectId) -> None:
         """Remove now if the store answers quickly; otherwise keep trying in the background
@@ -132,10 +180,14 @@ class FileStore:
         )
 
     async def insert_job(self, job: dict[str, Any]) -> None:
+        """Record the job of an upload, unless housekeeping removed the upload meanwhile
+        (UploadLost)."""
+        if not await self._beat(job["_id"]):
+            raise UploadLost()
         await self.jobs.insert_one(job)
 
     async def job(self, owner_id: str, job_id: ObjectId) -> dict[str, Any] | None:
-        return await self.jobs.find_one({"_id": job_id, "owner_id": owner_id})
+        return await self.jobs.find_one(jobs.owned(owner_id, job_id))
 
     async def jobs_page(
         self, owner_id: str, before: ObjectId | None, limit: int
@@ -151,7 +203,7 @@ class FileStore:
         )
 
     async def job_of_mp3(self, owner_id: str, mp3_id: ObjectId) -> dict[str, Any] | None:
-        return await self.jobs.find_one({"mp3_key": str(mp3_id), "owner_id": owner_id})
+        return await self.jobs.find_one(jobs.owned_with_mp3(owner_id, mp3_id))
 
     def mp3_windows(self, files_doc: dict[str, Any]) -> AsyncIterator[list[bytes]]:
         return gridfs_io.aiter_windows(self.db, gridfs_io.MP3S, files_doc["_id"], files_doc)

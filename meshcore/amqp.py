@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import contextvars
-import os
 import signal
 import threading
 import time
@@ -178,6 +177,12 @@ def retries_of(properties: pika.BasicProperties) -> int:
 EXIT_HANDLER_STUCK = 70
 
 
+class HandlerStuck(RuntimeError):
+    """A handler ignored the stop request past the grace period; its message went back to
+    the broker with the connection. The process should exit now (EXIT_HANDLER_STUCK), not
+    wait for the handler's thread."""
+
+
 class Consumer:
     """Consumes one queue with manual acks and prefetch 1, on a connection of its own.
 
@@ -216,6 +221,8 @@ class Consumer:
         self._stop_requested_at = 0.0
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="handler")
         self._busy: concurrent.futures.Future[Outcome] | None = None
+        # Set when run() returned with its handler still running past the grace period.
+        self.stuck = False
 
     def stop(self) -> None:
         """Ask the handler to stop (``on_stop``), hand back or finish the message in hand,
@@ -239,10 +246,12 @@ class Consumer:
                 log.warning("broker connection lost; reconnecting", error=repr(exc))
                 self._stop.wait(1)
         if self._busy is not None and not self._busy.done():
-            # The broker puts the unacked message back when the connection closes; a handler
-            # that ignores the stop request must not hold the process past its grace period.
-            log.error("handler did not stop within the grace period; exiting", queue=self.queue)
-            os._exit(EXIT_HANDLER_STUCK)
+            # The broker puts the unacked message back when the connection closed; the
+            # caller decides what to do about the handler's thread (HandlerStuck).
+            log.error("handler did not stop within the grace period", queue=self.queue)
+            self.stuck = True
+            self._worker.shutdown(wait=False)
+            return
         self._worker.shutdown(wait=True)
 
     def _past_grace(self) -> bool:
@@ -367,14 +376,17 @@ def consume_until_signalled(
     queue: str,
     handler: Handler,
     *,
+    declare: Sequence[str] = (),
     on_stop: Callable[[], None] | None = None,
     give_up: GiveUp | None = None,
     concurrency: int = 1,
 ) -> None:
     """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then ask the
     handler to stop (``on_stop``), settle the messages in hand and return, within
-    ``settings.stop_grace_seconds``. Declares both pipeline queues, whoever starts first.
-    Failed messages are retried after ``settings.retry_delays_seconds``, then ``give_up``.
+    ``settings.stop_grace_seconds`` (HandlerStuck if a handler would not stop). Declares
+    ``queue`` and the queues in ``declare`` (those the handler's outcomes go to), whoever
+    starts first. Failed messages are retried after ``settings.retry_delays_seconds``,
+    then ``give_up``.
 
     ``concurrency`` consumers run side by side, each in its own thread with its own
     connection, channel and prefetch of 1 (pika connections are not thread-safe): the
@@ -385,7 +397,7 @@ def consume_until_signalled(
             settings.amqp_url,
             queue,
             handler,
-            declare=[settings.video_queue, settings.mp3_queue],
+            declare=[queue, *declare],
             on_stop=on_stop,
             stop_grace=settings.stop_grace_seconds,
             retry_delays=settings.retry_delays_seconds,
@@ -402,6 +414,8 @@ def consume_until_signalled(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     run_side_by_side(consumers)
+    if any(consumer.stuck for consumer in consumers):
+        raise HandlerStuck(f"a handler of {queue} did not stop within the grace period")
 
 
 def run_side_by_side(consumers: Sequence[Consumer]) -> None:
@@ -472,6 +486,11 @@ class ThreadedPublisher:
             return future
 
         def run() -> None:
+            # A caller that stopped waiting (a timed-out wait_for cancels the future) gets
+            # nothing published; a running future can no longer be cancelled, so setting
+            # its outcome below cannot fail inside pika's callback and drop the connection.
+            if not future.set_running_or_notify_cancel():
+                return
             try:
                 with tracing.attached(caller):
                     work()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from meshcore import logs, metrics, tracing
-from meshcore.amqp import consume_until_signalled
+from meshcore.amqp import EXIT_HANDLER_STUCK, HandlerStuck, consume_until_signalled
 from meshcore.migrations import migrate
 from notification.consumer import Notifier
 from notification.ledger import MIGRATIONS, SentLedger
@@ -27,7 +29,12 @@ def main() -> None:
         # As long as the job records: retention after the job ended, then as long again.
         ledger_retention=2 * settings.retention_seconds,
     )
-    consume_until_signalled(settings, settings.mp3_queue, notifier.handle, give_up=notifier.give_up)
+    try:
+        consume_until_signalled(
+            settings, settings.mp3_queue, notifier.handle, give_up=notifier.give_up
+        )
+    except HandlerStuck:
+        os._exit(EXIT_HANDLER_STUCK)  # the stuck handler's thread would hold the exit
     ledger.close()
     log.info("stopped")
 

@@ -1,8 +1,9 @@
 """Which jobs were mailed, in PostgreSQL (psycopg2): claimed before sending, recorded after.
 
-A sender first claims the job's row for ``lease`` seconds; only the holder of an unexpired
-claim sends, and it records the mail as sent once the SMTP server accepted it. Two
-deliveries of one JobFinished (a redelivery, two replicas) therefore never both send.
+A sender first claims the job's row for ``lease`` seconds, under a token of its own; only
+the holder of an unexpired claim sends, only it can release the claim, and it records the
+mail as sent once the SMTP server accepted it. Two deliveries of one JobFinished (a
+redelivery, two replicas) therefore never both send.
 What stays at-least-once: a sender that dies after the SMTP server accepted the mail and
 before recording it. Its claim expires, and the next try sends again, with the same
 Message-ID (derived from the job), which mail clients and Gmail collapse into one mail.
@@ -11,6 +12,7 @@ Message-ID (derived from the job), which mail clients and Gmail collapse into on
 from __future__ import annotations
 
 import enum
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ class SentLedger:
         self.database_url = database_url
         self.connect_kwargs = connect_kwargs
         self._conn = psycopg2.connect(database_url, **connect_kwargs)
+        # The token of each claim this sender holds, by job: only it can release one.
+        self._tokens: dict[str, str] = {}
 
     def close(self) -> None:
         self._conn.close()
@@ -43,18 +47,22 @@ class SentLedger:
         return self._conn
 
     def claim(self, job_id: str, recipient: str, status: str, lease: float) -> Claim:
+        token = uuid.uuid4().hex
         with self._connection() as conn, conn.cursor() as cur:
             cur.execute(
-                "INSERT INTO sent_notifications (job_id, recipient, status, claimed_until)"
-                " VALUES (%s, %s, %s, now() + make_interval(secs => %s))"
+                "INSERT INTO sent_notifications"
+                "   (job_id, recipient, status, claimed_until, claim_token)"
+                " VALUES (%s, %s, %s, now() + make_interval(secs => %s), %s)"
                 " ON CONFLICT (job_id) DO UPDATE SET claimed_until = EXCLUDED.claimed_until,"
-                "   recipient = EXCLUDED.recipient, status = EXCLUDED.status"
+                "   recipient = EXCLUDED.recipient, status = EXCLUDED.status,"
+                "   claim_token = EXCLUDED.claim_token"
                 " WHERE sent_notifications.sent_at IS NULL"
                 "   AND sent_notifications.claimed_until < now()"
                 " RETURNING job_id",
-                (job_id, recipient, status, lease),
+                (job_id, recipient, status, lease, token),
             )
             if cur.fetchone() is not None:
+                self._tokens[job_id] = token
                 return Claim.CLAIMED
             cur.execute(
                 "SELECT sent_at IS NOT NULL FROM sent_notifications WHERE job_id = %s", (job_id,)
@@ -63,16 +71,20 @@ class SentLedger:
             return Claim.DONE if row and row[0] else Claim.HELD
 
     def release(self, job_id: str) -> None:
-        """The send failed: let the next try claim it at once."""
+        """The send failed: let the next try claim it at once, if this sender still holds
+        the claim (once it expired, another sender may hold a claim of its own)."""
+        token = self._tokens.pop(job_id, None)
         with self._connection() as conn, conn.cursor() as cur:
             cur.execute(
                 "UPDATE sent_notifications SET claimed_until = now()"
-                " WHERE job_id = %s AND sent_at IS NULL",
-                (job_id,),
+                " WHERE job_id = %s AND sent_at IS NULL AND claim_token = %s",
+                (job_id, token),
             )
 
     def record(self, job_id: str, refused: str | None = None) -> None:
-        """The SMTP server accepted the mail (or refused it for good, with its reply)."""
+        """The SMTP server accepted the mail (or refused it for good, with its reply),
+        whoever holds the claim now: the mail is out."""
+        self._tokens.pop(job_id, None)
         with self._connection() as conn, conn.cursor() as cur:
             cur.execute(
                 "UPDATE sent_notifications SET sent_at = now(), claimed_until = NULL, refused = %s"

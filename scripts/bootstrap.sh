@@ -4,7 +4,8 @@
 # PostgreSQL cluster (scripts/postgres.sh) and RabbitMQ (started when installed but
 # stopped). What Debian must provide is worked out first and installed in one go as root;
 # as another user, one message names all of it and nothing is changed.
-# With --test it also needs ffprobe (the tests check MP3s with it), Debian's chromium
+# With --test it also needs ffprobe (the tests check MP3s with it), libfaketime (a fault
+# test skews one service's clock), Debian's chromium
 # (the web page's test drives it with playwright) and the container tools
 # (scripts/container_tools.sh: the k8s smoke test's pods).
 set -euo pipefail
@@ -36,6 +37,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 port_open 5672 || command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 if [[ $for_tests == 1 ]]; then
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
+  # The clock-skew fault test runs one service under libfaketime.
+  ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(faketime)
   # playwright's own browser download does not work everywhere: the tests use Debian's.
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   read -ra container_tools <<<"$(scripts/container_tools.sh --missing)"

@@ -52,6 +52,7 @@ FAULT_SETTINGS = {
     "MONGO_TIMEOUT_MS": "6000",
     "DATABASE_CONNECT_TIMEOUT_SECONDS": "3",
     "CONCURRENT_CONVERSIONS": "2",  # whatever the machine's cores: faults hit two jobs
+    "UNFINISHED_UPLOAD_AGE_SECONDS": "10",  # a dead gateway's upload goes within seconds
 }
 
 # The order services start in: stores first, consumers last.
@@ -80,6 +81,11 @@ class ServiceStack:
             self.service_env[name] = env
         running = self.processes.get(name)
         assert running is None or running.poll() is not None, f"{name} is already running"
+        self._spawn(name)
+        self._wait_ready(name)
+
+    def _spawn(self, name: str) -> None:
+        """Run the service's command in a new process group, its output to its log."""
         self.log_path(name).parent.mkdir(parents=True, exist_ok=True)
         with self.log_path(name).open("ab") as log:
             self.processes[name] = subprocess.Popen(
@@ -95,7 +101,28 @@ class ServiceStack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_ready(name)
+
+    def start_another(self, name: str, like: str, env: dict[str, str]) -> None:
+        """Start a second instance ``name`` of the service ``like`` (its Procfile command,
+        with ``env`` over the stack's settings: its own ports) and wait until it serves:
+        for a consumer, until the broker counts its consumers too."""
+        consumer = like in ("converter", "notification")
+        before = self.consumers(self._consumed_queue(like)) if consumer else 0
+        self.commands[name] = self.commands[like]
+        self.service_env[name] = env
+        self._spawn(name)
+        deadline = time.monotonic() + 90
+        while not (
+            self.consumers(self._consumed_queue(like)) > before
+            if consumer
+            else is_serving(env[f"{like.upper()}_LISTEN"], credentials=self.grpc_credentials())
+        ):
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{self.log_path(name).read_text()}")
+            time.sleep(0.1)
+
+    def _consumed_queue(self, name: str) -> str:
+        return self.env["VIDEO_QUEUE" if name == "converter" else "MP3_QUEUE"]
 
     def process(self, name: str) -> psutil.Process:
         return psutil.Process(self.processes[name].pid)
@@ -156,17 +183,21 @@ class ServiceStack:
         command lines run at the same time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = []
-            for child in self.process(name).children(recursive=True):
-                try:
-                    if needle in child.cmdline():
-                        found.append(child)
-                except psutil.NoSuchProcess:
-                    continue
-            if len(found) >= count:
+            if len(found := self.running(name, needle)) >= count:
                 return found[:count]
             time.sleep(0.02)
         raise AssertionError(f"{name} did not run {count} processes with {needle} at once")
+
+    def running(self, name: str, needle: str) -> list[psutil.Process]:
+        """The service's child processes with ``needle`` in their command lines, now."""
+        found = []
+        for child in self.process(name).children(recursive=True):
+            try:
+                if needle in child.cmdline():
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
 
     def log_events(self, name: str) -> list[dict[str, object]]:
         """The service's JSON log lines, parsed (other lines skipped)."""
@@ -214,8 +245,7 @@ class ServiceStack:
             ca = self.env.get("TLS_CA_FILE")
             trust = ssl.create_default_context(cafile=ca) if ca else True
             return http_ok(f"{self.envoy_url}/healthz", verify=trust)
-        queue = self.env["VIDEO_QUEUE" if name == "converter" else "MP3_QUEUE"]
-        return name in self.commands and self.consumers(queue) > 0
+        return name in self.commands and self.consumers(self._consumed_queue(name)) > 0
 
     # --- what the stack holds -----------------------------------------------------------
 

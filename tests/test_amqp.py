@@ -15,6 +15,7 @@ from meshcore.amqp import (
     RETRIES_HEADER,
     Consumer,
     Outcome,
+    ThreadedPublisher,
     declare_queues,
     decode,
     publish,
@@ -195,3 +196,46 @@ def test_consumers_side_by_side_handle_messages_at_the_same_time(
     assert not both_busy.broken
     assert _depth(ch, inq) == 0
     conn.close()
+
+
+def test_a_publish_its_caller_stopped_waiting_for_leaves_the_publisher_working(
+    queues: tuple[str, str],
+) -> None:
+    """A cancelled wait (asyncio.wait_for timing out cancels the future) must not break
+    the publisher's connection and the publishes queued behind it."""
+    publisher = ThreadedPublisher(AMQP_URL, [queues[0]])
+    publisher.start()
+    try:
+        connection = publisher._connection
+        message = events_pb2.VideoUploaded(job_id="j")
+        cancelled = [publisher.publish(queues[0], message, "j") for _ in range(50)]
+        for future in cancelled:
+            future.cancel()
+        publisher.publish(queues[0], message, "last").result(timeout=10)
+        assert publisher._connection is connection, "the connection was never dropped"
+    finally:
+        publisher.close()
+
+
+def test_a_handler_that_ignores_the_stop_request_is_reported_not_exited(
+    queues: tuple[str, str],
+) -> None:
+    """Past the grace period the consumer returns, says its handler is stuck, and leaves
+    it to the service to exit: no library code ends the process."""
+    inbound, _ = queues
+    release = threading.Event()
+
+    def deaf(body: bytes, properties: pika.BasicProperties) -> Outcome:
+        release.wait(30)
+        return Outcome()
+
+    consumer = Consumer(AMQP_URL, inbound, deaf, declare=[inbound], stop_grace=0.3)
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    declare_queues(channel, [inbound])
+    publish(channel, inbound, events_pb2.VideoUploaded(job_id="j"), "j")
+    conn.close()
+    started = time.monotonic()
+    _run(consumer, until=lambda: consumer._busy is not None)
+    release.set()
+    assert consumer.stuck and time.monotonic() - started < 10

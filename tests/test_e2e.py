@@ -127,6 +127,7 @@ def test_a_finished_job_expires_and_its_download_says_so(
     client, _ = stack.new_user()
     done = client.wait(client.upload(media / "clip.mp4").id, timeout=120)
     assert done.status == files_pb2.JOB_STATUS_SUCCEEDED, done.error
+    # Removed off the conversion's time, right after SUCCEEDED is recorded.
     wait_for(
         lambda: ObjectId(done.id) not in stored_video_ids(stack),
         "the video is deleted after success",

@@ -15,6 +15,7 @@ import pytest
 from bson import ObjectId
 
 from converter.consumer import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progress
+from gateway.servicer import _newer
 from meshcore import jobs
 from meshcore.amqp import publish_event
 from mp3mesh.events.v1 import events_pb2
@@ -62,6 +63,33 @@ def test_progress_is_written_forward_and_at_most_every_interval() -> None:
     assert written == sorted(set(written)), "forward only"
     assert len(written) == 1 + 20  # one write per 250 ms of the 5 s
     assert written[-1] == PROGRESS_FFMPEG_END
+
+
+def _job(status: int, attempts: int, progress: int, at: float) -> files_pb2.Job:
+    job = files_pb2.Job(id="j", status=status, attempts=attempts, progress_percent=progress)
+    job.update_time.FromNanoseconds(int(at * 1e9))
+    return job
+
+
+def test_a_watcher_sees_the_changes_of_a_converter_whose_clock_is_behind() -> None:
+    """The gateway wrote the job at t=100; the converter, 60 s behind, writes each of its
+    changes "earlier": every one of them still reaches the watcher, in order."""
+    processing, succeeded = files_pb2.JOB_STATUS_PROCESSING, files_pb2.JOB_STATUS_SUCCEEDED
+    current = _job(files_pb2.JOB_STATUS_QUEUED, 0, 0, at=100)
+    for change in (
+        _job(processing, 1, 1, at=41),
+        _job(processing, 1, 50, at=45),
+        _job(succeeded, 1, 100, at=50),
+    ):
+        assert _newer(change, current)
+        current = change
+
+
+def test_a_notice_older_than_what_the_watcher_read_is_not_sent() -> None:
+    processing = files_pb2.JOB_STATUS_PROCESSING
+    read = _job(processing, 1, 50, at=110)
+    assert not _newer(_job(processing, 1, 40, at=105), read)
+    assert not _newer(_job(files_pb2.JOB_STATUS_QUEUED, 0, 0, at=100), read)
 
 
 def test_a_long_video_shows_smooth_progress_through_watchjob(

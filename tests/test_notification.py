@@ -4,6 +4,7 @@ and the ledger that keeps redeliveries from mailing twice (real PostgreSQL)."""
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Iterator
 
 import pika
@@ -174,6 +175,25 @@ def test_a_claimed_mail_is_not_sent_by_another_sender(
     ledger.record("job-1")
     notifier.handle(SUCCEEDED.SerializeToString(), props)
     assert inbox.messages == []
+
+
+def test_a_sender_whose_claim_expired_cannot_release_the_next_senders(
+    ledger: SentLedger,
+) -> None:
+    """A slow sender's claim ran out and another sender claimed the mail: the slow one's
+    failure must not free the mail for a third sender while the second is sending it."""
+    slow, other, third = ledger, SentLedger(ledger.database_url), SentLedger(ledger.database_url)
+    try:
+        assert slow.claim("job-1", "u@example.com", "x", 0.2) is Claim.CLAIMED
+        time.sleep(0.3)
+        assert other.claim("job-1", "u@example.com", "x", 60) is Claim.CLAIMED
+        slow.release("job-1")
+        assert third.claim("job-1", "u@example.com", "x", 60) is Claim.HELD
+        other.release("job-1")
+        assert third.claim("job-1", "u@example.com", "x", 60) is Claim.CLAIMED
+    finally:
+        other.close()
+        third.close()
 
 
 def test_a_resent_mail_keeps_its_message_id() -> None:

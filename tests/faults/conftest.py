@@ -12,8 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.helpers import Tally
+from tests.faults.helpers import Tally, proxy_to
+from tests.helpers import AMQP_URL
 from tests.services import ServiceStack, service_stack
+from tests.tcp_proxy import TcpProxy
 
 TALLY_KEY = pytest.StashKey["Tally"]()
 
@@ -44,3 +46,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     width = max(map(len, counts))
     for what, n in counts.items():
         terminalreporter.write_line(f"{what:<{width}}  {n}")
+
+
+@pytest.fixture
+def broker_proxy() -> Iterator[TcpProxy]:
+    """A proxy to the shared broker that the test can cut: services run behind it (see
+    ``behind``) lose their connections, and nobody else's."""
+    proxy = proxy_to(AMQP_URL)
+    yield proxy
+    proxy.stop()

@@ -8,14 +8,29 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from bson import ObjectId
 
 from meshcore import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
 from tests.services import ServiceStack
+from tests.tcp_proxy import TcpProxy
 
 EXTRACTING = "-progress"  # only the extraction's ffmpeg command line has it (not the probes)
+
+
+def behind(url: str, proxy: TcpProxy) -> str:
+    """``url`` with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+def proxy_to(url: str) -> TcpProxy:
+    parts = urlsplit(url)
+    return TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0).start()
 
 
 def job_record(mesh: ServiceStack, job_id: str) -> dict:

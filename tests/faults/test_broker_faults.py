@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import httpx
@@ -24,32 +23,19 @@ from cli.client import upload_requests
 from meshcore import gridfs_io, jobs
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
-from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, job_record
-from tests.helpers import AMQP_URL, PASSWORD
+from tests.faults.helpers import (
+    EXTRACTING,
+    Tally,
+    assert_converted_once,
+    behind,
+    job_record,
+    proxy_to,
+)
+from tests.helpers import PASSWORD
 from tests.services import ServiceStack
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
-
-
-def behind(url: str, proxy: TcpProxy) -> str:
-    """``url`` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
-
-
-def proxy_to(url: str) -> TcpProxy:
-    parts = urlsplit(url)
-    return TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0).start()
-
-
-@pytest.fixture
-def broker_proxy() -> Iterator[TcpProxy]:
-    proxy = proxy_to(AMQP_URL)
-    yield proxy
-    proxy.stop()
 
 
 def test_gateway_killed_after_recording_the_job_still_converts(
