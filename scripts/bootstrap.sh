@@ -10,6 +10,9 @@
 # (scripts/container_tools.sh: the k8s smoke test's pods).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian keeps some of what is checked for (rabbitmq-server, runc, debootstrap) in sbin,
+# which a non-root PATH lacks.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 for_tests=0
 [[ "${1:-}" == "--test" ]] && for_tests=1
