@@ -1,4 +1,4 @@
-"""AuthService: Register, Login, ValidateToken, WhoAmI."""
+"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from auth.store import EmailTaken, UserRecord, UserStore
 from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
-from auth.tokens import Claims, InvalidToken, TokenIssuer
+from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
 from meshcore.timestamps import timestamp
+from meshcore.tokens import Claims, InvalidToken
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -161,7 +162,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def _verified(self, token: str, context: grpc.aio.ServicerContext) -> Claims:
         """The token's claims, or UNAUTHENTICATED: invalid, revoked, or its account gone."""
         try:
-            claims = self.tokens.verify(token)
+            claims = self.tokens.verifier.verify(token)
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         exists, revoked = await asyncio.to_thread(
@@ -190,7 +191,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LogoutResponse:
         try:
-            claims = self.tokens.verify(await self._caller_token(context))
+            claims = self.tokens.verifier.verify(await self._caller_token(context))
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         await asyncio.to_thread(self.store.revoke, claims.token_id, claims.expires)
