@@ -1,4 +1,4 @@
-"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI."""
+"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI, GetJwks."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 MAX_NAME_LENGTH = 200
 BAD_CREDENTIALS = "email or password is incorrect"
+# How long an edge or a client may keep the JWKS: a new signing key is published this
+# long before it signs (list it in JWT_PREVIOUS_KEY_FILES first, see README: rotation),
+# and a verifier that meets an unknown kid asks again anyway.
+JWKS_CACHE_CONTROL = "public, max-age=300"
 
 
 def _user_proto(user: UserRecord) -> auth_pb2.User:
@@ -218,3 +222,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 "the account behind this token no longer exists",
             )
         return auth_pb2.WhoAmIResponse(user=_user_proto(user))
+
+    async def GetJwks(
+        self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.GetJwksResponse:
+        """The public keys; ``cache-control`` travels as metadata, and both edges make it
+        the HTTP header."""
+        await context.send_initial_metadata((("cache-control", JWKS_CACHE_CONTROL),))
+        return auth_pb2.GetJwksResponse(keys=[auth_pb2.Jwk(**jwk) for jwk in self.tokens.jwks()])

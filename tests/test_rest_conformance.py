@@ -25,6 +25,7 @@ import jwt
 import pytest
 
 from cli.client import MeshClient
+from meshcore.tokens import TokenVerifier, key_id, keys_from_jwks
 from tests.helpers import (
     PASSWORD,
     TEST_MAX_UPLOAD_BYTES,
@@ -273,6 +274,7 @@ def test_openapi_and_health(shim: Edge) -> None:
         "/v1/users", "/register", "/v1/sessions", "/login", "/v1/users/me", "/v1/videos", "/upload",
         "/v1/mp3s/{file_id}", "/download", "/v1/jobs/{job_id}", "/status",
         "/v1/jobs/{job_id}:watch", "/v1/jobs", "/health", "/v1/sessions/current", "/logout",
+        "/.well-known/jwks.json",
     }  # fmt: skip
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}
@@ -500,3 +502,23 @@ def test_health_is_503_with_the_same_body_when_a_service_is_stopped(tmp_path: Pa
         assert httpx.get(f"{mesh.shim_url}/healthz").status_code == 503  # unchanged
         mesh.start("gateway")
         _both_health(urls, (200, HEALTHY))
+
+
+def test_jwks_is_public_keys_only_the_same_at_both_edges_and_cacheable(
+    edge: Edge, stack: Stack
+) -> None:
+    """GET /.well-known/jwks.json: the key auth signs with, no private part, no token
+    needed, with Cache-Control; a token from Login verifies with it alone."""
+    with edge.http() as http:
+        reply = http.get("/.well-known/jwks.json")
+        envoy = httpx.get(f"{stack.envoy_url}/.well-known/jwks.json", timeout=60)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["cache-control"] == "public, max-age=300"
+    jwks = reply.json()
+    assert jwks == envoy.json(), "both edges publish the same document"
+    (key,) = jwks["keys"]
+    assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}
+    assert key["kid"] == key_id(stack.signing_key.public_key())
+    token = edge.new_user()
+    assert TokenVerifier(keys_from_jwks(jwks["keys"])).verify(token).email.startswith("rest-")
