@@ -18,7 +18,7 @@ from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
 from meshcore.timestamps import timestamp
-from meshcore.tokens import Claims, InvalidToken
+from meshcore.tokens import MISSING, Claims, InvalidToken
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -188,7 +188,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return await require_credentials(
             bearer_token(context.invocation_metadata()),
             context,
-            "missing bearer token: send 'authorization: Bearer <token>'",
+            MISSING,
         )
 
     async def Logout(

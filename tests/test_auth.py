@@ -72,7 +72,7 @@ def _public_as_hmac_secret(c: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("make", "needle"),
     [
-        (lambda c: _sign(c, Ed25519PrivateKey.generate()), "key no longer accepted"),
+        (lambda c: _sign(c, Ed25519PrivateKey.generate()), "algorithm no longer accepted"),
         (
             lambda c: sign_token(c, Ed25519PrivateKey.generate(), kid=key_id(KEY.public_key())),
             "signature",
@@ -82,12 +82,12 @@ def _public_as_hmac_secret(c: dict[str, Any]) -> str:
         (lambda c: _sign({**c, "iss": "other"}), "issuer"),
         (lambda c: _sign({k: v for k, v in c.items() if k != "jti"}), "jti"),
         (lambda c: jwt.encode(c, KEY, algorithm="EdDSA"), "names no signing key"),
-        (_public_as_hmac_secret, "alg value is not allowed"),
+        (_public_as_hmac_secret, "algorithm no longer accepted"),
         (
             lambda c: jwt.encode(
                 c, None, algorithm="none", headers={"kid": key_id(KEY.public_key())}
             ),
-            "alg value is not allowed",
+            "not a signed JWT",
         ),
     ],
     ids=[
@@ -191,7 +191,7 @@ def test_tokens_of_a_previous_key_are_accepted_until_it_is_dropped() -> None:
     verify = rotated.verifier.verify
     assert verify(old_token).user_id == verify(new_token).user_id == "user-1"
     after = TokenIssuer(new_key, "mp3mesh-auth", "mp3mesh", ttl)
-    with pytest.raises(InvalidToken, match="key no longer accepted"):
+    with pytest.raises(InvalidToken, match="algorithm no longer accepted"):
         after.verifier.verify(old_token)
 
 
