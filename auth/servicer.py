@@ -1,4 +1,4 @@
-"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI, GetJwks."""
+"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI, GetJwks, ListRevocations."""
 
 from __future__ import annotations
 
@@ -230,3 +230,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         the HTTP header."""
         await context.send_initial_metadata((("cache-control", JWKS_CACHE_CONTROL),))
         return auth_pb2.GetJwksResponse(keys=[auth_pb2.Jwk(**jwk) for jwk in self.tokens.jwks()])
+
+    async def ListRevocations(
+        self, request: auth_pb2.ListRevocationsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ListRevocationsResponse:
+        live = await asyncio.to_thread(self.store.live_revocations)
+        return auth_pb2.ListRevocationsResponse(
+            revocations=[
+                auth_pb2.Revocation(token_id=jti, expire_time=timestamp(expires))
+                for jti, expires in live
+            ]
+        )

@@ -231,3 +231,19 @@ def test_production_needs_mtls_or_the_waiver_and_hides_reflection(
     monkeypatch.setenv("MP3MESH_ENV", "development")
     monkeypatch.delenv("GRPC_REFLECTION")
     assert AuthSettings().reflection
+
+
+def test_live_revocations_are_the_snapshot_of_unexpired_ones(database_url: str) -> None:
+    migrate(database_url, MIGRATIONS)
+    store = UserStore(database_url)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        store.revoke("gone", now - dt.timedelta(seconds=1))
+        later, soon = uuid.uuid4().hex, uuid.uuid4().hex
+        store.revoke(later, now + dt.timedelta(hours=1))
+        store.revoke(soon, now + dt.timedelta(minutes=1))
+        live = [jti for jti, _ in store.live_revocations()]
+        assert "gone" not in live
+        assert live.index(soon) < live.index(later), "soonest to expire first"
+    finally:
+        store.close()

@@ -526,3 +526,14 @@ def test_a_job_the_broker_refuses_is_kept_and_announced_once_the_queue_is_back(
         gateway.wait(20)
         drop_queues(queue)
         conn.close()
+
+
+def test_list_revocations_has_a_logged_out_token_until_it_expires(stack: Stack) -> None:
+    """The snapshot a verifier starts from: the token's jti and expiry, once logged out."""
+    client, _ = stack.new_user()
+    token = client.token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    client.logout()
+    reply = client.auth.ListRevocations(auth_pb2.ListRevocationsRequest(), timeout=60)
+    live = {r.token_id: r.expire_time.seconds for r in reply.revocations}
+    assert live[claims["jti"]] == claims["exp"]

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cli.client import MeshClient
 from meshcore.tokens import TokenVerifier, key_id, keys_from_jwks
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from tests.helpers import (
     PASSWORD,
@@ -586,3 +587,16 @@ def test_bad_tokens_get_the_same_status_over_grpc_through_envoy_and_direct(stack
                 answers[name][case] = (exc.value.code(), exc.value.details())  # type: ignore[attr-defined]
     assert answers["envoy"] == answers["gateway"]
     assert {code for code, _ in answers["envoy"].values()} == {grpc.StatusCode.UNAUTHENTICATED}
+
+
+def test_internal_auth_methods_are_not_routed_by_envoy(stack: Stack) -> None:
+    """ValidateToken and ListRevocations serve the mesh's verifiers, never the edge."""
+    with grpc.insecure_channel(f"127.0.0.1:{stack.env['ENVOY_PORT']}") as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        for call, request in (
+            (auth.ValidateToken, auth_pb2.ValidateTokenRequest(token="x")),
+            (auth.ListRevocations, auth_pb2.ListRevocationsRequest()),
+        ):
+            with pytest.raises(grpc.RpcError) as exc:
+                call(request, timeout=60)
+            assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
