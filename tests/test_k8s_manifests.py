@@ -630,7 +630,7 @@ def test_the_dev_secret_files_are_not_committed() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_auth_can_read_the_signing_key(overlay: str) -> None:
     """The JWT private key's Secret is mounted by auth's pod and named by no other
-    workload (volume, env or envFrom); the key file is readable by its owner only."""
+    workload (volume, env or envFrom); the key file is readable by root and the pod's group only."""
     readers = set()
     for workload in of_kind(overlay, *WORKLOAD_KINDS):
         spec = pod_spec(workload)
@@ -639,7 +639,7 @@ def test_only_auth_can_read_the_signing_key(overlay: str) -> None:
             readers.add(workload["metadata"]["name"])
         for volume in spec.get("volumes", []):
             if volume.get("secret", {}).get("secretName", "").startswith("mp3mesh-jwt"):
-                assert volume["secret"]["defaultMode"] == 0o400, volume
+                assert volume["secret"]["defaultMode"] == 0o440, volume  # fsGroup reads it
     assert readers == {"auth"}
 
 
