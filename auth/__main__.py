@@ -4,19 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 
+import structlog
 from argon2 import PasswordHasher
 
 from auth.servicer import AuthServicer
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
 from auth.throttle import HashBound, LoginThrottle
-from auth.tokens import TokenIssuer
+from auth.tokens import (
+    KeyFileError,
+    TokenIssuer,
+    development_key,
+    load_private_key,
+    load_public_key,
+)
 from meshcore import logs, metrics, tls, tracing
 from meshcore.grpc_server import Service, serve
 from meshcore.migrations import migrate
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+
+
+def _token_issuer(settings: AuthSettings, log: structlog.stdlib.BoundLogger) -> TokenIssuer:
+    """The issuer with the configured keys; exits saying which key file is wrong."""
+    try:
+        if settings.jwt_signing_key_file is None:
+            path = settings.development_key_file
+            log.warning("JWT_SIGNING_KEY_FILE not set: using a development key", path=str(path))
+            signing_key = development_key(path)
+        else:
+            signing_key = load_private_key(settings.jwt_signing_key_file)
+        previous = [load_public_key(path) for path in settings.jwt_previous_key_files]
+    except KeyFileError as exc:
+        raise SystemExit(f"auth: {exc}") from exc
+    return TokenIssuer(
+        signing_key,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        dt.timedelta(seconds=settings.token_ttl_seconds),
+        previous,
+    )
 
 
 def main() -> None:
@@ -24,24 +51,13 @@ def main() -> None:
     log = logs.configure("auth", settings.log_level, settings.log_format)
     metrics.serve(settings)
     tracing.configure("auth", settings)
-    if settings.jwt_secret is None:
-        log.warning("JWT_SECRET not set: using a random key; tokens end when this process does")
-        secret = secrets.token_urlsafe(48)
-    else:
-        secret = settings.jwt_secret.get_secret_value()
-
+    tokens = _token_issuer(settings, log)
     migrate(settings.database_url, MIGRATIONS)
     store = UserStore(settings.database_url, **settings.database_timeouts)
     hashing = HashBound(settings.hash_concurrency, settings.hash_queue)
     servicer = AuthServicer(
         store,
-        TokenIssuer(
-            secret,
-            settings.jwt_issuer,
-            settings.jwt_audience,
-            dt.timedelta(seconds=settings.token_ttl_seconds),
-            [key.get_secret_value() for key in settings.jwt_previous_secrets],
-        ),
+        tokens,
         PasswordHasher(),
         LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
         hashing,

@@ -1,4 +1,4 @@
-"""AuthService: Register, Login, ValidateToken, WhoAmI."""
+"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI, GetJwks, ListRevocations."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from auth.store import EmailTaken, UserRecord, UserStore
 from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
-from auth.tokens import Claims, InvalidToken, TokenIssuer
+from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
 from meshcore.timestamps import timestamp
+from meshcore.tokens import MISSING, Claims, InvalidToken
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -26,6 +27,10 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 MAX_NAME_LENGTH = 200
 BAD_CREDENTIALS = "email or password is incorrect"
+# How long an edge or a client may keep the JWKS: a new signing key is published this
+# long before it signs (list it in JWT_PREVIOUS_KEY_FILES first, see README: rotation),
+# and a verifier that meets an unknown kid asks again anyway.
+JWKS_CACHE_CONTROL = "public, max-age=300"
 
 
 def _user_proto(user: UserRecord) -> auth_pb2.User:
@@ -161,7 +166,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def _verified(self, token: str, context: grpc.aio.ServicerContext) -> Claims:
         """The token's claims, or UNAUTHENTICATED: invalid, revoked, or its account gone."""
         try:
-            claims = self.tokens.verify(token)
+            claims = self.tokens.verifier.verify(token)
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         exists, revoked = await asyncio.to_thread(
@@ -183,14 +188,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return await require_credentials(
             bearer_token(context.invocation_metadata()),
             context,
-            "missing bearer token: send 'authorization: Bearer <token>'",
+            MISSING,
         )
 
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LogoutResponse:
         try:
-            claims = self.tokens.verify(await self._caller_token(context))
+            claims = self.tokens.verifier.verify(await self._caller_token(context))
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         await asyncio.to_thread(self.store.revoke, claims.token_id, claims.expires)
@@ -217,3 +222,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 "the account behind this token no longer exists",
             )
         return auth_pb2.WhoAmIResponse(user=_user_proto(user))
+
+    async def GetJwks(
+        self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.GetJwksResponse:
+        """The public keys; ``cache-control`` travels as metadata, and both edges make it
+        the HTTP header."""
+        await context.send_initial_metadata((("cache-control", JWKS_CACHE_CONTROL),))
+        return auth_pb2.GetJwksResponse(keys=[auth_pb2.Jwk(**jwk) for jwk in self.tokens.jwks()])
+
+    async def ListRevocations(
+        self, request: auth_pb2.ListRevocationsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ListRevocationsResponse:
+        live = await asyncio.to_thread(self.store.live_revocations)
+        return auth_pb2.ListRevocationsResponse(
+            revocations=[
+                auth_pb2.Revocation(token_id=jti, expire_time=timestamp(expires))
+                for jti, expires in live
+            ]
+        )

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import limits
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
 
 
 class AuthSettings(DatabaseSettings, GrpcServerSettings):
     auth_listen: str = AUTH_ADDRESS
-    # HS256 key. Unset in development: a random key per process (tokens die with it).
-    # Required in production, at least 32 bytes.
-    jwt_secret: SecretStr | None = None
-    # Keys signed with before JWT_SECRET, still accepted (JSON list): to rotate, move the
-    # old key here, set a new JWT_SECRET, and drop the old one after TOKEN_TTL_SECONDS.
-    jwt_previous_secrets: tuple[SecretStr, ...] = ()
+    # PEM file of the Ed25519 private key tokens are signed with (in Kubernetes a Secret
+    # mounted in auth's pod only). Unset in development: a key made once under
+    # MP3MESH_VAR/auth; production refuses to start without one.
+    jwt_signing_key_file: str | None = None
+    # PEM files of keys signed with before (either half; only the public one is kept),
+    # still published and accepted (JSON list): to rotate, list the old key here, point
+    # JWT_SIGNING_KEY_FILE at a new one, and drop the old one after TOKEN_TTL_SECONDS.
+    jwt_previous_key_files: tuple[str, ...] = ()
     jwt_issuer: str = "mp3mesh-auth"
     jwt_audience: str = "mp3mesh"
     token_ttl_seconds: int = 3600
@@ -33,12 +37,14 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
         limits.parse(value)  # ValueError naming the bad string
         return value
 
+    @property
+    def development_key_file(self) -> Path:
+        return Path(self.mp3mesh_var) / "auth" / "jwt-signing-key.pem"
+
     @model_validator(mode="after")
-    def _secret_in_production(self) -> AuthSettings:
-        if self.production:
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret.encode()) < 32:
-                raise ValueError("JWT_SECRET must be set to at least 32 bytes in production")
-            if any(len(k.get_secret_value().encode()) < 32 for k in self.jwt_previous_secrets):
-                raise ValueError("each of JWT_PREVIOUS_SECRETS must be at least 32 bytes")
+    def _signing_key_in_production(self) -> AuthSettings:
+        if self.production and not self.jwt_signing_key_file:
+            raise ValueError(
+                "JWT_SIGNING_KEY_FILE must name the Ed25519 private key (PEM) in production"
+            )
         return self

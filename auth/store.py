@@ -90,6 +90,15 @@ class UserStore:
                 (jti, expires),
             )
 
+    def live_revocations(self) -> list[tuple[str, dt.datetime]]:
+        """(jti, expiry) of every revoked token not yet expired, soonest to expire first."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > now()"
+                " ORDER BY expires_at"
+            )
+            return [(jti, expires) for jti, expires in cur.fetchall()]
+
     def token_standing(self, user_id: str, jti: str) -> tuple[bool, bool]:
         """(the user still exists, token ``jti`` was revoked), in one round trip."""
         with self._cursor() as cur:

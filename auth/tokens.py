@@ -1,55 +1,105 @@
-"""JWT issue and check with one pinned algorithm; a token is accepted only with our
-issuer, our audience, and every claim present.
+"""JWT issue with auth's Ed25519 private key, the only key that can sign; verification
+(meshcore/tokens.py) needs only the public keys auth publishes as a JWKS.
 
-Key rotation: tokens are signed with one key and name it in their ``kid`` header (a
-fingerprint of the key, not the key); any of the verification keys is accepted, so a new
-signing key can be rolled out while tokens signed with the previous one run out.
+Key rotation: a token names its signing key in its ``kid`` header. The previous keys'
+public halves stay published and accepted, so a new signing key can be rolled out while
+tokens signed with the previous one run out (drop it after TOKEN_TTL_SECONDS).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
-ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["sub", "email", "iat", "exp", "iss", "aud", "jti"]
-
-
-class InvalidToken(Exception):
-    """The token cannot be trusted; the message says why in words a user can act on."""
-
-
-@dataclass(frozen=True)
-class Claims:
-    user_id: str
-    email: str
-    expires: dt.datetime
-    token_id: str  # the jti
+from meshcore.tokens import ALGORITHM, TokenVerifier, key_id, public_jwk
 
 
-def key_id(secret: str) -> str:
-    """The ``kid`` naming a key: a fingerprint that cannot be turned back into it."""
-    return hashlib.sha256(b"mp3mesh-jwt-kid:" + secret.encode()).hexdigest()[:16]
+class KeyFileError(Exception):
+    """A key file is missing or holds no Ed25519 key; the message names the file."""
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """The Ed25519 public key of a PEM file holding either half of a key pair."""
+    data = _read(path)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        key = _private_key(path, data).public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{path}: not an Ed25519 key")
+    return key
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    return _private_key(path, _read(path))
+
+
+def _read(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+
+
+def _private_key(path: str | Path, data: bytes) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path}: not a PEM key without a passphrase") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def development_key(path: Path) -> Ed25519PrivateKey:
+    """The key at ``path``, made there (mode 0600) if there is none yet, so tokens outlive
+    a restart of auth in development. Replicas starting at once agree on one file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_private_key(path)
+    key = Ed25519PrivateKey.generate()
+    with os.fdopen(fd, "wb") as f:
+        f.write(private_pem(key))
+    return key
 
 
 class TokenIssuer:
     def __init__(
         self,
-        secret: str,
+        signing_key: Ed25519PrivateKey,
         issuer: str,
         audience: str,
         ttl: dt.timedelta,
-        previous_secrets: Sequence[str] = (),
+        previous_keys: Sequence[Ed25519PublicKey] = (),
     ) -> None:
-        """``secret`` signs; it and ``previous_secrets`` verify."""
-        self._secret = secret
-        self._kid = key_id(secret)
-        self._keys = {key_id(key): key for key in (*previous_secrets, secret)}
+        """``signing_key`` signs; its public half and ``previous_keys`` verify."""
+        self._signing_key = signing_key
+        public = signing_key.public_key()
+        self._kid = key_id(public)
+        self.public_keys = [*previous_keys, public]
+        self.verifier = TokenVerifier(
+            {key_id(k): k for k in self.public_keys}, issuer=issuer, audience=audience
+        )
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl
@@ -66,40 +116,11 @@ class TokenIssuer:
             "aud": self.audience,
             "jti": uuid.uuid4().hex,
         }
-        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
+        token = jwt.encode(
+            claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._kid}
+        )
         return token, expires
 
-    def _key_for(self, token: str) -> str:
-        """The verification key the token names; without a ``kid``, the signing key."""
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(f"token is invalid: {exc}") from exc
-        if kid is None:
-            return self._secret
-        if not isinstance(kid, str) or kid not in self._keys:
-            raise InvalidToken("token was signed with a key no longer accepted; log in again")
-        return self._keys[kid]
-
-    def verify(self, token: str) -> Claims:
-        try:
-            claims = jwt.decode(
-                token,
-                self._key_for(token),
-                algorithms=[ALGORITHM],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={"require": REQUIRED_CLAIMS},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise InvalidToken("token has expired; log in again") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise InvalidToken("token signature is invalid") from exc
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(f"token is invalid: {exc}") from exc
-        return Claims(
-            user_id=claims["sub"],
-            email=claims["email"],
-            expires=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
-            token_id=str(claims["jti"]),
-        )
+    def jwks(self) -> list[dict[str, str]]:
+        """The public keys tokens may be verified with, current one last."""
+        return [public_jwk(key) for key in self.public_keys]

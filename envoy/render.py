@@ -63,6 +63,25 @@ GATEWAY_UNREACHABLE_HEALTH = {
     },
 }
 
+# What a token refused by jwt_authn is told: Envoy's words (its failure message, kept in
+# dynamic metadata by failed_status_in_metadata) -> the services' (meshcore/tokens.py;
+# tests/test_envoy_config.py checks they agree), so both edges answer alike. Anything
+# else jwt_authn refuses is MALFORMED; a JWKS it could not fetch is UNAVAILABLE.
+JWT_FAILURES = {
+    "Jwt is missing": "missing bearer token: log in and send 'authorization: Bearer <token>'",
+    "Jwt is expired": "token has expired; log in again",
+    "Jwt verification fails": "token signature is invalid",
+    "Audiences in Jwt are not allowed": "token is invalid: Audience doesn't match",
+    "Jwt issuer is not configured": "token is invalid: Invalid issuer",
+    "Jwks doesn't have key to match kid or alg from Jwt": (
+        "token was signed with a key or algorithm no longer accepted; log in again"
+    ),
+}
+JWT_MALFORMED = "token is invalid: not a signed JWT"
+JWKS_FETCH_FAILED = "Jwks remote fetch is failed"
+JWKS_UNAVAILABLE = "cannot check your token right now: auth service unavailable"
+UNAUTHENTICATED, UNAVAILABLE = 16, 14
+
 # The defaults are copies: this script runs without the project installed (in Envoy's
 # image), so it cannot import meshcore.settings and meshcore.limits, which are their
 # home. tests/test_settings.py checks that the copies agree.
@@ -76,6 +95,8 @@ DEFAULTS = {
     "SHIM_ADDRESS": "127.0.0.1:8080",
     "MAX_UPLOAD_BYTES": str(2 * 1024**3),
     "LOGIN_REQUESTS_PER_MINUTE": "30",
+    "JWT_ISSUER": "mp3mesh-auth",
+    "JWT_AUDIENCE": "mp3mesh",
 }
 # Where an unset *_ADDRESS falls back to in the local stack, where Envoy runs on the
 # same host as the services: their listen addresses (the shim's is SHIM_LISTEN_HOST and
@@ -124,6 +145,13 @@ def _host(name: str, value: str) -> str:
     return value
 
 
+def _claim(name: str, value: str) -> str:
+    """An issuer or audience, as a JSON string (safe in the YAML flow it lands in)."""
+    if not value or not value.isprintable():
+        raise ConfigError(f"{name}={value!r} must be a non-empty printable string")
+    return json.dumps(value)
+
+
 def _host_port(name: str, value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep:
@@ -134,6 +162,47 @@ def _host_port(name: str, value: str) -> tuple[str, int]:
 def _status_is(op: str, status: int, key: str) -> dict[str, Any]:
     value = {"default_value": status, "runtime_key": f"mp3mesh.local_reply.{key}"}
     return {"status_code_filter": {"comparison": {"op": op, "value": value}}}
+
+
+def _jwt_failure(message: str | None = None) -> dict[str, Any]:
+    """jwt_authn refused the token (with ``message``, if given)."""
+    value = {"string_match": {"exact": message}} if message else {"present_match": True}
+    path = [{"key": "jwt_failure"}, {"key": "message"}]
+    matcher = {"filter": "envoy.filters.http.jwt_authn", "path": path, "value": value}
+    return {"metadata_filter": {"matcher": matcher, "match_if_key_not_found": False}}
+
+
+def _jwt_mappers(not_native_grpc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """jwt_authn's refusals (401, or 403 for an audience) in the services' words: as a
+    status JSON over REST, as grpc-message (status from the HTTP code) over native gRPC."""
+    refusals = [
+        *((envoy, ours, 401, UNAUTHENTICATED) for envoy, ours in JWT_FAILURES.items()),
+        (JWKS_FETCH_FAILED, JWKS_UNAVAILABLE, 503, UNAVAILABLE),
+        (None, JWT_MALFORMED, 401, UNAUTHENTICATED),
+    ]
+    mappers = []
+    for envoy, ours, status, code in refusals:
+        refused = _jwt_failure(envoy)
+        what = f"jwt_authn: {envoy or 'any other refusal'} -> {status}"
+        rest = {"and_filter": {"filters": [refused, not_native_grpc]}}
+        mappers.append(
+            (
+                what,
+                {
+                    "filter": rest,
+                    "status_code": status,
+                    "body": {"inline_string": ours},
+                    "body_format_override": _status_json(code),
+                },
+            )
+        )
+        mappers.append(
+            (
+                f"{what}, native gRPC",
+                {"filter": refused, "status_code": status, "body": {"inline_string": ours}},
+            )
+        )
+    return mappers
 
 
 def _header(name: str, **match: Any) -> dict[str, Any]:
@@ -200,6 +269,7 @@ def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
             },
         )
     )
+    mappers.extend(_jwt_mappers(not_native_grpc))
     for status, (code, name) in sorted(GRPC_CODE_FOR_HTTP_STATUS.items()):
         mappers.append(
             (
@@ -269,10 +339,29 @@ def _tls_socket(context: str, cert: str, key: str, ca: str | None = None) -> str
     return f"transport_socket: {json.dumps(socket)}"
 
 
+SELF_TLS_SOCKET = {
+    "name": "envoy.transport_sockets.tls",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {"alpn_protocols": ["http/1.1"]},
+    },
+}
+
+
+def _self_host(listen: str) -> str:
+    """Where this Envoy reaches its own listener: loopback when it listens everywhere."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen, listen)  # noqa: S104
+
+
 def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
     listener = _tls_files(env, LISTENER_TLS)
     upstream = _tls_files(env, UPSTREAM_TLS)
     return {
+        "SELF_SCHEME": "https" if listener else "http",
+        # Itself over loopback: nothing to verify, only to speak the listener's TLS.
+        "SELF_TLS": f"transport_socket: {json.dumps(SELF_TLS_SOCKET)}"
+        if listener
+        else "# plaintext, as the listener",
         "LISTENER_TLS": _tls_socket("DownstreamTlsContext", *listener)
         if listener
         else "# plaintext listener: ENVOY_TLS_CERT_FILE and ENVOY_TLS_KEY_FILE unset",
@@ -365,12 +454,15 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
         "MAX_UPLOAD_BYTES_PLUS_ONE": str(int(limit) + 1),
         "LOGIN_REQUESTS_PER_MINUTE": str(int(logins)),
         "ENVOY_DESCRIPTOR": str(descriptor),
+        "JWT_ISSUER": _claim("JWT_ISSUER", get("JWT_ISSUER")),
+        "JWT_AUDIENCE": _claim("JWT_AUDIENCE", get("JWT_AUDIENCE")),
     }
 
 
 def render(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     subs = values(env) | tls_lines(env)
+    subs["SELF_HOST"] = _self_host(subs["ENVOY_LISTEN_ADDRESS"])
     subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
     subs["LOGIN_PATHS"] = json.dumps(LOGIN_PATHS)
     subs["METRICS_LISTENER"] = _metrics_listener_yaml(

@@ -26,6 +26,7 @@ from meshcore import tracing
 from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED, abort, require_credentials
 from meshcore.interceptors import AroundInterceptor, Rpc
+from meshcore.tokens import MISSING
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -110,7 +111,7 @@ class AuthInterceptor(AroundInterceptor):
         token = await require_credentials(
             bearer_token(context.invocation_metadata()),
             context,
-            "missing bearer token: log in and send 'authorization: Bearer <token>'",
+            MISSING,
         )
         if (cached := self.cache.get(token)) is not None:
             _caller.set(cached)

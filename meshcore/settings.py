@@ -31,6 +31,8 @@ class MeshSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     mp3mesh_env: Literal["development", "production"] = "development"
+    # Where the local mesh keeps its data (`make up`, the tests); unused in Kubernetes.
+    mp3mesh_var: str = "var"
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Prometheus metrics (meshcore/metrics.py) at http://METRICS_LISTEN_HOST:METRICS_PORT/

@@ -186,7 +186,10 @@ class Transcoder:
             message, metadata=metadata, timeout=self.call_timeout
         )
         reply = await call
-        return _response(route, reply, _http_code(await call.initial_metadata()))
+        metadata = await call.initial_metadata()
+        response = _response(route, reply, _http_code(metadata))
+        response.headers.update(_passed_headers(metadata))
+        return response
 
     async def _upload(
         self,
@@ -256,6 +259,9 @@ def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
     return metadata
 
 
+PASSED_RESPONSE_HEADERS = frozenset({"cache-control"})
+
+
 def _retry_after(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:
     """A backend's ``retry-after`` trailer (auth's login throttle) as the HTTP header."""
     for key, value in exc.trailing_metadata() or ():
@@ -286,6 +292,16 @@ def _http_code(metadata: grpc.aio.Metadata | None) -> int:
     """The HTTP status a unary answer asks for with ``x-http-code``, else 200."""
     code = str(dict(metadata or ()).get(HTTP_CODE_KEY, ""))
     return int(code) if code.isdigit() and 200 <= int(code) < 600 else 200
+
+
+def _passed_headers(metadata: grpc.aio.Metadata | None) -> dict[str, str]:
+    """Response headers a backend sets as metadata (auth's cache-control on the JWKS),
+    passed on as Envoy's transcoder passes them."""
+    return {
+        key: value
+        for key, value in (metadata or ())
+        if key in PASSED_RESPONSE_HEADERS and isinstance(value, str)
+    }
 
 
 def _response(route: Route, reply: Message, status: int = 200) -> Response:

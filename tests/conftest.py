@@ -36,7 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack_resources = ExitStack()
     database_url = stack_resources.enter_context(temp_database("mp3mesh_test"))
     env = stack_env(var, database_url)
-    auth, gateway, jwt_secret = env["AUTH_LISTEN"], env["GATEWAY_LISTEN"], env["JWT_SECRET"]
+    auth, gateway = env["AUTH_LISTEN"], env["GATEWAY_LISTEN"]
     env_file = var / "stack.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     log = var / "stack.log"
@@ -47,7 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"},
     )
-    s = Stack(env=env, var=var, log=log, process=process, jwt_secret=jwt_secret)
+    s = Stack(env=env, var=var, log=log, process=process)
     try:
         deadline = time.monotonic() + 120
         while not (

@@ -9,7 +9,6 @@ import email.policy
 import importlib.util
 import json
 import os
-import secrets
 import socket
 import ssl
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -31,15 +31,18 @@ import jwt
 import pika
 import psutil
 import psycopg2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic_settings import BaseSettings
 from pymongo import MongoClient
 
 from auth.settings import AuthSettings
+from auth.tokens import load_private_key, private_pem
 from cli.client import MeshClient
 from converter.settings import ConverterSettings
 from gateway.settings import GatewaySettings
 from meshcore.amqp import dead_letter_queue, retry_queue
 from meshcore.settings import DATABASE_URL, env_names
+from meshcore.tokens import key_id
 from notification.settings import NotificationSettings
 from shim.settings import ShimSettings
 
@@ -142,7 +145,7 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         **{f"{service.upper()}_METRICS_PORT": str(free_port()) for service in SERVICE_SETTINGS},
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(free_port()),
-        "JWT_SECRET": secrets.token_urlsafe(48),
+        "JWT_SIGNING_KEY_FILE": str(new_signing_key(var / "jwt-signing-key.pem")),
         "MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
         "WORK_DIR": str(var / "converter-work"),
         "RETRY_DELAYS_SECONDS": json.dumps(TEST_RETRY_DELAYS),
@@ -155,6 +158,20 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     return {**env, **overrides}
+
+
+def new_signing_key(path: Path) -> Path:
+    """A new Ed25519 private key (PEM, mode 0600) at ``path``, for a stack's auth."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(private_pem(Ed25519PrivateKey.generate()))
+    path.chmod(0o600)
+    return path
+
+
+def sign_token(claims: dict[str, Any], key: Ed25519PrivateKey, **headers: Any) -> str:
+    """``claims`` signed with ``key``, naming it (``kid``) unless ``headers`` say otherwise."""
+    headers = {"kid": key_id(key.public_key()), **headers}
+    return jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
@@ -245,7 +262,6 @@ class Stack:
     var: Path
     log: Path
     process: subprocess.Popen[bytes]
-    jwt_secret: str
     clients: list[MeshClient] = field(default_factory=list)
 
     @property
@@ -275,7 +291,12 @@ class Stack:
             "sub": "u", "email": "e@example.com", "iat": past - 3600, "exp": past,
             "iss": "mp3mesh-auth", "aud": "mp3mesh", "jti": "j",
         }  # fmt: skip
-        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+        return sign_token(claims, self.signing_key)
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """auth's private key: tokens signed with it pass every signature check."""
+        return load_private_key(self.env["JWT_SIGNING_KEY_FILE"])
 
     def mongo(self) -> MongoClient:
         return MongoClient(self.env["MONGO_URL"])

@@ -17,10 +17,13 @@ import jwt
 import pika
 import pytest
 from bson import ObjectId
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cli.client import is_serving, upload_requests
 from meshcore import gridfs_io
 from meshcore.amqp import declare_queues, decode
+from meshcore.tokens import key_id
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
@@ -35,6 +38,7 @@ from tests.helpers import (
     ffprobe,
     free_port,
     make_video,
+    sign_token,
     wait_for,
 )
 
@@ -260,8 +264,25 @@ def _token(stack: Stack, **overrides: object) -> str:
         "jti": uuid.uuid4().hex,
     }
     claims.update(overrides)
-    key = str(claims.pop("key", stack.jwt_secret))
-    return jwt.encode(claims, key, algorithm=str(claims.pop("alg", "HS256")))
+    key = claims.pop("key", stack.signing_key)
+    assert isinstance(key, Ed25519PrivateKey)
+    return sign_token(claims, key)
+
+
+def _unsigned(token: str) -> str:
+    """The token's claims under ``alg: none``, naming the real key."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return jwt.encode(
+        claims, None, algorithm="none", headers={"kid": jwt.get_unverified_header(token)["kid"]}
+    )
+
+
+def _hs256_with_public_key(stack: Stack) -> str:
+    """The classic key-confusion forgery: HMAC keyed with the published public key."""
+    public = stack.signing_key.public_key()
+    claims = jwt.decode(_token(stack), options={"verify_signature": False})
+    secret = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": key_id(public)})
 
 
 @pytest.mark.parametrize(
@@ -272,16 +293,24 @@ def _token(stack: Stack, **overrides: object) -> str:
         ("expired", "expired"),
         ("wrong audience", "token is invalid"),
         ("garbage", "token is invalid"),
+        ("alg none", "not a signed JWT"),
+        ("HS256 keyed with the public key", "algorithm no longer accepted"),
     ],
 )
 def test_file_service_refuses_bad_tokens(stack: Stack, case: str, needle: str) -> None:
     expired = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     token = {
         "missing": None,
-        "forged": _token(stack, key="a-different-secret-that-is-long-enough-0123456789"),
+        "forged": sign_token(
+            jwt.decode(_token(stack), options={"verify_signature": False}),
+            Ed25519PrivateKey.generate(),
+            kid=key_id(stack.signing_key.public_key()),
+        ),
         "expired": _token(stack, exp=expired, iat=expired - dt.timedelta(hours=1)),
         "wrong audience": _token(stack, aud="someone-else"),
         "garbage": "not.a.jwt",
+        "alg none": _unsigned(_token(stack)),
+        "HS256 keyed with the public key": _hs256_with_public_key(stack),
     }[case]
     metadata = () if token is None else (("authorization", f"Bearer {token}"),)
     client = stack.client()
@@ -498,3 +527,14 @@ def test_a_job_the_broker_refuses_is_kept_and_announced_once_the_queue_is_back(
         gateway.wait(20)
         drop_queues(queue)
         conn.close()
+
+
+def test_list_revocations_has_a_logged_out_token_until_it_expires(stack: Stack) -> None:
+    """The snapshot a verifier starts from: the token's jti and expiry, once logged out."""
+    client, _ = stack.new_user()
+    token = client.token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    client.logout()
+    reply = client.auth.ListRevocations(auth_pb2.ListRevocationsRequest(), timeout=60)
+    live = {r.token_id: r.expire_time.seconds for r in reply.revocations}
+    assert live[claims["jti"]] == claims["exp"]

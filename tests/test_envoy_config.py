@@ -22,6 +22,8 @@ import httpx
 import pytest
 import yaml
 
+from auth.settings import AuthSettings
+from meshcore import tokens
 from shim.app import GATEWAY_UNREACHABLE_HEALTH
 from shim.jsonpb import json_bytes
 from tests.helpers import (
@@ -125,6 +127,7 @@ def test_render_reads_the_environment(descriptor: Path) -> None:
         "auth": {"address": "127.0.0.1", "port_value": 51001},
         "gateway": {"address": "gateway.mesh", "port_value": 51002},
         "shim": {"address": "127.0.0.1", "port_value": 8181},
+        "self": {"address": "127.0.0.1", "port_value": 8123},  # the JWKS, through itself
     }
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     too_large = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
@@ -142,6 +145,7 @@ def test_render_reads_the_environment(descriptor: Path) -> None:
         {"AUTH_ADDRESS": "127.0.0.1"},
         {"GATEWAY_ADDRESS": "bad host:1"},
         {"MAX_UPLOAD_BYTES": "-1"},
+        {"JWT_AUDIENCE": "line\nbreak"},
     ],
 )
 def test_render_refuses_bad_values(env: dict[str, str]) -> None:
@@ -336,3 +340,18 @@ def test_gateway_unreachable_health_is_the_same_on_both_edges() -> None:
     """GET /health's answer when the gateway is down: Envoy's Lua filter and the shim."""
     shim_body = json.loads(json_bytes(GATEWAY_UNREACHABLE_HEALTH))
     assert shim_body == render.GATEWAY_UNREACHABLE_HEALTH
+
+
+def test_jwt_refusals_are_told_in_the_services_words() -> None:
+    """What Envoy answers for each jwt_authn refusal is what the verifiers behind the
+    shim answer (meshcore/tokens.py), and it checks the issuer and audience auth signs."""
+    renderer = envoy_renderer()
+    ours = {
+        tokens.MISSING, tokens.EXPIRED, tokens.BAD_SIGNATURE, tokens.WRONG_AUDIENCE,
+        tokens.WRONG_ISSUER, tokens.UNKNOWN_KEY,
+    }  # fmt: skip
+    assert set(renderer.JWT_FAILURES.values()) == ours
+    assert renderer.JWT_MALFORMED == tokens.MALFORMED
+    auth = AuthSettings()
+    assert renderer.DEFAULTS["JWT_ISSUER"] == auth.jwt_issuer == tokens.ISSUER
+    assert renderer.DEFAULTS["JWT_AUDIENCE"] == auth.jwt_audience == tokens.AUDIENCE

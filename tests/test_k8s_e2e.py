@@ -161,7 +161,15 @@ def k8s_tree(c: Cluster, release: str | None) -> Path:
                 tar.extractall(dest, filter="data")
         dev = dest / "k8s/overlays/dev"
         shutil.copy(dev / "secrets.env.example", dev / "secrets.env")
+        signing_key(dev / "jwt-signing-key.pem")
     return dest / "k8s"
+
+
+def signing_key(path: Path) -> Path:
+    """auth's Ed25519 signing key, as the README has the operator make it."""
+    if not path.exists():
+        run("openssl", "genpkey", "-algorithm", "ed25519", "-out", path)
+    return path
 
 
 def in_namespace(
@@ -239,13 +247,16 @@ def prepare_namespace(
     c: Cluster, overlay: str, namespace: str, objects: list[dict[str, Any]]
 ) -> None:
     """What the README has the operator do before applying: the Namespace (the overlay's
-    own object), then for prod the Secrets it does not make; for dev, volumes."""
+    own object), then for prod the Secrets it does not make (the URLs, auth's signing key,
+    TLS); for dev, volumes."""
     ns = next(o for o in objects if o["kind"] == "Namespace")
     c.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(ns))
     if overlay.startswith("prod"):
         example = ROOT / "k8s/overlays/prod/secrets.env.example"
         create = ["-n", namespace, "create", "secret"]
         c.kubectl(*create, "generic", "mp3mesh-secrets", f"--from-env-file={example}")
+        key_file = signing_key(c.work / "signing-key.pem")
+        c.kubectl(*create, "generic", "mp3mesh-jwt", f"--from-file={key_file}")
         key, crt = c.work / "tls.key", c.work / "tls.crt"
         if not crt.exists():
             subject = "/CN=mp3mesh.example.com"

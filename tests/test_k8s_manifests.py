@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +29,13 @@ from dotenv import dotenv_values
 
 from meshcore import grpc_server
 from meshcore.settings import DatabaseSettings, MeshSettings, env_names
-from tests.helpers import ROOT, SERVICE_SETTINGS, envoy_renderer, service_env_names
+from tests.helpers import (
+    ROOT,
+    SERVICE_SETTINGS,
+    envoy_renderer,
+    new_signing_key,
+    service_env_names,
+)
 
 OVERLAYS = ["dev", "prod", "prod-keda"]
 KUBERNETES_VERSION = "1.32.0"
@@ -39,7 +46,8 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 EXTERNAL_SECRETS = {
     "prod": {
         "mp3mesh-secrets": ROOT / "k8s/overlays/prod/secrets.env.example",
-        "mp3mesh-tls": None,
+        "mp3mesh-tls": {"tls.crt", "tls.key"},
+        "mp3mesh-jwt": {"signing-key.pem"},
     },
 }
 EXTERNAL_SECRETS["prod-keda"] = EXTERNAL_SECRETS["prod"]
@@ -138,14 +146,14 @@ def secret_keys(overlay: str, name: str) -> set[str] | None:
     if name not in external:
         return None
     example = external[name]
-    return set(dotenv_values(example)) if example else {"tls.crt", "tls.key"}
+    return set(example) if isinstance(example, set) else set(dotenv_values(example))
 
 
 def secret_values(overlay: str, name: str) -> dict[str, str]:
     secret = named(overlay, "Secret", name)
     if secret is None:
         example = EXTERNAL_SECRETS[overlay][name]
-        assert example is not None
+        assert isinstance(example, Path)
         return {k: v or "" for k, v in dotenv_values(example).items()}
     return {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
 
@@ -371,7 +379,7 @@ def settings_class(service: str) -> type[MeshSettings]:
 
 def needs_setting(service: str) -> set[str]:
     """What a pod must set: everything whose default only works on one host (loopback
-    addresses), and the JWT key (a random one per process would split the replicas)."""
+    addresses), and the JWT signing key (a key per process would split the replicas)."""
     if service == "envoy":
         defaults = envoy_renderer().DEFAULTS
         return {name for name, value in defaults.items() if value.startswith(LOOPBACK)}
@@ -382,7 +390,7 @@ def needs_setting(service: str) -> set[str]:
         if isinstance(field.default, str) and any(host in field.default for host in LOOPBACK)
     }
     unused = {name.upper() for name in MeshSettings.model_fields} - USES_SHARED[service]
-    return (needed - unused) | ({"JWT_SECRET"} if service == "auth" else set())
+    return (needed - unused) | ({"JWT_SIGNING_KEY_FILE"} if service == "auth" else set())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -610,15 +618,33 @@ def test_dev_runs_the_infrastructure_on_persistent_volumes() -> None:
     init = mongo["spec"]["template"]["spec"].get("initContainers", [])
     sidecars = [c["name"] for c in init if c.get("restartPolicy") == "Always"]
     assert sidecars == ["rs-initiate"] and not of_kind("dev", "Job")
-    secret_name = next(s["metadata"]["name"] for s in of_kind("dev", "Secret"))
-    assert secret_name.startswith("mp3mesh-secrets-")  # generated, with a content hash
+    names = sorted(s["metadata"]["name"] for s in of_kind("dev", "Secret"))
+    # generated, with a content hash
+    assert [name.rsplit("-", 1)[0] for name in names] == ["mp3mesh-jwt", "mp3mesh-secrets"]
 
 
-def test_the_dev_secret_file_is_not_committed() -> None:
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", "k8s/overlays/dev/secrets.env"], cwd=ROOT
-    )
-    assert ignored.returncode == 0
+def test_the_dev_secret_files_are_not_committed() -> None:
+    for name in ("secrets.env", "jwt-signing-key.pem"):
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", f"k8s/overlays/dev/{name}"], cwd=ROOT
+        )
+        assert ignored.returncode == 0, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_auth_can_read_the_signing_key(overlay: str) -> None:
+    """The JWT private key's Secret is mounted by auth's pod and named by no other
+    workload (volume, env or envFrom); the key file is readable by root and the pod's group only."""
+    readers = set()
+    for workload in of_kind(overlay, *WORKLOAD_KINDS):
+        spec = pod_spec(workload)
+        text = json.dumps(spec)
+        if "mp3mesh-jwt" in text:
+            readers.add(workload["metadata"]["name"])
+        for volume in spec.get("volumes", []):
+            if volume.get("secret", {}).get("secretName", "").startswith("mp3mesh-jwt"):
+                assert volume["secret"]["defaultMode"] == 0o440, volume  # fsGroup reads it
+    assert readers == {"auth"}
 
 
 @pytest.mark.parametrize("overlay", ["prod", "prod-keda"])
@@ -693,6 +719,7 @@ def test_checkov_finds_no_policy_violation(tmp_path: Any) -> None:
     shutil.copytree(ROOT / "k8s", tmp_path / "k8s", ignore=shutil.ignore_patterns("secrets.env"))
     dev = tmp_path / "k8s/overlays/dev"
     shutil.copy(dev / "secrets.env.example", dev / "secrets.env")
+    new_signing_key(dev / "jwt-signing-key.pem")
     result = subprocess.run(
         [checkov, "--framework", "kustomize", "--skip-download", "--quiet", "--compact",
          "-o", "json", "-d", tmp_path / "k8s"],

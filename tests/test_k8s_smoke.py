@@ -15,7 +15,8 @@ What podman cannot play is stood in for, and only that:
   both run inside the namespace; PostgreSQL and RabbitMQ are the machine's, reached
   through socat relays over a UNIX socket (127.0.0.1:5432 and :5672 inside the namespace
   to their ports on 127.0.0.1 outside), with a temp database and queue names of this run;
-- the generated Secret: a podman secret of the same name, holding those URLs;
+- the generated Secrets: podman secrets of the same names, holding those URLs and the
+  JWT signing key (mounted in auth's pod only);
 - init containers (podman 4.3 fails to remove a finished one): each migration init
   container runs first as a pod of its own, from the same container spec;
 - containerPorts: podman turns them into port mappings, which it refuses for a pod on a
@@ -31,7 +32,6 @@ import email
 import email.policy
 import json
 import os
-import secrets
 import subprocess
 import sys
 import uuid
@@ -176,7 +176,6 @@ def infrastructure(
                 "DATABASE_URL": with_password(database_url, 5432),  # the relay in the namespace
                 "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30",
                 "MONGO_URL": "mongodb://127.0.0.1:27017",
-                "JWT_SECRET": secrets.token_urlsafe(48),
                 "MAILDIR": str(maildir),
                 "VAR": str(var),
             }
@@ -200,9 +199,12 @@ def pod_manifests(
     machine do not meet."""
     docs = copy.deepcopy(rendered_dev())
     (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
-    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    secrets = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in docs if d["kind"] == "Secret"}
+    secret, jwt_secret = secrets["mp3mesh-secrets"], secrets["mp3mesh-jwt"]
     rendered_secret_name = secret["metadata"]["name"]
     secret["metadata"]["name"] = f"{rendered_secret_name}-{tag}"
+    rendered_jwt_name = jwt_secret["metadata"]["name"]
+    jwt_secret["metadata"]["name"] = f"{rendered_jwt_name}-{tag}"
     configmap["data"].update(
         AUTH_ADDRESS="127.0.0.1:50051",  # Services, which podman cannot play
         GATEWAY_ADDRESS="127.0.0.1:50052",
@@ -225,6 +227,9 @@ def pod_manifests(
                     ref = var.get("valueFrom", {}).get("secretKeyRef", {})
                     if ref.get("name") == rendered_secret_name:
                         ref["name"] = secret["metadata"]["name"]
+            for volume in spec.get("volumes", []):
+                if volume.get("secret", {}).get("secretName") == rendered_jwt_name:
+                    volume["secret"]["secretName"] = jwt_secret["metadata"]["name"]
             for init in spec.pop("initContainers", []):
                 migrations.append(
                     {
@@ -241,17 +246,17 @@ def pod_manifests(
                 )
             deployments.append(deployment)
     assert sorted(d["metadata"]["name"] for d in deployments) == sorted(f"{m}-{tag}" for m in MESH)
-    return [configmap, *deployments], [configmap, *migrations], secret
+    return [configmap, *deployments], [configmap, *migrations], [secret, jwt_secret]
 
 
 def create_secret(secret: dict[str, Any], values: dict[str, str]) -> str:
-    """A podman secret named as the rendered Secret: what kube play's secretKeyRef reads
-    (a JSON object of base64 values)."""
+    """A podman secret named as the rendered Secret: what kube play's secretKeyRef and
+    secret volumes read (a JSON object of base64 values). ``values`` replace the
+    rendered ones (the URLs of this run's infrastructure)."""
     name = secret["metadata"]["name"]
-    assert set(secret["data"]) >= {"DATABASE_URL", "AMQP_URL", "MONGO_URL", "JWT_SECRET"}
     data = {
-        key: base64.b64encode(values[key].encode()).decode()
-        for key in ("DATABASE_URL", "AMQP_URL", "MONGO_URL", "JWT_SECRET")
+        key: base64.b64encode(values[key].encode()).decode() if key in values else rendered
+        for key, rendered in secret["data"].items()
     }
     podman("secret", "rm", name, check=False)
     subprocess.run(
@@ -276,16 +281,17 @@ def container_names(tag: str) -> dict[str, str]:
 def pods(images: str, netns: str, infrastructure: dict[str, str]) -> Iterator[dict[str, str]]:
     var = Path(infrastructure["VAR"])
     tag = uuid.uuid4().hex[:8]
-    mesh, migrations, secret = pod_manifests(infrastructure, tag, images)
+    mesh, migrations, pod_secrets = pod_manifests(infrastructure, tag, images)
     mesh_file, migrations_file = var / "mesh.yaml", var / "migrations.yaml"
     mesh_file.write_text(yaml.safe_dump_all(mesh))
     migrations_file.write_text(yaml.safe_dump_all(migrations))
-    secret_name = create_secret(secret, infrastructure)
+    secret_names = [create_secret(secret, infrastructure) for secret in pod_secrets]
     queues = [mesh[0]["data"]["VIDEO_QUEUE"], mesh[0]["data"]["MP3_QUEUE"]]
     delays = MeshSettings.model_fields["retry_delays_seconds"].default  # the dev overlay's
     with ExitStack() as cleanup:
         cleanup.callback(drop_queues, *queues, retry_delays=delays)  # the broker is shared
-        cleanup.callback(podman, "secret", "rm", secret_name, check=False)
+        for secret_name in secret_names:
+            cleanup.callback(podman, "secret", "rm", secret_name, check=False)
         cleanup.callback(podman, "kube", "down", str(migrations_file), check=False)
         podman("kube", "play", "--network", "host", str(migrations_file), netns=netns)
         for pod in migrations[1:]:

@@ -19,12 +19,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import imageio_ffmpeg
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cli.client import MeshClient
+from meshcore.tokens import TokenVerifier, key_id, keys_from_jwks
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from tests.helpers import (
     PASSWORD,
     TEST_MAX_UPLOAD_BYTES,
@@ -32,6 +38,7 @@ from tests.helpers import (
     Stack,
     envoy_renderer,
     make_video,
+    sign_token,
 )
 from tests.services import service_stack
 
@@ -273,6 +280,7 @@ def test_openapi_and_health(shim: Edge) -> None:
         "/v1/users", "/register", "/v1/sessions", "/login", "/v1/users/me", "/v1/videos", "/upload",
         "/v1/mp3s/{file_id}", "/download", "/v1/jobs/{job_id}", "/status",
         "/v1/jobs/{job_id}:watch", "/v1/jobs", "/health", "/v1/sessions/current", "/logout",
+        "/.well-known/jwks.json",
     }  # fmt: skip
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}
@@ -500,3 +508,95 @@ def test_health_is_503_with_the_same_body_when_a_service_is_stopped(tmp_path: Pa
         assert httpx.get(f"{mesh.shim_url}/healthz").status_code == 503  # unchanged
         mesh.start("gateway")
         _both_health(urls, (200, HEALTHY))
+
+
+def test_jwks_is_public_keys_only_the_same_at_both_edges_and_cacheable(
+    edge: Edge, stack: Stack
+) -> None:
+    """GET /.well-known/jwks.json: the key auth signs with, no private part, no token
+    needed, with Cache-Control; a token from Login verifies with it alone."""
+    with edge.http() as http:
+        reply = http.get("/.well-known/jwks.json")
+        envoy = httpx.get(f"{stack.envoy_url}/.well-known/jwks.json", timeout=60)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["cache-control"] == "public, max-age=300"
+    jwks = reply.json()
+    assert jwks == envoy.json(), "both edges publish the same document"
+    (key,) = jwks["keys"]
+    assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}
+    assert key["kid"] == key_id(stack.signing_key.public_key())
+    token = edge.new_user()
+    assert TokenVerifier(keys_from_jwks(jwks["keys"])).verify(token).email.startswith("rest-")
+
+
+def _bad_tokens(stack: Stack) -> dict[str, str]:
+    """Tokens every edge must refuse with 401, by what is wrong with them."""
+    now = int(time.time())
+    claims = {
+        "sub": str(uuid.uuid4()), "email": "x@example.com", "iat": now - 60, "exp": now + 300,
+        "iss": "mp3mesh-auth", "aud": "mp3mesh", "jti": uuid.uuid4().hex,
+    }  # fmt: skip
+    public = stack.signing_key.public_key()
+    kid = key_id(public)
+    raw_public = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {
+        "forged": sign_token(claims, Ed25519PrivateKey.generate(), kid=kid),
+        "unknown key": sign_token(claims, Ed25519PrivateKey.generate()),
+        "expired": sign_token({**claims, "iat": now - 3600, "exp": now - 120}, stack.signing_key),
+        "wrong audience": sign_token({**claims, "aud": "someone-else"}, stack.signing_key),
+        "alg none": jwt.encode(claims, None, algorithm="none", headers={"kid": kid}),
+        "HS256 keyed with the public key": jwt.encode(
+            claims, raw_public, algorithm="HS256", headers={"kid": kid}
+        ),
+        "garbage": "not.a.jwt",
+    }
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/users/me"])
+def test_bad_tokens_get_the_same_401_at_both_edges(stack: Stack, path: str) -> None:
+    """Envoy refuses them itself (jwt_authn), the shim through the services: the same
+    status JSON either way."""
+    for case, token in _bad_tokens(stack).items():
+        bodies = {}
+        for url in (stack.envoy_url, stack.shim_url):
+            reply = httpx.get(
+                f"{url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60
+            )
+            print(case, url, reply.status_code, reply.text)
+            bodies[url] = reply.json()
+        assert bodies[stack.envoy_url] == bodies[stack.shim_url], case
+
+
+def test_bad_tokens_get_the_same_status_over_grpc_through_envoy_and_direct(stack: Stack) -> None:
+    """Native gRPC through Envoy (what the CLI uses) is refused by jwt_authn with the
+    status and message the gateway gives on its own."""
+    answers: dict[str, dict[str, tuple[grpc.StatusCode, str]]] = {}
+    for name, address in (("envoy", f"127.0.0.1:{stack.env['ENVOY_PORT']}"),
+                          ("gateway", stack.gateway_address)):  # fmt: skip
+        with grpc.insecure_channel(address) as channel:
+            files = files_pb2_grpc.FileServiceStub(channel)
+            answers[name] = {}
+            for case, token in _bad_tokens(stack).items():
+                with pytest.raises(grpc.RpcError) as exc:
+                    files.ListJobs(
+                        files_pb2.ListJobsRequest(),
+                        metadata=(("authorization", f"Bearer {token}"),),
+                        timeout=60,
+                    )
+                answers[name][case] = (exc.value.code(), exc.value.details())  # type: ignore[attr-defined]
+    assert answers["envoy"] == answers["gateway"]
+    assert {code for code, _ in answers["envoy"].values()} == {grpc.StatusCode.UNAUTHENTICATED}
+
+
+def test_internal_auth_methods_are_not_routed_by_envoy(stack: Stack) -> None:
+    """ValidateToken and ListRevocations serve the mesh's verifiers, never the edge."""
+    with grpc.insecure_channel(f"127.0.0.1:{stack.env['ENVOY_PORT']}") as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        for call, request in (
+            (auth.ValidateToken, auth_pb2.ValidateTokenRequest(token="x")),
+            (auth.ListRevocations, auth_pb2.ListRevocationsRequest()),
+        ):
+            with pytest.raises(grpc.RpcError) as exc:
+                call(request, timeout=60)
+            assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]

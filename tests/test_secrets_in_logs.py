@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from auth.tokens import private_pem
 from tests.helpers import Stack
 
 # Distinctive, so a match can only be a leak.
@@ -52,7 +53,7 @@ def test_no_password_token_or_key_in_a_full_run_of_logs(
     secrets = {
         "password": SECRET_PASSWORD,
         "Basic credentials": basic,
-        "JWT key": stack.jwt_secret,
+        "JWT signing key": private_pem(stack.signing_key).decode().splitlines()[1],
         **{f"token {i}": token for i, token in enumerate(tokens)},
         # A token's signature alone is as good as the token for a forger to look for.
         **{f"token {i} signature": token.rsplit(".", 1)[1] for i, token in enumerate(tokens)},

@@ -102,13 +102,11 @@ def test_stack_env_agrees_with_envoy_defaults() -> None:
 
 def test_no_secret_setting_has_a_working_default() -> None:
     """Secrets come from the environment only: every SecretStr field defaults to nothing
-    (and production refuses to start without the JWT key: tests/test_auth.py)."""
+    (and production refuses to start without the JWT signing key: tests/test_auth.py)."""
     secret_fields = []
     for service, cls in SERVICE_SETTINGS.items():
         for name, field in cls.model_fields.items():
             if "SecretStr" in str(field.annotation):
                 secret_fields.append(f"{service}.{name}")
                 assert field.default in (None, ()), (service, name, field.default)
-    assert {"auth.jwt_secret", "auth.jwt_previous_secrets", "notification.smtp_password"} <= set(
-        secret_fields
-    )
+    assert {"notification.smtp_password"} <= set(secret_fields)

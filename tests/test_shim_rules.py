@@ -195,6 +195,7 @@ def test_routes_come_from_the_annotations_with_additional_bindings() -> None:
         ("POST", "/v1/sessions", "Login", "*"),
         ("POST", "/login", "Login", "*"),
         ("GET", "/v1/users/me", "WhoAmI", ""),
+        ("GET", "/.well-known/jwks.json", "GetJwks", ""),
         ("POST", "/v1/videos", "Upload", "http_body"),
         ("POST", "/upload", "Upload", "http_body"),
         ("GET", "/v1/mp3s/{file_id}", "Download", ""),

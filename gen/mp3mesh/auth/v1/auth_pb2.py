@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amp3mesh/auth/v1/auth.proto\x12\x0fmp3mesh.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"R\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\"7\n\x10RegisterResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"c\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"h\n\x15ValidateTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rWhoAmIRequest\"5\n\x0eWhoAmIResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User2\xa7\x04\n\x0b\x41uthService\x12u\n\x08Register\x12 .mp3mesh.auth.v1.RegisterRequest\x1a!.mp3mesh.auth.v1.RegisterResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\t/v1/users:\x01*Z\x0e\"\t/register:\x01*\x12l\n\x05Login\x12\x1d.mp3mesh.auth.v1.LoginRequest\x1a\x1e.mp3mesh.auth.v1.LoginResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x0c/v1/sessions:\x01*Z\x0b\"\x06/login:\x01*\x12r\n\x06Logout\x12\x1e.mp3mesh.auth.v1.LogoutRequest\x1a\x1f.mp3mesh.auth.v1.LogoutResponse\"\'\x82\xd3\xe4\x93\x02!*\x14/v1/sessions/currentZ\t\"\x07/logout\x12^\n\rValidateToken\x12%.mp3mesh.auth.v1.ValidateTokenRequest\x1a&.mp3mesh.auth.v1.ValidateTokenResponse\x12_\n\x06WhoAmI\x12\x1e.mp3mesh.auth.v1.WhoAmIRequest\x1a\x1f.mp3mesh.auth.v1.WhoAmIResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amp3mesh/auth/v1/auth.proto\x12\x0fmp3mesh.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"R\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\"7\n\x10RegisterResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"c\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"h\n\x15ValidateTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rWhoAmIRequest\"5\n\x0eWhoAmIResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.mp3mesh.auth.v1.User\"\x10\n\x0eGetJwksRequest\"5\n\x0fGetJwksResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.mp3mesh.auth.v1.Jwk\"Q\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"\x18\n\x16ListRevocationsRequest\"K\n\x17ListRevocationsResponse\x12\x30\n\x0brevocations\x18\x01 \x03(\x0b\x32\x1b.mp3mesh.auth.v1.Revocation\"O\n\nRevocation\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xfb\x05\n\x0b\x41uthService\x12u\n\x08Register\x12 .mp3mesh.auth.v1.RegisterRequest\x1a!.mp3mesh.auth.v1.RegisterResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\t/v1/users:\x01*Z\x0e\"\t/register:\x01*\x12l\n\x05Login\x12\x1d.mp3mesh.auth.v1.LoginRequest\x1a\x1e.mp3mesh.auth.v1.LoginResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x0c/v1/sessions:\x01*Z\x0b\"\x06/login:\x01*\x12r\n\x06Logout\x12\x1e.mp3mesh.auth.v1.LogoutRequest\x1a\x1f.mp3mesh.auth.v1.LogoutResponse\"\'\x82\xd3\xe4\x93\x02!*\x14/v1/sessions/currentZ\t\"\x07/logout\x12^\n\rValidateToken\x12%.mp3mesh.auth.v1.ValidateTokenRequest\x1a&.mp3mesh.auth.v1.ValidateTokenResponse\x12_\n\x06WhoAmI\x12\x1e.mp3mesh.auth.v1.WhoAmIRequest\x1a\x1f.mp3mesh.auth.v1.WhoAmIResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/me\x12l\n\x07GetJwks\x12\x1f.mp3mesh.auth.v1.GetJwksRequest\x1a .mp3mesh.auth.v1.GetJwksResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12\x64\n\x0fListRevocations\x12\'.mp3mesh.auth.v1.ListRevocationsRequest\x1a(.mp3mesh.auth.v1.ListRevocationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\202\323\344\223\002!*\024/v1/sessions/currentZ\t\"\007/logout'
   _globals['_AUTHSERVICE'].methods_by_name['WhoAmI']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['WhoAmI']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/users/me'
+  _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\202\323\344\223\002\030\022\026/.well-known/jwks.json'
   _globals['_USER']._serialized_start=110
   _globals['_USER']._serialized_end=214
   _globals['_REGISTERREQUEST']._serialized_start=216
@@ -63,6 +65,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WHOAMIREQUEST']._serialized_end=702
   _globals['_WHOAMIRESPONSE']._serialized_start=704
   _globals['_WHOAMIRESPONSE']._serialized_end=757
-  _globals['_AUTHSERVICE']._serialized_start=760
-  _globals['_AUTHSERVICE']._serialized_end=1311
+  _globals['_GETJWKSREQUEST']._serialized_start=759
+  _globals['_GETJWKSREQUEST']._serialized_end=775
+  _globals['_GETJWKSRESPONSE']._serialized_start=777
+  _globals['_GETJWKSRESPONSE']._serialized_end=830
+  _globals['_JWK']._serialized_start=832
+  _globals['_JWK']._serialized_end=913
+  _globals['_LISTREVOCATIONSREQUEST']._serialized_start=915
+  _globals['_LISTREVOCATIONSREQUEST']._serialized_end=939
+  _globals['_LISTREVOCATIONSRESPONSE']._serialized_start=941
+  _globals['_LISTREVOCATIONSRESPONSE']._serialized_end=1016
+  _globals['_REVOCATION']._serialized_start=1018
+  _globals['_REVOCATION']._serialized_end=1097
+  _globals['_AUTHSERVICE']._serialized_start=1100
+  _globals['_AUTHSERVICE']._serialized_end=1863
 # @@protoc_insertion_point(module_scope)

@@ -63,6 +63,16 @@ class AuthServiceStub:
                 request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.GetJwks = channel.unary_unary(
+                '/mp3mesh.auth.v1.AuthService/GetJwks',
+                request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
+                _registered_method=True)
+        self.ListRevocations = channel.unary_unary(
+                '/mp3mesh.auth.v1.AuthService/ListRevocations',
+                request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -116,6 +126,24 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJwks(self, request, context):
+        """The public keys tokens are signed with, as a JWKS (RFC 7517): what every verifier
+        (the gateway, the shim, Envoy's jwt_authn) checks signatures with. Public keys only;
+        no credentials needed. The edges add Cache-Control.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevocations(self, request, context):
+        """The revocations still live (tokens logged out before they expire): the snapshot a
+        verifier holding its own revocation set starts from, so a restart misses none.
+        Internal: no REST rule, and Envoy routes it to no one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +171,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.WhoAmIRequest.FromString,
                     response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'GetJwks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJwks,
+                    request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.FromString,
+                    response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'ListRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevocations,
+                    request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.FromString,
+                    response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -284,6 +322,60 @@ class AuthService:
             '/mp3mesh.auth.v1.AuthService/WhoAmI',
             mp3mesh_dot_auth_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
             mp3mesh_dot_auth_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJwks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.auth.v1.AuthService/GetJwks',
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.auth.v1.AuthService/ListRevocations',
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
