@@ -31,7 +31,11 @@ def main() -> None:
     )
     try:
         consume_until_signalled(
-            settings, settings.mp3_queue, notifier.handle, give_up=notifier.give_up
+            settings,
+            settings.mp3_queue,
+            notifier.handle,
+            on_stop=notifier.stop,
+            give_up=notifier.give_up,
         )
     except HandlerStuck:
         os._exit(EXIT_HANDLER_STUCK)  # the stuck handler's thread would hold the exit

@@ -10,7 +10,7 @@ import structlog
 from prometheus_client import Counter
 
 from meshcore import tracing
-from meshcore.amqp import Outcome, decode
+from meshcore.amqp import Outcome, Requeue, decode
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from notification.ledger import Claim, SentLedger
@@ -46,6 +46,11 @@ class Notifier:
         self.ledger_retention = ledger_retention
         self._forgotten_at = -math.inf
 
+    def stop(self) -> None:
+        """Signal-safe: the mail in hand goes back to the queue at once (its claim
+        released), within the grace period whatever the SMTP server does."""
+        self.mailer.stop()
+
     def forget_old_mails(self) -> None:
         """Keep the ledger as long as the job records (at most hourly, between messages)."""
         if time.monotonic() - self._forgotten_at < 3600:
@@ -79,9 +84,11 @@ class Notifier:
             self.ledger.record(event.job_id, refused=str(exc))
             MAILS.labels("refused").inc()
             return Outcome()
-        except BaseException:
+        except BaseException as exc:
             MAILS.labels("failed").inc()
             self.ledger.release(event.job_id)  # transient: the retry claims it again
+            if self.mailer.stopping:
+                raise Requeue("the notification service is stopping") from exc
             raise
         self.ledger.record(event.job_id)
         MAILS.labels("sent").inc()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+import socket
 import ssl
+import threading
 import unicodedata
 from email.message import EmailMessage
 
@@ -73,8 +76,26 @@ def compose(event: events_pb2.JobFinished, sender: str, public_url: str) -> Emai
 
 
 class Mailer:
+    """Sends from one thread at a time; :meth:`stop` may come from any other (a signal)."""
+
     def __init__(self, settings: NotificationSettings) -> None:
         self.s = settings
+        self._stopping = threading.Event()
+        # The connection of the send in progress, for stop() to cut.
+        self._current: smtplib.SMTP | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Signal-safe: the send in progress fails now instead of waiting out an SMTP
+        server that does not answer (up to SMTP_TIMEOUT_SECONDS per reply), and no new
+        one starts."""
+        self._stopping.set()
+        if (smtp := self._current) is not None and smtp.sock is not None:
+            with contextlib.suppress(OSError):
+                smtp.sock.shutdown(socket.SHUT_RDWR)
 
     def send(self, msg: EmailMessage) -> None:
         """One try (retries go through the broker's retry queues); :class:`MailRefused`
@@ -89,13 +110,24 @@ class Mailer:
     def _send(self, msg: EmailMessage) -> None:
         s = self.s
         context = ssl.create_default_context()
+        # Made unconnected, so that stop() can reach its socket while it waits for the
+        # server's greeting.
         smtp = (
-            smtplib.SMTP_SSL(
-                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=context
-            )
+            smtplib.SMTP_SSL(timeout=s.smtp_timeout_seconds, context=context)
             if s.smtp_tls == "ssl"
-            else smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+            else smtplib.SMTP(timeout=s.smtp_timeout_seconds)
         )
+        self._current = smtp
+        try:
+            if self.stopping:
+                raise ConnectionAbortedError("the notification service is stopping")
+            smtp.connect(s.smtp_host, s.smtp_port)
+            self._converse(smtp, msg, context)
+        finally:
+            self._current = None
+
+    def _converse(self, smtp: smtplib.SMTP, msg: EmailMessage, context: ssl.SSLContext) -> None:
+        s = self.s
         with smtp:
             if s.smtp_tls == "starttls":
                 smtp.starttls(context=context)

@@ -4,6 +4,8 @@ and the ledger that keeps redeliveries from mailing twice (real PostgreSQL)."""
 from __future__ import annotations
 
 import smtplib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -13,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from meshcore.amqp import Requeue
 from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -194,6 +197,39 @@ def test_a_sender_whose_claim_expired_cannot_release_the_next_senders(
     finally:
         other.close()
         third.close()
+
+
+def test_a_stop_puts_the_mail_back_at_once_whatever_the_smtp_server_does(
+    ledger: SentLedger,
+) -> None:
+    """An SMTP server that accepts the connection and never answers: the send would wait
+    SMTP_TIMEOUT_SECONDS per reply. A stop (SIGTERM) ends it now; the message goes back to
+    the queue (Requeue) and the claim is free for the next sender."""
+    with socket.create_server(("127.0.0.1", 0)) as hung:
+        settings = NotificationSettings(
+            smtp_host="127.0.0.1", smtp_port=hung.getsockname()[1], smtp_timeout_seconds=60
+        )
+        notifier = Notifier(ledger, Mailer(settings), settings.sender, "http://edge")
+        props = pika.BasicProperties(type=SUCCEEDED.DESCRIPTOR.full_name)
+        outcome: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                notifier.handle(SUCCEEDED.SerializeToString(), props)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        sending = threading.Thread(target=send)
+        sending.start()
+        connection, _ = hung.accept()  # connected; the greeting never comes
+        time.sleep(0.2)
+        stopped_at = time.monotonic()
+        notifier.stop()
+        sending.join(10)
+        connection.close()
+    assert time.monotonic() - stopped_at < 2
+    assert [type(exc) for exc in outcome] == [Requeue]
+    assert ledger.claim("job-1", "u@example.com", "x", 60) is Claim.CLAIMED, "claim released"
 
 
 def test_a_resent_mail_keeps_its_message_id() -> None:

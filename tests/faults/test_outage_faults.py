@@ -73,3 +73,28 @@ def _timed_out(mesh: ServiceStack, job_id: str) -> bool:
         and "timed out" in str(e.get("reason")).lower()
         for e in mesh.log_events("notification")
     )
+
+
+def test_notification_stopped_while_smtp_hangs_exits_in_its_grace_and_mails_once_later(
+    mesh: ServiceStack, tally: Tally, media: Path
+) -> None:
+    """SIGTERM while a send waits on an SMTP server that never answers: the send is cut,
+    the mail goes back to the queue, the service exits cleanly within its grace period
+    (not killed by it), and the mail goes out once after the restart."""
+    client = mesh.new_user()
+    with mesh.paused("smtp"):
+        job_id = tally.submitted(client.upload(media / "clip.mp4").id)
+        assert client.wait(job_id, timeout=120).status == files_pb2.JOB_STATUS_SUCCEEDED
+        time.sleep(1)  # the notification is waiting for the server's greeting
+        exited_after = mesh.stop("notification")
+        print(f"notification exited {exited_after:.2f} s after SIGTERM, mid-send")
+        assert mesh.processes["notification"].returncode == 0, "stopped, not cut off"
+        assert exited_after < float(mesh.env.get("STOP_GRACE_SECONDS", 4))
+        put_back = [e for e in mesh.log_events("notification") if e["event"] == "message put back"]
+        assert put_back, "the send in progress was cut and its message put back"
+        mesh.start("notification")
+    deadline = time.monotonic() + 60
+    while mail_count(mesh, job_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    assert mail_count(mesh, job_id) == 1
