@@ -157,6 +157,15 @@ def test_values_reach_the_objects(helm: Path) -> None:
     assert images == {"localhost/mp3mesh:0.2.0", "localhost/mp3mesh-envoy:0.2.0"}
 
 
+def test_dev_without_its_in_cluster_dependencies_keeps_the_mesh(helm: Path) -> None:
+    """dependencies.enabled=false drops PostgreSQL, MongoDB, RabbitMQ and Mailpit only."""
+    full = by_name(template(helm))
+    bare = by_name(template(helm, "--set", "dependencies.enabled=false"))
+    dropped = {name for kind, name in set(full) - set(bare)}
+    assert dropped == {"postgres", "mongo", "rabbitmq", "mailpit", "mailpit-data"}
+    assert not any(kind == "StatefulSet" for kind, _ in bare)
+
+
 @pytest.mark.parametrize("bad", ["profile=staging", "replicas.nginx=2", "image.mesh.tag="])
 def test_the_schema_refuses_bad_values(helm: Path, bad: str) -> None:
     result = subprocess.run(
@@ -172,11 +181,23 @@ def helm_in(c: Cluster, helm: Path, *args: str) -> str:
     return run(helm, *args, env={**c.env(), "HELM_CACHE_HOME": str(c.work / "helm")})
 
 
-def restricted_namespace(c: Cluster, name: str) -> None:
-    """The namespace the README has the operator make, the prod Secrets in it."""
+def restricted_namespace(c: Cluster, name: str, profile: str, objects: list[Any]) -> None:
+    """The namespace the README has the operator make, with the Secrets the chart names
+    (for dev too: the chart carries no secret values) and the dev claims' volumes."""
     labels = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn")}
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-    prepare_namespace(c, "prod", name, [ns])
+    prepare_namespace(c, profile, name, [ns, *objects])
+    if profile == "dev":
+        example = ROOT / "k8s/overlays/dev/secrets.env.example"
+        c.kubectl(
+            "-n",
+            name,
+            "create",
+            "secret",
+            "generic",
+            "mp3mesh-secrets",
+            f"--from-env-file={example}",
+        )
 
 
 def available(c: Cluster, namespace: str) -> dict[str, int]:
@@ -197,17 +218,23 @@ def leftovers(c: Cluster, namespace: str) -> list[str]:
 
 
 def release(c: Cluster, helm: Path, verb: str, namespace: str, *args: str) -> str:
-    """`helm <verb> mp3mesh` in ``namespace`` with the prod values, waiting for it."""
-    chart = [str(CHART), "-f", str(CHART / "values-prod.yaml"), "--wait", "--timeout", WAIT]
+    """`helm <verb> mp3mesh` in ``namespace`` (helm-<profile>) with that profile's values,
+    waiting for every workload."""
+    values = CHART / VALUES[namespace.removeprefix("helm-")]
+    chart = [str(CHART), "-f", str(values), "--wait", "--timeout", WAIT]
     return helm_in(c, helm, verb, "mp3mesh", "-n", namespace, *chart, *args)
 
 
 @e2e
-def test_install_upgrade_test_uninstall(cluster: Cluster, helm: Path) -> None:
-    namespace = "helm-prod"
-    restricted_namespace(cluster, namespace)
+@pytest.mark.parametrize("profile", VALUES)
+def test_install_upgrade_test_uninstall(cluster: Cluster, helm: Path, profile: str) -> None:
+    namespace = f"helm-{profile}"
+    objects = template(helm, "-f", str(CHART / VALUES[profile]))
+    restricted_namespace(cluster, namespace, profile, objects)
     release(cluster, helm, "install", namespace)
     assert all(available(cluster, namespace).values())
+    for sts in cluster.get("-n", namespace, "statefulset")["items"]:
+        assert sts["status"].get("readyReplicas") == sts["spec"]["replicas"], sts["metadata"]
     release(
         cluster,
         helm,

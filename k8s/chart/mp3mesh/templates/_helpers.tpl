@@ -13,6 +13,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- else if and (eq $kind "Ingress") (not $v.ingress.enabled) -}}
 {{- else if and (eq $kind "NetworkPolicy") (not $v.networkPolicies.enabled) -}}
 {{- else if and (eq $kind "PodDisruptionBudget") (not $v.podDisruptionBudgets.enabled) -}}
+{{- else if and (has (dig "metadata" "labels" "app.kubernetes.io/name" "" .obj) (list "postgres" "mongo" "rabbitmq" "mailpit")) (not $v.dependencies.enabled) -}}
 {{- else -}}true{{- end -}}
 {{- end }}
 
