@@ -28,11 +28,11 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT
-from tests.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace
+from tests.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace, run
 
 CHART = ROOT / "k8s/chart/mp3mesh"
 PROFILES = ["dev", "prod", "prod-keda"]
-VALUES = {"dev": "values-dev.yaml", "prod": "values-prod.yaml"}
+VALUES = {p: f"values-{p}.yaml" for p in PROFILES}
 HELM_LABELS = {"app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "helm.sh/chart"}
 E2E = os.environ.get("MP3MESH_K8S_E2E") == "1" or bool(os.environ.get("MP3MESH_K8S_KUBECONFIG"))
 __all__ = ["cluster"]  # the control-plane fixture, shared with test_k8s_e2e.py
@@ -45,20 +45,6 @@ pytestmark = [
     ),
 ]
 e2e = pytest.mark.skipif(not E2E, reason="needs a control plane: make k8s-e2e")
-
-
-def run(*command: str | Path, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        [str(c) for c in command],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, command))}: {result.stdout}{result.stderr}")
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
