@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
 	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check \
-	k8s-cluster k8s-cluster-down k8s-e2e
+	k8s-cluster k8s-cluster-down k8s-e2e helm-chart
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -78,9 +78,12 @@ k8s-cluster:  ## build (cached, ~20 min cold) and start a real control plane wit
 k8s-cluster-down:  ## stop the control plane of make k8s-cluster; nothing is left running
 	scripts/k8s_cluster.sh down
 
-k8s-e2e: bootstrap  ## every overlay on a real API server, controllers and kwok nodes: apply, ready, re-apply, upgrade, drain, README
-	MP3MESH_K8S_E2E=1 $(VENV)/bin/pytest tests/test_k8s_e2e.py -v -p no:cacheprovider --durations=5; \
+k8s-e2e: bootstrap  ## every overlay, and the Helm chart, on a real API server, controllers and kwok nodes: apply, ready, re-apply, upgrade, drain, README; helm lint/install/upgrade/test/uninstall
+	MP3MESH_K8S_E2E=1 $(VENV)/bin/pytest tests/test_k8s_e2e.py tests/test_helm_chart.py -v -p no:cacheprovider --durations=5; \
 	  rc=$$?; scripts/k8s_cluster.sh down; exit $$rc
+
+helm-chart:  ## regenerate k8s/chart/mp3mesh/files/ from the overlays (after any change under k8s/base or k8s/overlays)
+	python3 scripts/helm_chart_gen.py
 
 k8s-dev-secrets:  ## write k8s/overlays/dev/secrets.env (git-ignored) with random passwords
 	scripts/k8s_dev_secrets.sh
