@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT
-from tests.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace, run
+from tests.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace, run, signing_key
 
 CHART = ROOT / "k8s/chart/mp3mesh"
 PROFILES = ["dev", "prod", "prod-keda"]
@@ -80,11 +80,12 @@ def without_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:
 
 def overlay(profile: str) -> list[dict[str, Any]]:
     """The overlay's render as the chart holds it: no Secret or Namespace objects, the
-    generated Secret under its plain name (what values.secrets.existingSecret replaces)."""
+    generated Secrets under their plain names (values.secrets.existingSecret replaces
+    mp3mesh-secrets)."""
     text = run(ROOT / "scripts/k8s_render.sh", profile)
     hashed = [o["metadata"]["name"] for o in docs(text) if o["kind"] == "Secret"]
     for name in hashed:
-        text = text.replace(name, "mp3mesh-secrets")
+        text = text.replace(name, name.rsplit("-", 1)[0])
     return [o for o in docs(text) if o["kind"] not in ("Secret", "Namespace")]
 
 
@@ -183,6 +184,10 @@ def restricted_namespace(c: Cluster, name: str, profile: str, objects: list[Any]
             "generic",
             "mp3mesh-secrets",
             f"--from-env-file={example}",
+        )
+        key_file = signing_key(c.work / "signing-key.pem")
+        c.kubectl(
+            "-n", name, "create", "secret", "generic", "mp3mesh-jwt", f"--from-file={key_file}"
         )
 
 
