@@ -295,6 +295,14 @@ def wait_ready(c: Cluster, namespace: str) -> None:
         c.kubectl("wait", *ns, "--for=condition=Complete", "job", "--all", f"--timeout={WAIT}")
 
 
+# The scheduler binding a StatefulSet pod that its controller is replacing under the same
+# name during a rolling update: a race the controllers settle by themselves (the new pod
+# is scheduled next), not a manifest the cluster cannot place.
+SCHEDULER_RACE = re.compile(
+    r'running Bind plugin "DefaultBinder": .*(pod \S+ is being deleted|pods "[^"]+" not found)'
+)
+
+
 def failure_events(c: Cluster, namespace: str) -> list[str]:
     events = c.get("events", "-n", namespace)["items"]
     return [
@@ -302,6 +310,7 @@ def failure_events(c: Cluster, namespace: str) -> list[str]:
         for e in events
         for o in [e["involvedObject"]]
         if e["reason"] in ("FailedCreate", "FailedScheduling")
+        and not (e["reason"] == "FailedScheduling" and SCHEDULER_RACE.search(e["message"]))
     ]
 
 
