@@ -111,7 +111,8 @@ def wire_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoClient
     port = free_port()
     process = subprocess.Popen(
         [str(ROOT / ".venv/bin/nx-27017"), "--data-dir", str(var), "--host", "127.0.0.1",
-         "--port", str(port), "--log-file", str(var / "mongo.log")],
+         "--port", str(port), "--log-file", str(var / "mongo.log"),
+         "--pid-file", str(var / "mongo.pid")],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
     client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=30000)

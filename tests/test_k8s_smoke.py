@@ -16,7 +16,8 @@ What podman cannot play is stood in for, and only that:
   through socat relays over a UNIX socket (127.0.0.1:5432 and :5672 inside the namespace
   to their ports on 127.0.0.1 outside), with a temp database and queue names of this run;
 - the generated Secrets: podman secrets of the same names, holding those URLs and the
-  JWT signing key (mounted in auth's pod only);
+  JWT signing key (mounted in auth's pod only; its volume says `optional: false`, which
+  podman 4.3 reads without checking it is there);
 - init containers (podman 4.3 fails to remove a finished one): each migration init
   container runs first as a pod of its own, from the same container spec;
 - containerPorts: podman turns them into port mappings, which it refuses for a pod on a
@@ -160,7 +161,7 @@ def infrastructure(
             processes.start(
                 "mongo",
                 [*ns, str(ROOT / ".venv/bin/nx-27017"), "--data-dir", str(var / "mongo"),
-                 "--host", "127.0.0.1", "--port", "27017"],
+                 "--host", "127.0.0.1", "--port", "27017", "--pid-file", str(var / "mongo.pid")],
             )  # fmt: skip
             maildir = var / "mail"
             for sub in ("cur", "new", "tmp"):
@@ -192,7 +193,7 @@ def rendered_dev() -> list[dict[str, Any]]:
 
 def pod_manifests(
     infra: dict[str, str], tag: str, image_tag: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]:
     """The mesh Deployments and their ConfigMap as podman can play them, the migration
     init containers as Pods of their own, and the Secret. Pods and the Secret (a podman
     secret: global on the machine) get this run's tag in their names, so that runs on one
@@ -230,6 +231,8 @@ def pod_manifests(
             for volume in spec.get("volumes", []):
                 if volume.get("secret", {}).get("secretName") == rendered_jwt_name:
                     volume["secret"]["secretName"] = jwt_secret["metadata"]["name"]
+                    # podman 4.3 dereferences a secret volume's `optional` unchecked.
+                    volume["secret"]["optional"] = False
             for init in spec.pop("initContainers", []):
                 migrations.append(
                     {
@@ -246,7 +249,7 @@ def pod_manifests(
                 )
             deployments.append(deployment)
     assert sorted(d["metadata"]["name"] for d in deployments) == sorted(f"{m}-{tag}" for m in MESH)
-    return [configmap, *deployments], [configmap, *migrations], [secret, jwt_secret]
+    return [configmap, *deployments], [configmap, *migrations], (secret, jwt_secret)
 
 
 def create_secret(secret: dict[str, Any], values: dict[str, str]) -> str:
@@ -270,6 +273,26 @@ def create_secret(secret: dict[str, Any], values: dict[str, str]) -> str:
     return name
 
 
+def create_volume_secret(secret: dict[str, Any]) -> str:
+    """A podman secret for a Secret mounted as a volume: kube play reads those as a Secret
+    object whose ``data`` it writes to the files as they stand, so the values go in
+    decoded."""
+    name = secret["metadata"]["name"]
+    data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    podman("secret", "rm", name, check=False)
+    subprocess.run(
+        ["podman", "secret", "create", name, "-"],
+        input=json.dumps(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data}
+        ),
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+    )
+    return name
+
+
 def container_names(tag: str) -> dict[str, str]:
     """This run's running mesh containers, by Deployment: `<name>-<tag>-pod-0-<container>`."""
     running = set(podman("ps", "--format", "{{.Names}}").split())
@@ -285,7 +308,8 @@ def pods(images: str, netns: str, infrastructure: dict[str, str]) -> Iterator[di
     mesh_file, migrations_file = var / "mesh.yaml", var / "migrations.yaml"
     mesh_file.write_text(yaml.safe_dump_all(mesh))
     migrations_file.write_text(yaml.safe_dump_all(migrations))
-    secret_names = [create_secret(secret, infrastructure) for secret in pod_secrets]
+    env_secret, volume_secret = pod_secrets
+    secret_names = [create_secret(env_secret, infrastructure), create_volume_secret(volume_secret)]
     queues = [mesh[0]["data"]["VIDEO_QUEUE"], mesh[0]["data"]["MP3_QUEUE"]]
     delays = MeshSettings.model_fields["retry_delays_seconds"].default  # the dev overlay's
     with ExitStack() as cleanup:
