@@ -54,7 +54,7 @@ LOGIN_THROTTLED = "too many login attempts from your address; try again in a min
 # What the login throttle counts: the REST login paths and native gRPC Login.
 LOGIN_PATHS = r"(/login|/v1/sessions|/mp3mesh\.auth\.v1\.AuthService/Login)(\?.*)?"
 # GET /health's answer when the gateway, which serves it, cannot be reached (the shim's
-# GATEWAY_UNREACHABLE_HEALTH; tests/test_envoy_config.py checks they agree).
+# GATEWAY_UNREACHABLE_HEALTH; tests/integration/test_envoy_config.py checks they agree).
 GATEWAY_UNREACHABLE_HEALTH = {
     "status": "unhealthy",
     "services": {
@@ -65,7 +65,7 @@ GATEWAY_UNREACHABLE_HEALTH = {
 
 # What a token refused by jwt_authn is told: Envoy's words (its failure message, kept in
 # dynamic metadata by failed_status_in_metadata) -> the services' (meshcore/tokens.py;
-# tests/test_envoy_config.py checks they agree), so both edges answer alike. Anything
+# tests/integration/test_envoy_config.py checks they agree), so both edges answer alike. Anything
 # else jwt_authn refuses is MALFORMED; a JWKS it could not fetch is UNAVAILABLE.
 JWT_FAILURES = {
     "Jwt is missing": "missing bearer token: log in and send 'authorization: Bearer <token>'",
@@ -84,7 +84,7 @@ UNAUTHENTICATED, UNAVAILABLE = 16, 14
 
 # The defaults are copies: this script runs without the project installed (in Envoy's
 # image), so it cannot import meshcore.settings and meshcore.limits, which are their
-# home. tests/test_settings.py checks that the copies agree.
+# home. tests/unit/test_settings.py checks that the copies agree.
 DEFAULTS = {
     "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
     "ENVOY_PORT": "8000",

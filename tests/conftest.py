@@ -13,7 +13,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 
 from cli.client import is_serving
 from tests.helpers import (
@@ -21,7 +20,6 @@ from tests.helpers import (
     Stack,
     consumed,
     drop_queues,
-    free_port,
     http_ok,
     make_long_audio_video,
     make_video,
@@ -101,25 +99,3 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 minutes of audio that converts in about 10 s, so a test can hit the conversion
     mid-way without racing it."""
     return make_long_audio_video(tmp_path_factory.mktemp("long") / "long.avi", 2400)
-
-
-@pytest.fixture(scope="session")
-def wire_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoClient]:
-    """The MongoDB-wire stand-in (nx-27017) on its own, for tests of the store's queries
-    that need no other service."""
-    var = tmp_path_factory.mktemp("wire-mongo")
-    port = free_port()
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/nx-27017"), "--data-dir", str(var), "--host", "127.0.0.1",
-         "--port", str(port), "--log-file", str(var / "mongo.log"),
-         "--pid-file", str(var / "mongo.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=30000)
-    try:
-        client.admin.command("ping")
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(15)

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.helpers import Tally, proxy_to
+from tests.faults.tcp_proxy import TcpProxy
 from tests.helpers import AMQP_URL
 from tests.services import ServiceStack, service_stack
-from tests.tcp_proxy import TcpProxy
 
 TALLY_KEY = pytest.StashKey["Tally"]()
 

@@ -14,8 +14,8 @@ from bson import ObjectId
 
 from meshcore import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
+from tests.faults.tcp_proxy import TcpProxy
 from tests.services import ServiceStack
-from tests.tcp_proxy import TcpProxy
 
 EXTRACTING = "-progress"  # only the extraction's ffmpeg command line has it (not the probes)
 

@@ -31,9 +31,9 @@ from tests.faults.helpers import (
     job_record,
     proxy_to,
 )
+from tests.faults.tcp_proxy import TcpProxy
 from tests.helpers import PASSWORD
 from tests.services import ServiceStack
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 

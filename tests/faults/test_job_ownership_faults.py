@@ -23,9 +23,9 @@ from tests.faults.helpers import (
     job_record,
     mail_count,
 )
+from tests.faults.tcp_proxy import TcpProxy
 from tests.helpers import AMQP_URL, ffprobe, wait_for
 from tests.services import ServiceStack
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 

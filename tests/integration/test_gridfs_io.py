@@ -1,4 +1,4 @@
-"""Windowed GridFS reads and writes on the MongoDB-wire stand-in of the test stack."""
+"""Windowed GridFS reads and writes on the MongoDB-wire stand-in (nx-27017)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import os
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 from meshcore import gridfs_io
-from tests.helpers import Stack
 
 
-def test_sync_write_and_read_across_windows(stack: Stack) -> None:
-    db = stack.mongo()["gridfs_io_test"]
+def test_sync_write_and_read_across_windows(wire_mongo: MongoClient) -> None:
+    db = wire_mongo["gridfs_io_test"]
     data = os.urandom(
         gridfs_io.CHUNK_SIZE * (gridfs_io.WINDOW * 2 + 3) + 17
     )  # 3 windows, ragged end
@@ -34,9 +33,9 @@ def test_sync_write_and_read_across_windows(stack: Stack) -> None:
         next(gridfs_io.iter_file(db, "t", file_id))
 
 
-def test_async_writer_round_trip_and_discard(stack: Stack) -> None:
+def test_async_writer_round_trip_and_discard(wire_mongo: MongoClient) -> None:
     async def run() -> None:
-        client: AsyncMongoClient = AsyncMongoClient(stack.env["MONGO_URL"])
+        client: AsyncMongoClient = AsyncMongoClient("mongodb://{}:{}".format(*wire_mongo.address))
         db = client["gridfs_io_test"]
         blocks = [os.urandom(100_000) for _ in range(90)]  # 9 MB in odd-sized blocks
         kept, dropped = ObjectId(), ObjectId()
@@ -62,12 +61,12 @@ def record(tasks: list[asyncio.Future[object]], task: asyncio.Task[object]) -> a
     return task
 
 
-def test_async_windows_read_ahead_and_stop_cleanly(stack: Stack) -> None:
+def test_async_windows_read_ahead_and_stop_cleanly(wire_mongo: MongoClient) -> None:
     """Windows come whole and in order while the next one is read ahead; a reader that
     stops early leaves no read running."""
 
     async def run() -> None:
-        client: AsyncMongoClient = AsyncMongoClient(stack.env["MONGO_URL"])
+        client: AsyncMongoClient = AsyncMongoClient("mongodb://{}:{}".format(*wire_mongo.address))
         db = client["gridfs_io_test"]
         data = os.urandom(gridfs_io.CHUNK_SIZE * (gridfs_io.WINDOW * 3 + 1))
         file_id = ObjectId()

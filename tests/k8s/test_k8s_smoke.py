@@ -431,7 +431,7 @@ def test_every_pod_serves_metrics_where_its_annotations_point(
     pods: dict[str, str], netns: str
 ) -> None:
     """A scrape of each pod as Prometheus would make it, from the prometheus.io annotations
-    of the rendered Deployments: each answers with its own metrics (tests/test_metrics.py
+    of the rendered Deployments: each answers with its own metrics (tests/e2e/test_metrics.py
     checks how one job moves them)."""
     expected = {
         "auth": "# TYPE grpc_server_handled_total counter",

@@ -44,7 +44,7 @@ from tests.services import service_stack
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATUS_KEYS = {"code", "message", "details"}
 AUTH, FILES = "mp3mesh.auth.v1.AuthService", "mp3mesh.files.v1.FileService"
 HEALTHY = {"status": "healthy", "services": {AUTH: "SERVING", FILES: "SERVING"}}

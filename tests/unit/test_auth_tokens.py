@@ -1,24 +1,19 @@
-"""auth on its own: tokens, credentials parsing, settings guards, and the user store on a
-real PostgreSQL database."""
+"""auth without services: tokens, credentials parsing, key files and the settings guards."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
 from auth.settings import AuthSettings
-from auth.store import MIGRATIONS, EmailTaken, UserStore
 from auth.tokens import (
     KeyFileError,
     TokenIssuer,
@@ -28,9 +23,8 @@ from auth.tokens import (
     private_pem,
 )
 from meshcore.credentials import basic_credentials, bearer_token
-from meshcore.migrations import migrate
 from meshcore.tokens import InvalidToken, TokenVerifier, key_id, keys_from_jwks
-from tests.helpers import sign_token, temp_database
+from tests.helpers import sign_token
 
 KEY = Ed25519PrivateKey.generate()
 KID = key_id(KEY.public_key())
@@ -152,30 +146,6 @@ def test_production_refuses_to_start_without_a_signing_key(
         AuthSettings()
 
 
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with temp_database("mp3mesh_auth") as url:
-        yield url
-
-
-def test_migrations_are_idempotent_and_store_keeps_hashes_only(database_url: str) -> None:
-    migrate(database_url, MIGRATIONS)
-    migrate(database_url, MIGRATIONS)  # a second replica starting
-    store = UserStore(database_url)
-    hasher = PasswordHasher()
-    try:
-        user = store.create("b@example.com", hasher.hash("hunter2hunter2"))
-        assert user.password_hash.startswith("$argon2id$")
-        assert "hunter2" not in user.password_hash
-        assert store.by_email("b@example.com") == user
-        assert store.by_id(user.id) == user
-        assert store.by_id(str(uuid.uuid4())) is None
-        with pytest.raises(EmailTaken):
-            store.create("b@example.com", "x")
-    finally:
-        store.close()
-
-
 def test_tokens_of_a_previous_key_are_accepted_until_it_is_dropped() -> None:
     ttl = dt.timedelta(minutes=5)
     old_key, new_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
@@ -231,19 +201,3 @@ def test_production_needs_mtls_or_the_waiver_and_hides_reflection(
     monkeypatch.setenv("MP3MESH_ENV", "development")
     monkeypatch.delenv("GRPC_REFLECTION")
     assert AuthSettings().reflection
-
-
-def test_live_revocations_are_the_snapshot_of_unexpired_ones(database_url: str) -> None:
-    migrate(database_url, MIGRATIONS)
-    store = UserStore(database_url)
-    now = dt.datetime.now(dt.UTC)
-    try:
-        store.revoke("gone", now - dt.timedelta(seconds=1))
-        later, soon = uuid.uuid4().hex, uuid.uuid4().hex
-        store.revoke(later, now + dt.timedelta(hours=1))
-        store.revoke(soon, now + dt.timedelta(minutes=1))
-        live = [jti for jti, _ in store.live_revocations()]
-        assert "gone" not in live
-        assert live.index(soon) < live.index(later), "soonest to expire first"
-    finally:
-        store.close()

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT
-from tests.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace, run, signing_key
+from tests.k8s.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace, run, signing_key
 
 CHART = ROOT / "k8s/chart/mp3mesh"
 PROFILES = ["dev", "prod", "prod-keda"]

@@ -102,7 +102,8 @@ def test_stack_env_agrees_with_envoy_defaults() -> None:
 
 def test_no_secret_setting_has_a_working_default() -> None:
     """Secrets come from the environment only: every SecretStr field defaults to nothing
-    (and production refuses to start without the JWT signing key: tests/test_auth.py)."""
+    (and production refuses to start without the JWT signing key:
+    tests/unit/test_auth_tokens.py)."""
     secret_fields = []
     for service, cls in SERVICE_SETTINGS.items():
         for name, field in cls.model_fields.items():
