@@ -55,7 +55,7 @@ up: bootstrap  ## run the local mesh in the foreground (Ctrl-C stops everything)
 	honcho -e stack.env start
 
 demo: bootstrap  ## start the mesh, convert a generated video end to end, show the MP3 and the email
-	$(VENV)/bin/python scripts/demo.py
+	$(VENV)/bin/python -m scripts.demo
 
 images: bootstrap  ## build the images with podman (mp3mesh, mp3mesh-envoy; base made by debootstrap if need be)
 	scripts/images.sh

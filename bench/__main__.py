@@ -19,7 +19,7 @@ import psutil
 
 import bench
 from bench.core import Bench, Section
-from tests.services import SERVICES, service_stack
+from devstack import SERVICES, service_stack
 
 RESULTS = Path(__file__).with_name("results.md")
 ROOT = Path(__file__).resolve().parent.parent

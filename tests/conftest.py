@@ -1,75 +1,21 @@
-"""The real mesh for the tests: the Procfile under honcho, exactly as `make up` runs it,
-on free ports, with its own PostgreSQL database, queues, MongoDB data and mail folder,
-all removed afterwards. PostgreSQL and RabbitMQ are the machine's real servers."""
+"""Fixtures every tier may use: the real mesh under honcho (devstack.honcho_stack, started
+once per session by the first test that asks for it), sample media, and the stack's log
+on a failure."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from cli.client import is_serving
-from tests.helpers import (
-    ROOT,
-    Stack,
-    consumed,
-    drop_queues,
-    http_ok,
-    make_long_audio_video,
-    make_video,
-    stack_env,
-    temp_database,
-)
+from devstack import Stack, honcho_stack, make_long_audio_video, make_video
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var = tmp_path_factory.mktemp("stack")
-    stack_resources = ExitStack()
-    database_url = stack_resources.enter_context(temp_database("mp3mesh_test"))
-    env = stack_env(var, database_url)
-    auth, gateway = env["AUTH_LISTEN"], env["GATEWAY_LISTEN"]
-    env_file = var / "stack.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    log = var / "stack.log"
-    process = subprocess.Popen(
-        ["honcho", "-f", str(ROOT / "Procfile"), "-e", str(env_file), "start"],
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"},
-    )
-    s = Stack(env=env, var=var, log=log, process=process)
-    try:
-        deadline = time.monotonic() + 120
-        while not (
-            is_serving(auth)
-            and is_serving(gateway)
-            and http_ok(f"{s.shim_url}/healthz")
-            and http_ok(f"{s.envoy_url}/readyz")
-            and consumed(s, env["VIDEO_QUEUE"])
-            and consumed(s, env["MP3_QUEUE"])
-        ):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"stack did not start:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
+    with honcho_stack(tmp_path_factory.mktemp("stack")) as s:
         yield s
-    finally:
-        for c in s.clients:
-            c.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"], exchanges=[env["JOB_EVENTS_EXCHANGE"]])
-        stack_resources.close()
 
 
 @pytest.hookimpl(wrapper=True)

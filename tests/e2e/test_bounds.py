@@ -16,10 +16,10 @@ import grpc
 import pytest
 
 from cli.client import MeshClient
+from devstack import ServiceStack, service_stack
 from meshcore import gridfs_io
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.services import ServiceStack, service_stack
 
 CONCURRENT_RPCS = 12
 UPLOADS_PER_USER = 2

@@ -15,7 +15,8 @@ import grpc
 import pytest
 
 from cli.errors import rpc_error
-from tests.helpers import PASSWORD, ROOT, Stack, ffprobe, free_port
+from devstack import PASSWORD, ROOT, Stack, free_port
+from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.e2e
 

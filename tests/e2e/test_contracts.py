@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.helpers import ROOT, Stack, free_port
+from devstack import ROOT, Stack, free_port
 
 BIN = ROOT / ".venv" / "bin"
 

@@ -21,13 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cli.client import is_serving, upload_requests
-from meshcore import gridfs_io
-from meshcore.amqp import declare_queues, decode
-from meshcore.tokens import key_id
-from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.events.v1 import events_pb2
-from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import (
+from devstack import (
     AMQP_URL,
     PASSWORD,
     ROOT,
@@ -35,12 +29,16 @@ from tests.helpers import (
     PeakRss,
     Stack,
     drop_queues,
-    ffprobe,
     free_port,
     make_video,
-    sign_token,
-    wait_for,
 )
+from meshcore import gridfs_io
+from meshcore.amqp import declare_queues, decode
+from meshcore.tokens import key_id
+from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.events.v1 import events_pb2
+from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from tests.helpers import ffprobe, sign_token, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -27,7 +27,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import FailureGroup
 
-from tests.helpers import PASSWORD, Stack
+from devstack import PASSWORD, Stack
 
 # Cases per operation, edge, token and mode: about 1,000 requests in all, ~1 min here.
 EXAMPLES = 6

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, ROOT, Stack
+from devstack import PASSWORD, ROOT, Stack
 
 GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
 

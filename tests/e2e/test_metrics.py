@@ -15,9 +15,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack
 from meshcore.amqp import retry_queue
 from meshcore.metrics import RpcMetricsInterceptor
-from tests.helpers import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack, wait_for
+from tests.helpers import wait_for
 
 # A sample: its name and its labels, sorted.
 Key = tuple[str, tuple[tuple[str, str], ...]]

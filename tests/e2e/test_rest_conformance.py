@@ -28,19 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cli.client import MeshClient
+from devstack import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video, service_stack
 from meshcore.tokens import TokenVerifier, key_id, keys_from_jwks
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import (
-    PASSWORD,
-    TEST_MAX_UPLOAD_BYTES,
-    PeakRss,
-    Stack,
-    envoy_renderer,
-    make_video,
-    sign_token,
-)
-from tests.services import service_stack
+from tests.helpers import envoy_renderer, sign_token
 
 pytestmark = pytest.mark.e2e
 

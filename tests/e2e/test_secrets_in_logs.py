@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from auth.tokens import private_pem
-from tests.helpers import Stack
+from devstack import Stack
 
 # Distinctive, so a match can only be a leak.
 SECRET_PASSWORD = f"pw-{uuid.uuid4().hex}-never-logged"

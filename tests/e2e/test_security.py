@@ -17,12 +17,12 @@ import psycopg2
 import pytest
 
 from cli.client import MeshClient
+from devstack import PASSWORD, PeakRss, ServiceStack, service_stack
 from gateway.auth_interceptor import Caller, TokenCache
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2
 from shim.throttle import LOGIN_THROTTLED
-from tests.helpers import PASSWORD, PeakRss, envoy_renderer
-from tests.services import ServiceStack, service_stack
+from tests.helpers import envoy_renderer
 
 PER_EMAIL = 5
 PER_ADDRESS = 8

@@ -20,9 +20,8 @@ import trustme
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cli.client import channel
+from devstack import PASSWORD, ROOT, ServiceStack, service_stack
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import PASSWORD, ROOT
-from tests.services import ServiceStack, service_stack
 
 
 @pytest.fixture(scope="module")

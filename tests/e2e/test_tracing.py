@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
-from tests.helpers import AMQP_URL, make_video, wait_for
-from tests.services import ServiceStack, service_stack
+from devstack import AMQP_URL, ServiceStack, make_video, service_stack
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 MESH = {"shim", "gateway", "auth", "converter", "notification"}

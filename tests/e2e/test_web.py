@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.helpers import PASSWORD, ROOT, Stack, ffprobe, make_video
+from devstack import PASSWORD, ROOT, Stack, make_video
+from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.e2e
 

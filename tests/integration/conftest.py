@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pymongo import MongoClient
 
-from tests.helpers import ROOT, free_port
+from devstack import ROOT, free_port
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
+from devstack import AMQP_URL, drop_queues
 from meshcore.amqp import (
     RETRIES_HEADER,
     Consumer,
@@ -24,7 +25,6 @@ from meshcore.amqp import (
 )
 from meshcore.replay import replay
 from mp3mesh.events.v1 import events_pb2
-from tests.helpers import AMQP_URL, drop_queues
 
 DELAYS = (0.3, 0.6)
 

@@ -11,9 +11,9 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.store import MIGRATIONS, EmailTaken, UserStore
+from devstack import temp_database
 from meshcore.migrations import migrate
 from meshcore.tokens import key_id
-from tests.helpers import temp_database
 
 KEY = Ed25519PrivateKey.generate()
 KID = key_id(KEY.public_key())

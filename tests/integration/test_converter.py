@@ -21,9 +21,9 @@ from converter.settings import ConverterSettings
 from converter.transcode import (
     Cancelled,
 )
+from devstack import free_port
 from meshcore import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
-from tests.helpers import free_port
 
 
 @pytest.fixture

@@ -23,17 +23,11 @@ import pytest
 import yaml
 
 from auth.settings import AuthSettings
+from devstack import PASSWORD, ROOT, TEST_MAX_UPLOAD_BYTES, Stack, free_port
 from meshcore import tokens
 from shim.app import GATEWAY_UNREACHABLE_HEALTH
 from shim.jsonpb import json_bytes
-from tests.helpers import (
-    PASSWORD,
-    ROOT,
-    TEST_MAX_UPLOAD_BYTES,
-    Stack,
-    envoy_renderer,
-    free_port,
-)
+from tests.helpers import envoy_renderer
 
 render = envoy_renderer()
 

@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from devstack import free_port, temp_database
 from meshcore.amqp import Requeue
 from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
@@ -23,7 +24,6 @@ from notification.consumer import ClaimHeld, Notifier
 from notification.ledger import MIGRATIONS, Claim, SentLedger
 from notification.mailer import Mailer
 from notification.settings import NotificationSettings
-from tests.helpers import free_port, temp_database
 
 SUCCEEDED = events_pb2.JobFinished(
     job_id="job-1",

@@ -16,13 +16,13 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from devstack import AMQP_URL, drop_queues
 from gateway.housekeeping import Housekeeping
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from meshcore import jobs
 from meshcore.amqp import ThreadedPublisher, decode
 from mp3mesh.events.v1 import events_pb2
-from tests.helpers import AMQP_URL, drop_queues
 
 LEASE = 0.5
 

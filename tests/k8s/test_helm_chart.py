@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from devstack import ROOT
 from tests.k8s.test_k8s_e2e import WAIT, Cluster, cluster, prepare_namespace, run, signing_key
 
 CHART = ROOT / "k8s/chart/mp3mesh"

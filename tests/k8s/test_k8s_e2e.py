@@ -47,7 +47,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from devstack import ROOT
 
 pytestmark = [
     pytest.mark.timeout(1800),  # a cold build of the control plane takes ~20 min

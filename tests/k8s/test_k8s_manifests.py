@@ -27,15 +27,10 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
+from devstack import ROOT, SERVICE_SETTINGS, new_signing_key
 from meshcore import grpc_server
 from meshcore.settings import DatabaseSettings, MeshSettings, env_names
-from tests.helpers import (
-    ROOT,
-    SERVICE_SETTINGS,
-    envoy_renderer,
-    new_signing_key,
-    service_env_names,
-)
+from tests.helpers import envoy_renderer, service_env_names
 
 OVERLAYS = ["dev", "prod", "prod-keda"]
 KUBERNETES_VERSION = "1.32.0"

@@ -17,9 +17,9 @@ import pika
 import psycopg2
 import pytest
 
+from devstack import AMQP_URL, drop_queues, temp_database
 from meshcore.amqp import Consumer, Outcome
 from meshcore.heartbeat import Heartbeat
-from tests.helpers import AMQP_URL, drop_queues, temp_database
 
 
 def probe(path: Path, max_age: float) -> subprocess.CompletedProcess[str]:

@@ -45,8 +45,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from devstack import ROOT, drop_queues, make_video, temp_database, with_password
 from meshcore.settings import MeshSettings
-from tests.helpers import ROOT, drop_queues, make_video, temp_database, wait_for, with_password
+from tests.helpers import wait_for
 
 pytestmark = [
     pytest.mark.k8s_smoke,

@@ -7,8 +7,8 @@ import asyncio
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from devstack import free_port
 from meshcore.channels import service_channel
-from tests.helpers import free_port
 
 
 async def _server_knowing(service: str) -> tuple[grpc.aio.Server, int]:

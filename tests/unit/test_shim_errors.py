@@ -7,9 +7,9 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack import free_port
 from meshcore.channels import service_channel
 from shim.errors import BACKEND_UNREACHABLE, backend_message
-from tests.helpers import free_port
 
 
 async def _check(address: str) -> grpc.aio.AioRpcError:

@@ -1,6 +1,6 @@
 """Measures the login protections on a real auth (not a test; run by hand):
 
-    .venv/bin/python -m tests.measure_login
+    .venv/bin/python -m bench.measure_login
 
 - how many bad logins for one account, and from one address, pass before Login answers
   RESOURCE_EXHAUSTED, and how many login requests one address makes through each edge
@@ -21,9 +21,8 @@ from pathlib import Path
 import grpc
 import httpx
 
+from devstack import PASSWORD, PeakRss, ServiceStack, service_stack
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import PASSWORD, PeakRss
-from tests.services import ServiceStack, service_stack
 
 DEFAULT_LIMITS = {"LOGIN_FAILURES_PER_ADDRESS": "20/minute", "LOGIN_REQUESTS_PER_MINUTE": "30"}
 
@@ -36,7 +35,7 @@ def _login(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, addre
             timeout=120,
         )
     except grpc.RpcError as exc:
-        return exc.code().name  # type: ignore[attr-defined, no-any-return]
+        return exc.code().name
     return "OK"
 
 

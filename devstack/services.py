@@ -31,15 +31,15 @@ from honcho.environ import parse_procfile
 from pymongo import MongoClient
 
 from cli.client import MeshClient, is_serving
-from tests.helpers import (
+from devstack.config import (
     AMQP_URL,
     PASSWORD,
     ROOT,
     drop_queues,
-    http_ok,
     stack_env,
     temp_database,
 )
+from devstack.stack import http_ok
 
 # Retries cover a 60 s outage with room to spare (the last try comes 78 s after the
 # first), at most 10 s apart so recovery is quick; SMTP timeouts short for hung servers.
