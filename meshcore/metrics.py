@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
 
 from meshcore.interceptors import AroundInterceptor, Rpc, recording_status
-from meshcore.settings import MeshSettings
+from meshcore.settings import RuntimeSettings
 
 log = structlog.get_logger()
 
@@ -44,7 +44,7 @@ QUEUE_MESSAGES = Counter(
 )
 
 
-def serve(settings: MeshSettings) -> None:
+def serve(settings: RuntimeSettings) -> None:
     """Serve this process's metrics from a daemon thread; ``METRICS_PORT=0``: none."""
     if settings.metrics_port:
         disable_created_metrics()  # the *_created series only double what scrapers keep

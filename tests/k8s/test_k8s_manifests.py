@@ -29,7 +29,7 @@ from dotenv import dotenv_values
 
 from devstack import ROOT, SERVICE_SETTINGS, new_signing_key
 from meshcore import grpc_server
-from meshcore.settings import DatabaseSettings, MeshSettings, env_names
+from meshcore.settings import DatabaseSettings, RuntimeSettings, env_names
 from tests.helpers import envoy_renderer, service_env_names
 
 OVERLAYS = ["dev", "prod", "prod-keda"]
@@ -49,16 +49,8 @@ EXTERNAL_SECRETS["prod-keda"] = EXTERNAL_SECRETS["prod"]
 # The gRPC servers and the port each listens on (its *_LISTEN setting in the manifest).
 GRPC_SERVERS = {"auth": "AUTH_LISTEN", "gateway": "GATEWAY_LISTEN"}
 CONSUMERS = {"converter", "notification"}
-# Every settings class inherits MeshSettings' MongoDB and broker URLs; these are the
-# services that use them (DESIGN.md's table of parts), and so must be given them.
-USES_SHARED = {
-    "auth": {"METRICS_LISTEN_HOST"},
-    "gateway": {"MONGO_URL", "AMQP_URL", "METRICS_LISTEN_HOST"},
-    "converter": {"MONGO_URL", "AMQP_URL", "METRICS_LISTEN_HOST"},
-    "notification": {"AMQP_URL", "METRICS_LISTEN_HOST"},
-    "shim": {"METRICS_LISTEN_HOST"},
-    "migrate": set(),
-}
+# Loopback defaults a pod may leave unset: traces go nowhere unless TRACES_EXPORTER=otlp.
+OPTIONAL_LOOPBACK = {"OTLP_ENDPOINT"}
 LOOPBACK = ("127.0.0.1", "localhost")
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -368,7 +360,7 @@ def test_network_policies_allow_each_flow_to_a_port_the_peer_listens_on(overlay:
 # --- the manifests, the settings classes and Envoy's renderer agree ------------------------
 
 
-def settings_class(service: str) -> type[MeshSettings]:
+def settings_class(service: str) -> type[RuntimeSettings]:
     return DatabaseSettings if service == "migrate" else SERVICE_SETTINGS[service]  # type: ignore[return-value]
 
 
@@ -384,8 +376,7 @@ def needs_setting(service: str) -> set[str]:
         for name, field in cls.model_fields.items()
         if isinstance(field.default, str) and any(host in field.default for host in LOOPBACK)
     }
-    unused = {name.upper() for name in MeshSettings.model_fields} - USES_SHARED[service]
-    return (needed - unused) | ({"JWT_SIGNING_KEY_FILE"} if service == "auth" else set())
+    return (needed - OPTIONAL_LOOPBACK) | ({"JWT_SIGNING_KEY_FILE"} if service == "auth" else set())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -46,7 +46,7 @@ import pytest
 import yaml
 
 from devstack import ROOT, drop_queues, make_video, temp_database, with_password
-from meshcore.settings import MeshSettings
+from meshcore.settings import BrokerSettings
 from tests.helpers import wait_for
 
 pytestmark = [
@@ -312,7 +312,7 @@ def pods(images: str, netns: str, infrastructure: dict[str, str]) -> Iterator[di
     env_secret, volume_secret = pod_secrets
     secret_names = [create_secret(env_secret, infrastructure), create_volume_secret(volume_secret)]
     queues = [mesh[0]["data"]["VIDEO_QUEUE"], mesh[0]["data"]["MP3_QUEUE"]]
-    delays = MeshSettings.model_fields["retry_delays_seconds"].default  # the dev overlay's
+    delays = BrokerSettings.model_fields["retry_delays_seconds"].default  # the dev overlay's
     with ExitStack() as cleanup:
         cleanup.callback(drop_queues, *queues, retry_delays=delays)  # the broker is shared
         for secret_name in secret_names:

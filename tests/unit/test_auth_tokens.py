@@ -22,6 +22,7 @@ from auth.tokens import (
     load_public_key,
     private_pem,
 )
+from converter.settings import ConverterSettings
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.tokens import InvalidToken, TokenVerifier, key_id, keys_from_jwks
 from tests.helpers import sign_token
@@ -142,8 +143,9 @@ def test_production_refuses_to_start_without_a_signing_key(
     monkeypatch.setenv("JWT_SIGNING_KEY_FILE", "/etc/mp3mesh/jwt/signing-key.pem")
     assert AuthSettings().production
     monkeypatch.setenv("AMQP_URL", "amqp://guest:guest@rabbit/%2F")
+    assert AuthSettings().production, "auth reads no broker settings"
     with pytest.raises(ValidationError, match="guest"):
-        AuthSettings()
+        ConverterSettings()
 
 
 def test_tokens_of_a_previous_key_are_accepted_until_it_is_dropped() -> None:
