@@ -1,8 +1,8 @@
 """Prometheus metrics: each process serves its own at ``/metrics`` on ``METRICS_PORT``.
 
 What every gRPC server and every queue consumer of the mesh counts lives here; what one
-service counts lives beside its code (gateway/servicer.py, converter/consumer.py,
-notification/consumer.py, shim/telemetry.py). The gRPC names are go-grpc-prometheus' own,
+service counts lives beside its code (gateway/servicer.py, converter/handler.py,
+notification/handler.py, shim/telemetry.py). The gRPC names are go-grpc-prometheus' own,
 so the usual dashboards and alerts for gRPC servers work unchanged.
 """
 

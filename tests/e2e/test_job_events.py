@@ -14,7 +14,7 @@ import pika
 import pytest
 from bson import ObjectId
 
-from converter.consumer import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progress
+from converter.handler import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progress
 from devstack import AMQP_URL, Stack
 from gateway.servicer import _newer
 from meshcore import jobs

@@ -13,7 +13,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from converter.claim import Claim, JobLost
-from converter.consumer import (
+from converter.handler import (
     Converter,
     LeaseHeld,
 )

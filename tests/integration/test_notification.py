@@ -19,21 +19,11 @@ from devstack import free_port, temp_database
 from meshcore.amqp import Requeue
 from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
-from mp3mesh.files.v1 import files_pb2
-from notification.consumer import ClaimHeld, Notifier
+from notification.handler import ClaimHeld, Notifier
 from notification.ledger import MIGRATIONS, Claim, SentLedger
 from notification.mailer import Mailer
 from notification.settings import NotificationSettings
-
-SUCCEEDED = events_pb2.JobFinished(
-    job_id="job-1",
-    owner_email="u@example.com",
-    status=files_pb2.JOB_STATUS_SUCCEEDED,
-    mp3_file_id="mp3-1",
-    filename="clip.mp4",
-    duration_seconds=12.0,
-    mp3_size_bytes=1000,
-)
+from tests.unit.test_mail import SUCCEEDED
 
 
 class Inbox(Message):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from converter.consumer import (
+from converter.handler import (
     mp3_name,
     sweep_work_dir,
     work_dir_prefix,

@@ -143,14 +143,14 @@ class Converter:
         self,
         db: Database[Any],
         settings: ConverterSettings,
-        events: ThreadedPublisher | None = None,
+        event_publisher: ThreadedPublisher | None = None,
     ) -> None:
         self.db = db
         self.jobs = db[jobs.COLLECTION]
         self.settings = settings
         # Announces each change of a job to its watchers (the job.events topic) and
         # publishes finished jobs' JobFinished (the MP3 queue).
-        self.events = events
+        self.event_publisher = event_publisher
         self.transcoder = Transcoder(
             Deadline(settings.ffmpeg_timeout_base_seconds, settings.ffmpeg_timeout_per_media_second)
         )
@@ -421,10 +421,10 @@ class Converter:
         broker confirmed it. Whatever goes wrong (the broker cut off, a slow confirm), the
         mark stays and the gateway's relay publishes it: the result never waits on this
         message's retry delays."""
-        if self.events is None:
+        if self.event_publisher is None:
             return
         try:
-            sent = self.events.publish(
+            sent = self.event_publisher.publish(
                 job["announce_queue"], jobs.job_finished(job), str(job["_id"])
             )
             sent.result(timeout=ANNOUNCE_SECONDS)
@@ -446,9 +446,9 @@ class Converter:
     def _changed(self, job: dict[str, Any]) -> None:
         """Announce a change of the job to its watchers (best effort: they also read the
         record)."""
-        if self.events is not None:
+        if self.event_publisher is not None:
             notice = jobs.job_changed(job)
-            sent = self.events.publish_event(
+            sent = self.event_publisher.publish_event(
                 self.settings.job_events_exchange, notice.job.id, notice
             )
             sent.add_done_callback(_log_unsent)
