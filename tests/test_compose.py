@@ -99,10 +99,9 @@ def test_the_infrastructure_runs_the_images_the_dev_overlay_pins() -> None:
     services = load(COMPOSE_FILE)["services"]
     pins = rendered_dev_images()
     for service, name in INFRASTRUCTURE.items():
-        image = services[service]["image"]
-        assert image.rsplit(":", 1) == [f"docker.io/{name}", pins[name]] or image.rsplit(
-            ":", 1
-        ) == [f"docker.io/library/{name}", pins[name]], (service, image, pins[name])
+        repository, tag = services[service]["image"].rsplit(":", 1)
+        assert repository in (f"docker.io/{name}", f"docker.io/library/{name}"), service
+        assert tag == pins[name], (service, tag, pins[name])
 
 
 def test_the_mesh_images_carry_the_tag_of_its_one_home() -> None:
