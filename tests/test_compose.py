@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, make_video, service_env_names, wait_for
-from tests.test_k8s_smoke import CONTAINERS_CONF, PASSWORD, in_netns, podman
+from tests.test_k8s_smoke import CONTAINERS_CONF, PASSWORD, curl, in_netns, podman
 
 COMPOSE_FILE = ROOT / "compose.yaml"
 OVERRIDE_FILE = ROOT / "tests/compose/override.yaml"
@@ -236,12 +236,6 @@ class Project:
             tail = podman("logs", "--tail", "25", self.container(service), check=False)
             out.append(f"--- {service}\n{tail}")
         return "\n".join(out)
-
-
-def curl(netns: str, *args: str, timeout: float = 60) -> str:
-    result = in_netns(netns, "curl", "-sS", "--fail-with-body", "--max-time", str(timeout), *args)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
