@@ -52,9 +52,9 @@ EDGE = "http://127.0.0.1:8000"
 MAILPIT = "http://127.0.0.1:8025"
 
 
-def with_podman(test: Callable[..., None]) -> Callable[..., None]:
-    """The tests that build images and run containers: `make compose-check` and `make
-    test` (MP3MESH_COMPOSE=1)."""
+def compose_check(test: Callable[..., None]) -> Callable[..., None]:
+    """The tests that build things (images, containers, Go programs): `make compose-check`
+    and `make test` (MP3MESH_COMPOSE=1)."""
     for mark in (
         pytest.mark.compose,
         pytest.mark.timeout(1800),  # the first test's setup builds the images
@@ -155,6 +155,92 @@ def test_the_override_swaps_images_and_the_network_only() -> None:
             assert service["image"] == f"localhost/mp3mesh-compose-{name}:standin", name
         if "healthcheck" in service:
             assert name == "mongo", name  # the stand-in has no mongosh
+
+
+# --- compose.yaml as Docker Compose reads it (compose-go) -------------------------------
+
+SECRET_VARIABLES = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "JWT_SIGNING_KEY_PATH")
+
+
+def docker_compose_config(
+    files: list[Path], secrets: dict[str, str] | None
+) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` of ``files`` (scripts/compose_config.sh), with ``secrets``
+    as the only values of their variables: no .env is read, none from this process."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    env.update(secrets or {}, COMPOSE_DISABLE_ENV_FILE="1")
+    return subprocess.run(
+        [ROOT / "scripts/compose_config.sh", *map(str, files)],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What `make compose-secrets` writes, in a directory of this test's."""
+    var = tmp_path_factory.mktemp("compose-secrets")
+    subprocess.run(
+        [ROOT / "scripts/compose_secrets.sh", var / "env", var / "keys/signing-key.pem"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    lines = (var / "env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@compose_check
+def test_docker_compose_loads_it_as_written(secrets: dict[str, str]) -> None:
+    loaded = docker_compose_config([COMPOSE_FILE], secrets)
+    assert loaded.returncode == 0, loaded.stderr
+    services = json.loads(loaded.stdout)["services"]
+    assert set(services) == {*INFRASTRUCTURE, *MESH}
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] == "service_healthy", name
+    # The signing key in auth's container alone; the published ports on loopback alone.
+    assert [name for name, s in services.items() if s.get("secrets")] == ["auth"]
+    published = {
+        name: [(p["host_ip"], p["published"]) for p in s["ports"]]
+        for name, s in services.items()
+        if s.get("ports")
+    }
+    assert published == {"envoy": [("127.0.0.1", "8000")], "mailpit": [("127.0.0.1", "8025")]}
+    assert services["auth"]["environment"]["DATABASE_URL"] == (
+        f"postgresql://mp3mesh:{secrets['POSTGRES_PASSWORD']}@postgres:5432/mp3mesh"
+    )
+
+
+@compose_check
+def test_docker_compose_refuses_to_start_without_the_secrets() -> None:
+    refused = docker_compose_config([COMPOSE_FILE], None)
+    assert refused.returncode == 1
+    for variable in SECRET_VARIABLES:
+        assert f"required variable {variable} is missing a value: run `make compose-secrets`" in (
+            refused.stderr
+        ), variable
+
+
+@compose_check
+def test_docker_compose_and_podman_compose_read_the_override_alike(
+    secrets: dict[str, str],
+) -> None:
+    """The test runs podman-compose's reading of compose.yaml with the override; Docker
+    Compose's (compose-go) must be the same where it matters: images, network, the
+    swapped healthcheck, the dropped ports."""
+    loaded = docker_compose_config([COMPOSE_FILE, OVERRIDE_FILE], secrets)
+    assert loaded.returncode == 0, loaded.stderr
+    docker = json.loads(loaded.stdout)["services"]
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    podman_config = subprocess.run(
+        [PODMAN_COMPOSE, "-f", COMPOSE_FILE, "-f", OVERRIDE_FILE, "config"],
+        check=True, capture_output=True, text=True, env={**env, **secrets}, cwd=ROOT,
+    ).stdout  # fmt: skip
+    podman_services = yaml.safe_load(podman_config)["services"]
+    for name, service in docker.items():
+        theirs = podman_services[name]
+        assert service["image"] == theirs["image"], name
+        assert service["network_mode"] == theirs["network_mode"] == "host", name
+        assert service["healthcheck"]["test"] == theirs["healthcheck"]["test"], name
+        assert not service.get("ports") and not theirs.get("ports"), name
 
 
 # --- the real thing ---------------------------------------------------------------------
@@ -269,7 +355,7 @@ def project(images: str, netns: str, tmp_path_factory: pytest.TempPathFactory) -
         project.remove_leftovers()
 
 
-@with_podman
+@compose_check
 @pytest.mark.usefixtures("project")
 def test_a_video_becomes_an_mp3_and_a_mail_in_mailpit(netns: str, tmp_path: Path) -> None:
     user = f"compose-{uuid.uuid4().hex[:8]}@example.com"
@@ -315,7 +401,7 @@ def test_a_video_becomes_an_mp3_and_a_mail_in_mailpit(netns: str, tmp_path: Path
     assert headers["X-Mp3mesh-Job"] == [job["id"]], headers
 
 
-@with_podman
+@compose_check
 def test_every_healthcheck_passes_in_its_container(project: Project) -> None:
     """compose.yaml's healthchecks, run by podman in each container as Docker would run
     them. Here podman runs them on request only (no systemd for its timers), and from
@@ -338,7 +424,7 @@ def test_every_healthcheck_passes_in_its_container(project: Project) -> None:
             raise
 
 
-@with_podman
+@compose_check
 def test_the_mesh_runs_non_root_on_a_read_only_root(project: Project) -> None:
     for service in MESH:
         container = project.container(service)
@@ -347,7 +433,7 @@ def test_the_mesh_runs_non_root_on_a_read_only_root(project: Project) -> None:
         assert podman("exec", container, "id", "-u").strip() == "10001", service
 
 
-@with_podman
+@compose_check
 def test_down_leaves_nothing_behind(project: Project) -> None:
     before = project.leftovers()
     assert len(before["containers"]) == len(INFRASTRUCTURE) + len(MESH), before
