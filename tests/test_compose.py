@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -36,7 +37,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, make_video, service_env_names, wait_for
-from tests.test_k8s_smoke import CONTAINERS_CONF, PASSWORD, curl, in_netns, podman
+from tests.test_k8s_smoke import CONTAINERS_CONF, curl, in_netns, podman
 
 COMPOSE_FILE = ROOT / "compose.yaml"
 OVERRIDE_FILE = ROOT / "tests/compose/override.yaml"
@@ -355,35 +356,31 @@ def project(images: str, netns: str, tmp_path_factory: pytest.TempPathFactory) -
         project.remove_leftovers()
 
 
+def documented_commands() -> str:
+    """The curl commands of docs/compose.md, as a person runs them against compose."""
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "docs/compose.md").read_text(), re.S)
+    (block,) = [b for b in blocks if b.startswith(f"EDGE={EDGE}\n")]
+    return block
+
+
 @compose_check
 @pytest.mark.usefixtures("project")
-def test_a_video_becomes_an_mp3_and_a_mail_in_mailpit(netns: str, tmp_path: Path) -> None:
-    user = f"compose-{uuid.uuid4().hex[:8]}@example.com"
-    curl(netns, "-X", "POST", f"{EDGE}/v1/users", "-d",
-         json.dumps({"email": user, "password": PASSWORD}))  # fmt: skip
-    token = json.loads(curl(netns, "-X", "POST", f"{EDGE}/login", "-u", f"{user}:{PASSWORD}"))[
-        "token"
-    ]
-    auth = f"Authorization: Bearer {token}"
-    video = make_video(tmp_path / "video.mp4", 6)
-    job = json.loads(
-        curl(netns, "-X", "POST", f"{EDGE}/upload", "-F", f"file=@{video}", "-H", auth)
-    )["job"]
-    updates = [
-        json.loads(line)["job"]
-        for line in curl(
-            netns, "-N", f"{EDGE}/v1/jobs/{job['id']}:watch", "-H", auth, timeout=300
-        ).splitlines()
-        if line
-    ]
-    assert updates[-1]["status"] == "JOB_STATUS_SUCCEEDED", updates[-1]
-    status = json.loads(curl(netns, f"{EDGE}/status?fid={job['id']}", "-H", auth))
-    assert "SUCCEEDED" in json.dumps(status), status
-    mp3 = tmp_path / "out.mp3"
-    curl(netns, f"{EDGE}/download?fid={updates[-1]['mp3FileId']}", "-H", auth, "-o", str(mp3))
+def test_the_documented_curl_commands_convert_a_video_and_mailpit_gets_the_mail(
+    netns: str, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "video.mp4", 6)
+    script = f'set -euo pipefail\n{documented_commands()}\necho "JOB=$JOB"\n'
+    ran = in_netns(netns, "bash", "-c", script, cwd=tmp_path, timeout=600)
+    assert ran.returncode == 0, (ran.stdout[-3000:], ran.stderr[-3000:])
+    job = ran.stdout.splitlines()[-1].removeprefix("JOB=")
+    # The watch's last line, just before the echo (the lines after it print nothing).
+    last_update = json.loads(ran.stdout.splitlines()[-2])["job"]
+    assert last_update["id"] == job
+    assert last_update["status"] == "JOB_STATUS_SUCCEEDED", ran.stdout[-3000:]
     probe = json.loads(
         subprocess.run(
-            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(mp3)],
+            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
+             str(tmp_path / "out.mp3")],
             check=True, capture_output=True, text=True,
         ).stdout
     )  # fmt: skip
@@ -393,12 +390,12 @@ def test_a_video_becomes_an_mp3_and_a_mail_in_mailpit(netns: str, tmp_path: Path
 
     def mails_to_user() -> list[dict[str, Any]]:
         listed = json.loads(curl(netns, f"{MAILPIT}/api/v1/messages"))["messages"]
-        return [m for m in listed if any(to["Address"] == user for to in m["To"])]
+        return [m for m in listed if any(to["Address"] == "me@example.com" for to in m["To"])]
 
     wait_for(lambda: bool(mails_to_user()), "the mail in Mailpit", 180)
     (mail,) = mails_to_user()
     headers = json.loads(curl(netns, f"{MAILPIT}/api/v1/message/{mail['ID']}/headers"))
-    assert headers["X-Mp3mesh-Job"] == [job["id"]], headers
+    assert headers["X-Mp3mesh-Job"] == [job], headers
 
 
 @compose_check
