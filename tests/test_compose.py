@@ -35,8 +35,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from tests.helpers import ROOT, make_video, service_env_names, wait_for
+from meshcore.settings import env_names
+from tests.helpers import ROOT, SERVICE_SETTINGS, make_video, service_env_names, wait_for
 from tests.test_k8s_smoke import CONTAINERS_CONF, curl, in_netns, podman
 
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -143,6 +145,26 @@ def test_no_password_has_a_default() -> None:
         uses = text.count("${" + variable)
         assert uses and uses == text.count("${" + variable + ":?"), variable
     assert "guest" not in text
+
+
+@pytest.mark.parametrize("service", ["auth", "gateway", "notification", "shim"])
+def test_production_mode_refuses_to_run_with_these_settings(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compose.yaml is for development: switched to MP3MESH_ENV=production, each service
+    that guards something refuses to start (plaintext gRPC between the services,
+    plaintext SMTP to another host) instead of running as configured here."""
+    settings = SERVICE_SETTINGS[service]
+    for variable in env_names(settings):
+        monkeypatch.delenv(variable, raising=False)
+    environment = load(COMPOSE_FILE)["services"][service]["environment"]
+    for variable, value in {**environment, "MP3MESH_ENV": "production"}.items():
+        monkeypatch.setenv(variable, str(value))
+    with pytest.raises(
+        ValidationError,
+        match=r"refuses plaintext gRPC|SMTP_TLS must be starttls or ssl in production",
+    ):
+        settings()
 
 
 def test_the_override_swaps_images_and_the_network_only() -> None:
