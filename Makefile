@@ -81,7 +81,7 @@ compose-secrets:  ## write .env (git-ignored) with random passwords and auth's s
 compose-check:  ## build the images and stand-ins, podman-compose up compose.yaml in a network namespace, convert a video through Envoy, down -v
 	@scripts/bootstrap.sh --test
 	scripts/container_tools.sh
-	MP3MESH_COMPOSE=1 $(VENV)/bin/pytest tests/test_compose.py -v -p no:cacheprovider --durations=5
+	MP3MESH_COMPOSE=1 $(VENV)/bin/pytest tests/k8s/test_compose.py -v -p no:cacheprovider --durations=5
 
 k8s-cluster:  ## build (cached, ~20 min cold) and start a real control plane with 3 kwok nodes on 127.0.0.1 (scripts/k8s_cluster.sh)
 	scripts/k8s_cluster.sh up

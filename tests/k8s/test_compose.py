@@ -37,9 +37,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from devstack import ROOT, SERVICE_SETTINGS, make_video
 from meshcore.settings import env_names
-from tests.helpers import ROOT, SERVICE_SETTINGS, make_video, service_env_names, wait_for
-from tests.test_k8s_smoke import CONTAINERS_CONF, curl, in_netns, podman
+from tests.helpers import ffprobe, service_env_names, wait_for
+from tests.k8s.test_k8s_smoke import CONTAINERS_CONF, curl, in_netns, podman
 
 COMPOSE_FILE = ROOT / "compose.yaml"
 OVERRIDE_FILE = ROOT / "tests/compose/override.yaml"
@@ -399,15 +400,8 @@ def test_the_documented_curl_commands_convert_a_video_and_mailpit_gets_the_mail(
     last_update = json.loads(ran.stdout.splitlines()[-2])["job"]
     assert last_update["id"] == job
     assert last_update["status"] == "JOB_STATUS_SUCCEEDED", ran.stdout[-3000:]
-    probe = json.loads(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
-             str(tmp_path / "out.mp3")],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    )  # fmt: skip
-    assert probe["format"]["format_name"] == "mp3"
-    assert probe["streams"][0]["codec_name"] == "mp3"
+    probe = ffprobe(tmp_path / "out.mp3")
+    assert [stream["codec_name"] for stream in probe["streams"]] == ["mp3"]
     assert 5 < float(probe["format"]["duration"]) < 7
 
     def mails_to_user() -> list[dict[str, Any]]:
