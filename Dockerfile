@@ -83,6 +83,9 @@ notification.__main__, shim.__main__, imageio_ffmpeg; print(imageio_ffmpeg.get_f
 # wheel carries, inside the virtualenv.
 FROM runtime AS mesh
 COPY --from=build /opt/venv /opt/venv
+# The converter's work directory, owned by the service's user: where compose.yaml mounts
+# a volume (a new volume takes this directory's owner); Kubernetes mounts an emptyDir.
+RUN install -d -m 0700 -o 10001 -g 10001 /work
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv
 WORKDIR /tmp

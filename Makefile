@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test test-unit up demo clean \
 	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check \
-	k8s-cluster k8s-cluster-down k8s-e2e helm-chart
+	k8s-cluster k8s-cluster-down k8s-e2e helm-chart compose-secrets compose-check
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -39,10 +39,10 @@ fmt: bootstrap  ## format the Python code
 	ruff format .
 	ruff check --fix .
 
-test: ## run the whole test suite, k8s-validate and k8s-smoke included (sets everything up, starts its own stack)
+test: ## run the whole test suite, k8s-validate, k8s-smoke and compose-check included (sets everything up, starts its own stack)
 	@scripts/bootstrap.sh --test
 	@scripts/container_tools.sh
-	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest
+	MP3MESH_K8S_SMOKE=1 MP3MESH_COMPOSE=1 $(VENV)/bin/pytest
 
 test-unit:  ## the unit tier alone (tests/unit): no services, well under 30 s
 	@test -x $(VENV)/bin/pytest || scripts/bootstrap.sh --test
@@ -74,6 +74,14 @@ k8s-smoke:  ## build the images, run the dev overlay's mesh Deployments as pods 
 	@scripts/bootstrap.sh --test
 	scripts/container_tools.sh
 	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest tests/k8s/test_k8s_smoke.py -v -p no:cacheprovider
+
+compose-secrets:  ## write .env (git-ignored) with random passwords and auth's signing key for compose.yaml
+	scripts/compose_secrets.sh
+
+compose-check:  ## build the images and stand-ins, podman-compose up compose.yaml in a network namespace, convert a video through Envoy, down -v
+	@scripts/bootstrap.sh --test
+	scripts/container_tools.sh
+	MP3MESH_COMPOSE=1 $(VENV)/bin/pytest tests/k8s/test_compose.py -v -p no:cacheprovider --durations=5
 
 k8s-cluster:  ## build (cached, ~20 min cold) and start a real control plane with 3 kwok nodes on 127.0.0.1 (scripts/k8s_cluster.sh)
 	scripts/k8s_cluster.sh up
