@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
 	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check \
-	k8s-cluster k8s-cluster-down k8s-e2e helm-chart
+	k8s-cluster k8s-cluster-down k8s-e2e helm-chart docs
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -35,6 +35,9 @@ lint: bootstrap proto-check  ## buf lint, buf breaking against main, ruff, mypy
 	ruff format --check .
 	mypy
 
+docs: bootstrap  ## regenerate docs/configuration.md from the settings classes
+	$(VENV)/bin/python scripts/gen_config_docs.py
+
 fmt: bootstrap  ## format the Python code
 	ruff format .
 	ruff check --fix .
@@ -44,7 +47,7 @@ test: ## run the whole test suite, k8s-validate and k8s-smoke included (sets eve
 	@scripts/container_tools.sh
 	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest
 
-bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~15 min)
+bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~5 min)
 	@scripts/bootstrap.sh --test
 	$(VENV)/bin/python -m bench
 
