@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.helpers import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_configuration_page_is_current() -> None:
