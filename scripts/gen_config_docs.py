@@ -47,6 +47,8 @@ SERVICE_MODULES = {
     "notification": "notification.settings",
     "shim": "shim.settings",
 }
+# Operator commands (`python -m ...`) that read settings of their own.
+COMMAND_MODULES = ("meshcore.replay", "meshcore.migrations")
 # A file named by one of these holds a private key, whatever deploys it.
 KEY_FILE = re.compile(r"KEY_FILES?$")
 
@@ -68,7 +70,9 @@ How to read the tables:
 - **default**: what the service uses when the variable is unset ("unset": nothing, the
   feature is off or derived, as the description says). A list is given as JSON.
 - **read by**: the processes whose settings have the variable (auth, gateway,
-  converter, notification, shim) and `envoy` when Envoy's renderer reads it.
+  converter, notification, shim), the operator commands that read it
+  (`python -m meshcore.replay`, `python -m meshcore.migrations`) and `envoy` when
+  Envoy's renderer reads it.
 - **secret**: *yes* for a value typed as a secret (never logged or printed); *Secret X*
   when the Kubernetes manifests take it from Secret X; *key file* when the variable names
   a file holding a private key (mount it from a Secret). A value typed as a secret has
@@ -126,6 +130,21 @@ def service_classes() -> dict[str, type[BaseSettings]]:
             raise SystemExit(f"{module_name}: expected one settings class, found {leaves}")
         classes[service] = leaves[0]
     return classes
+
+
+def command_classes() -> dict[str, list[type[BaseSettings]]]:
+    """The settings classes each operator command makes (a call like `BrokerSettings()`
+    anywhere in its module)."""
+    found: dict[str, list[type[BaseSettings]]] = {}
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        tree = ast.parse(inspect.getsource(module))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                target = getattr(module, node.func.id, None)
+                if inspect.isclass(target) and issubclass(target, BaseSettings):
+                    found.setdefault(module_name, []).append(target)
+    return found
 
 
 def envoy_renderer() -> ModuleType:
@@ -293,6 +312,12 @@ def sections() -> tuple[list[Section], dict[str, Any]]:
                     envoy=bool(envoy_reads & set(names)),
                 )
             section.rows[name].services.append(service)
+    for command, classes in command_classes().items():
+        for cls in classes:
+            for name in cls.model_fields:
+                row = by_class[defining_class(cls, name)].rows[name]
+                if command not in row.services:
+                    row.services.append(command)
     known = {n for s in by_class.values() for r in s.rows.values() for n in r.names}
     envoy_only = {name: envoy.DEFAULTS.get(name) for name in sorted(envoy_reads - known)}
     # The shared mixins first, then each service's own class.
