@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_configuration_page_is_current() -> None:
     result = subprocess.run(
-        [sys.executable, ROOT / "scripts/gen_config_docs.py", "--check"],
+        [sys.executable, "-m", "scripts.gen_config_docs", "--check"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
