@@ -147,10 +147,14 @@ def defining_class(cls: type[BaseSettings], name: str) -> type[BaseSettings]:
 
 
 def field_comments(klass: type) -> dict[str, str]:
-    """The comment block right above each field of a class, joined into one paragraph."""
+    """Each field's description: the comment block right above it, joined into one
+    paragraph. A comment above a run of fields with no blank line between them describes
+    the whole run (``# Per user: uploads and streams open at once`` over two limits)."""
     source = textwrap.dedent(inspect.getsource(klass))
     lines = source.splitlines()
     comments: dict[str, str] = {}
+    previous: ast.AnnAssign | None = None
+    group = ""
     for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             block: list[str] = []
@@ -158,7 +162,14 @@ def field_comments(klass: type) -> dict[str, str]:
             while index >= 0 and lines[index].strip().startswith("#"):
                 block.insert(0, lines[index].strip().lstrip("#").strip())
                 index -= 1
-            comments[node.target.id] = " ".join(block)
+            if block:
+                group = " ".join(block)
+            elif previous is None or previous.end_lineno != node.lineno - 1:
+                group = ""
+            comments[node.target.id] = group
+            previous = node
+        else:
+            previous, group = None, ""
     return comments
 
 
@@ -313,6 +324,17 @@ def sections() -> tuple[list[Section], dict[str, Any]]:
     return ordered, {"module": envoy, "only": envoy_only, "secrets": from_k8s}
 
 
+def comment_above(lines: list[str], name: str) -> str:
+    """The comment block right above the first line of envoy/render.py naming `"NAME"`."""
+    first = next((i for i, line in enumerate(lines) if f'"{name}"' in line), None)
+    block: list[str] = []
+    index = (first or 0) - 1
+    while first is not None and index >= 0 and lines[index].strip().startswith("#"):
+        block.insert(0, lines[index].strip().lstrip("#").strip())
+        index -= 1
+    return " ".join(block)
+
+
 def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -346,15 +368,16 @@ def render() -> str:
         out.append("")
     out.append("## Envoy's own (`envoy/render.py`)\n")
     out.append(
-        "Read only by Envoy's renderer, which fills them into `envoy/envoy.yaml.tmpl` (its"
-        " comment block says what each does). The variables above marked `envoy` are read"
-        " by both.\n"
+        "Read only by Envoy's renderer, which fills them into `envoy/envoy.yaml.tmpl`; the"
+        " descriptions are the comments in `envoy/render.py`. The variables above marked"
+        " `envoy` are read by the services and Envoy alike.\n"
     )
     rows = []
+    source = inspect.getsource(envoy["module"]).splitlines()
     for name, default in envoy["only"].items():
         text = "unset" if default in (None, "") else f"`{default}`"
         secret = "key file" if KEY_FILE.search(name) else ""
-        rows.append([f"`{name}`", "string", text, "envoy", secret, ""])
+        rows.append([f"`{name}`", "string", text, "envoy", secret, comment_above(source, name)])
     out.extend(table(rows))
     return "\n".join(out).rstrip() + "\n"
 
