@@ -47,7 +47,8 @@ test: ## run the whole test suite, k8s-validate and k8s-smoke included (sets eve
 	@scripts/container_tools.sh
 	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest
 
-test-unit: bootstrap  ## the unit tier alone (tests/unit): no services, well under 30 s
+test-unit:  ## the unit tier alone (tests/unit): no services, well under 30 s
+	@test -x $(VENV)/bin/pytest || scripts/bootstrap.sh --test
 	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider
 
 bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~5 min)
