@@ -35,7 +35,8 @@ lint: bootstrap proto-check  ## buf lint, buf breaking against main, ruff, mypy
 	ruff format --check .
 	mypy
 
-docs: bootstrap  ## regenerate docs/configuration.md from the settings classes
+docs:  ## regenerate docs/configuration.md from the settings classes (needs only the virtualenv)
+	@test -x $(VENV)/bin/python || scripts/bootstrap.sh
 	$(VENV)/bin/python -m scripts.gen_config_docs
 
 fmt: bootstrap  ## format the Python code
