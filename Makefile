@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test test-unit up demo clean \
 	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check \
-	k8s-cluster k8s-cluster-down k8s-e2e helm-chart compose-secrets compose-check
+	k8s-cluster k8s-cluster-down k8s-e2e helm-chart compose-secrets compose-check docs
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -35,6 +35,10 @@ lint: bootstrap proto-check  ## buf lint, buf breaking against main, ruff, mypy
 	ruff format --check .
 	mypy
 
+docs:  ## regenerate docs/configuration.md from the settings classes (needs only the virtualenv)
+	@test -x $(VENV)/bin/python || scripts/bootstrap.sh
+	$(VENV)/bin/python -m scripts.gen_config_docs
+
 fmt: bootstrap  ## format the Python code
 	ruff format .
 	ruff check --fix .
@@ -48,7 +52,7 @@ test-unit:  ## the unit tier alone (tests/unit): no services, well under 30 s
 	@test -x $(VENV)/bin/pytest || scripts/bootstrap.sh --test
 	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider
 
-bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~15 min)
+bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~5 min)
 	@scripts/bootstrap.sh --test
 	$(VENV)/bin/python -m bench
 

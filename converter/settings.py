@@ -12,6 +12,7 @@ class ConverterSettings(MongoSettings, BrokerSettings, RetentionSettings):
     concurrent_conversions: int = 0
     # Where the video and MP3 sit while ffmpeg works; removed after each job.
     work_dir: str | None = None
+    # The MP3 ffmpeg writes: bitrate (kb/s) and sample rate (Hz).
     mp3_bitrate_kbps: int = 192
     mp3_sample_rate: int = 44100
     # A job is tried at most this often: an unexpected error is retried once (the

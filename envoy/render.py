@@ -101,12 +101,19 @@ def _mesh_defaults() -> ModuleType:
 
 MESH = _mesh_defaults()
 DEFAULTS = {
+    # Where REST clients reach Envoy (HTTP/1.1 or h2c; HTTPS with ENVOY_TLS_*).
     "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
+    # The port REST clients reach Envoy on.
     "ENVOY_PORT": "8000",
+    # Envoy's admin interface, always bound to 127.0.0.1; Prometheus metrics at
+    # /stats/prometheus.
     "ENVOY_ADMIN_PORT": "9901",
+    # A listener on ENVOY_LISTEN_ADDRESS serving the admin's /stats/prometheus and nothing
+    # else, for a scraper outside the pod (the admin can drain or stop Envoy); 0: none.
     "ENVOY_METRICS_PORT": "0",
     "AUTH_ADDRESS": MESH.AUTH_ADDRESS,
     "GATEWAY_ADDRESS": MESH.GATEWAY_ADDRESS,
+    # The shim, for multipart uploads and the web page (unset: SHIM_LISTEN_HOST:SHIM_PORT).
     "SHIM_ADDRESS": f"{MESH.SHIM_LISTEN_HOST}:{MESH.SHIM_PORT}",
     "MAX_UPLOAD_BYTES": str(MESH.MAX_UPLOAD_BYTES),
     "LOGIN_REQUESTS_PER_MINUTE": str(MESH.LOGIN_REQUESTS_PER_MINUTE),
@@ -131,6 +138,8 @@ ENV_NAMES = frozenset(
         *DEFAULTS,
         *FALLBACKS.values(),
         *SHIM_FALLBACKS,
+        # The descriptor set the transcoder loads (`make descriptor`: buf build of protos/);
+        # unset: descriptor.binpb next to render.py.
         "ENVOY_DESCRIPTOR",
         *LISTENER_TLS,
         *UPSTREAM_TLS,

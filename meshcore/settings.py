@@ -50,9 +50,13 @@ class RuntimeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
+    # `production` refuses development's conveniences: a guest broker account, plaintext
+    # gRPC without a stated reason, plaintext SMTP to a remote host, auth without its key.
     mp3mesh_env: Literal["development", "production"] = "development"
     # Where the local mesh keeps its data (`make up`, the tests); unused in Kubernetes.
     mp3mesh_var: str = "var"
+    # Logs: the lowest level written, and one JSON object per line (`json`) or lines
+    # for people (`console`, what stack.env sets for `make up`).
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Prometheus metrics (meshcore/metrics.py) at http://METRICS_LISTEN_HOST:METRICS_PORT/
@@ -76,6 +80,8 @@ class MongoSettings(RuntimeSettings):
     """MongoDB: GridFS buckets `videos` and `mp3s`, and the `jobs` collection (the
     gateway, the converter)."""
 
+    # Where MongoDB is (credentials, if any, in the URL), and the database that holds
+    # the GridFS buckets and the jobs collection.
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_db: str = "mp3mesh"
     # Every MongoDB operation (one GridFS window, one update) ends within this, so a hung
@@ -92,6 +98,9 @@ class BrokerSettings(RuntimeSettings):
     """RabbitMQ and the job pipeline's queues and exchange (the gateway, the converter,
     notification, the operator commands)."""
 
+    # Where RabbitMQ is (credentials in the URL; production refuses the guest account
+    # it is given), and the pipeline's queues: uploads are announced on VIDEO_QUEUE,
+    # finished jobs on MP3_QUEUE.
     amqp_url: str = (
         "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30&blocked_connection_timeout=60"
     )
@@ -135,6 +144,8 @@ class RetentionSettings(RuntimeSettings):
 class DatabaseSettings(RuntimeSettings):
     """PostgreSQL: auth's users, notification's sent mails (one database, own tables)."""
 
+    # Where PostgreSQL is. Locally a URL without password: libpq reads it from the
+    # file PGPASSFILE names (stack.env).
     database_url: str = DATABASE_URL
     # A down or blackholed PostgreSQL fails a call within these, instead of hanging it.
     database_connect_timeout_seconds: int = 5
@@ -154,13 +165,17 @@ class SmtpSettings(RuntimeSettings):
     means Gmail's server unless SMTP_HOST says otherwise; production refuses plaintext
     SMTP to a remote host."""
 
+    # Where the SMTP server is (aiosmtpd on 127.0.0.1:1025 in the local stack).
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
-    # GMAIL_ADDRESS / GMAIL_PASSWORD (an app password) work as in the seed projects.
+    # The SMTP login, if the server wants one. GMAIL_ADDRESS / GMAIL_PASSWORD (an
+    # app password) work as in the seed projects.
     smtp_user: str | None = Field(None, validation_alias=AliasChoices("SMTP_USER", "GMAIL_ADDRESS"))
     smtp_password: SecretStr | None = Field(
         None, validation_alias=AliasChoices("SMTP_PASSWORD", "GMAIL_PASSWORD")
     )
+    # `starttls` or `ssl` for a remote server (production refuses `none` there); a
+    # Gmail SMTP_USER means starttls on smtp.gmail.com:587 unless SMTP_HOST is given.
     smtp_tls: Literal["none", "starttls", "ssl"] = "none"
     # Each SMTP connect and reply; a blackholed server costs one timeout per try.
     smtp_timeout_seconds: float = 15
@@ -187,9 +202,13 @@ class GrpcTlsSettings(RuntimeSettings):
     plaintext unless ALLOW_PLAINTEXT_GRPC says something else encrypts it (a service
     mesh doing mTLS between pods)."""
 
+    # PEM files: the CA that signs the mesh's certificates, this process's
+    # certificate, and its key. All three, or none (plaintext).
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Production only: plaintext gRPC is allowed because something else (a
+    # service mesh's sidecars) encrypts it.
     allow_plaintext_grpc: bool = False
 
     @property
@@ -228,12 +247,14 @@ class GrpcServerSettings(GrpcTlsSettings):
 class AuthClientSettings(GrpcTlsSettings):
     """Where AuthService is, for those who call it (the gateway, the shim)."""
 
+    # host:port of AuthService as this process reaches it (a Service in Kubernetes).
     auth_address: str = AUTH_ADDRESS
 
 
 class GatewayClientSettings(GrpcTlsSettings):
     """Where FileService is, for those who call it (the shim)."""
 
+    # host:port of FileService as this process reaches it (a Service in Kubernetes).
     gateway_address: str = GATEWAY_ADDRESS
 
 
@@ -242,6 +263,7 @@ class UploadLimitSettings(RuntimeSettings):
     refused (413 at the edges before a byte reaches the gateway; RESOURCE_EXHAUSTED at the
     gateway) and nothing of it is kept."""
 
+    # The largest upload, in bytes.
     max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
 
 

@@ -9,6 +9,8 @@ from meshcore.settings import (
 
 
 class ShimSettings(AuthClientSettings, GatewayClientSettings, UploadLimitSettings):
+    # Where the shim listens; Envoy sends multipart uploads and the web page
+    # there (SHIM_ADDRESS, which defaults to these).
     shim_listen_host: str = defaults.SHIM_LISTEN_HOST
     shim_port: int = defaults.SHIM_PORT
     # Deadline of unary calls; streams (upload, download, watch) run as long as they need.

@@ -18,11 +18,11 @@ three nodes whose kubelets start every pod at once (no images run: that is
 - the previous release's manifests, then the current ones, then every image retagged
   (the next release): no immutable-field error;
 - draining a node keeps every PodDisruptionBudget's minimum;
-- the README's deploy commands run as written.
+- the deploy commands of docs/kubernetes.md run as written.
 
 The overlays name the namespace `mp3mesh`; each is applied here through a generated
 kustomization that sets another (`namespace:` renames the overlay's own Namespace object
-too, labels and all), so all of them live side by side. The README's commands use
+too, labels and all), so all of them live side by side. docs/kubernetes.md's commands use
 `mp3mesh` itself.
 
 Skipped unless MP3MESH_K8S_E2E=1 (the cluster is then started and stopped here) or
@@ -62,6 +62,7 @@ OVERLAYS = ["dev", "prod", "prod-keda"]
 PREVIOUS_RELEASE = "db231c9"
 NODES = {"kwok-node-1", "kwok-node-2", "kwok-node-3"}
 KEDA_CRDS = ROOT / "third_party/keda"
+DEPLOY_DOC = "docs/kubernetes.md"  # the deploy commands an operator follows
 WAIT = "180s"  # bounded waits for controllers; a Ready pod on kwok takes about a second
 
 
@@ -166,7 +167,7 @@ def k8s_tree(c: Cluster, release: str | None) -> Path:
 
 
 def signing_key(path: Path) -> Path:
-    """auth's Ed25519 signing key, as the README has the operator make it."""
+    """auth's Ed25519 signing key, as docs/kubernetes.md has the operator make it."""
     if not path.exists():
         run("openssl", "genpkey", "-algorithm", "ed25519", "-out", path)
     return path
@@ -246,7 +247,7 @@ def static_volumes(c: Cluster, namespace: str, objects: list[dict[str, Any]]) ->
 def prepare_namespace(
     c: Cluster, overlay: str, namespace: str, objects: list[dict[str, Any]]
 ) -> None:
-    """What the README has the operator do before applying: the Namespace (the overlay's
+    """What docs/kubernetes.md has the operator do before applying: the Namespace (the overlay's
     own object), then for prod the Secrets it does not make (the URLs, auth's signing key,
     TLS); for dev, volumes."""
     ns = next(o for o in objects if o["kind"] == "Namespace")
@@ -516,23 +517,23 @@ def test_draining_a_node_keeps_every_budgets_minimum(
         cluster.kubectl("uncordon", node)
 
 
-# --- the README, as written -----------------------------------------------------------------
+# --- docs/kubernetes.md, as written -----------------------------------------------------------
 
 
-def readme_deploy_commands() -> list[str]:
-    """The shell lines of the README block that applies the dev overlay."""
-    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+def documented_deploy_commands() -> list[str]:
+    """The shell lines of docs/kubernetes.md's block that applies the dev overlay."""
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / DEPLOY_DOC).read_text(), re.S)
     block = next((b for b in blocks if "kubectl apply -k k8s/overlays/dev" in b), None)
-    assert block, "the README has no sh block with `kubectl apply -k k8s/overlays/dev`"
+    assert block, f"{DEPLOY_DOC} has no sh block with `kubectl apply -k k8s/overlays/dev`"
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_the_readmes_deploy_commands_run_as_written(cluster: Cluster) -> None:
+def test_the_documented_deploy_commands_run_as_written(cluster: Cluster) -> None:
     """Run each line as written, in the repo, with the cluster's kubectl first on PATH.
     Two kinds of line are adapted, and only those: a watch (`get pods -w`) runs for a
     bounded time; a port-forward (`&`) is not run, since kwok's pods have no containers
     to forward to (make k8s-smoke reaches the pods through Envoy)."""
-    commands = readme_deploy_commands()
+    commands = documented_deploy_commands()
     assert any(line.startswith("kubectl apply -k k8s/overlays/dev") for line in commands), commands
     dev = rendered(cluster, in_namespace(cluster, "dev", "mp3mesh"))
     static_volumes(cluster, "mp3mesh", dev)
@@ -561,6 +562,6 @@ def test_the_readmes_deploy_commands_run_as_written(cluster: Cluster) -> None:
             assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
         if command.startswith("kubectl apply"):
             assert "Warning" not in result.stderr, result.stderr
-    assert skipped, "the README no longer port-forwards: update this test"
+    assert skipped, f"{DEPLOY_DOC} no longer port-forwards: update this test"
     wait_ready(cluster, "mp3mesh")
     assert failure_events(cluster, "mp3mesh") == []
