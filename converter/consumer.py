@@ -35,7 +35,8 @@ from converter.claim import Claim, JobLost, new_token, retrying
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
 from meshcore import gridfs_io, jobs, tracing
-from meshcore.amqp import Outcome, Requeue, ThreadedPublisher, UndecodableMessage, decode
+from meshcore.amqp.consumer import Outcome, Requeue, UndecodableMessage, decode
+from meshcore.amqp.publisher import ThreadedPublisher
 from mp3mesh.events.v1 import events_pb2
 
 log = structlog.get_logger()

@@ -18,7 +18,7 @@ from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
 from meshcore import logs, metrics, tls, tracing
-from meshcore.amqp import ThreadedPublisher
+from meshcore.amqp.publisher import ThreadedPublisher
 from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc

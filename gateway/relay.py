@@ -30,7 +30,7 @@ from pymongo.errors import PyMongoError
 
 from gateway.metrics import ANNOUNCEMENTS
 from meshcore import jobs, tracing
-from meshcore.amqp import ThreadedPublisher
+from meshcore.amqp.publisher import ThreadedPublisher
 
 log = structlog.get_logger()
 

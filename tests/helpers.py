@@ -40,7 +40,7 @@ from auth.tokens import load_private_key, private_pem
 from cli.client import MeshClient
 from converter.settings import ConverterSettings
 from gateway.settings import GatewaySettings
-from meshcore.amqp import dead_letter_queue, retry_queue
+from meshcore.amqp.topology import dead_letter_queue, retry_queue
 from meshcore.settings import DATABASE_URL, env_names
 from meshcore.tokens import key_id
 from notification.settings import NotificationSettings

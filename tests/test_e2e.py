@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cli.client import is_serving, upload_requests
 from meshcore import gridfs_io
-from meshcore.amqp import declare_queues, decode
+from meshcore.amqp.consumer import decode
+from meshcore.amqp.topology import declare_queues
 from meshcore.tokens import key_id
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.events.v1 import events_pb2

@@ -17,7 +17,7 @@ import pika
 import psycopg2
 import pytest
 
-from meshcore.amqp import Consumer, Outcome
+from meshcore.amqp.consumer import Consumer, Outcome
 from meshcore.heartbeat import Heartbeat
 from tests.helpers import AMQP_URL, drop_queues, temp_database
 

@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshcore.amqp import retry_queue
+from meshcore.amqp.topology import retry_queue
 from meshcore.metrics import RpcMetricsInterceptor
 from tests.helpers import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack, wait_for
 

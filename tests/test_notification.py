@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from meshcore.amqp import Requeue
+from meshcore.amqp.consumer import Requeue
 from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2

@@ -13,7 +13,7 @@ import pika
 import psutil
 import pytest
 
-from meshcore.amqp import retry_queue
+from meshcore.amqp.topology import retry_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
     EXTRACTING,
