@@ -113,6 +113,7 @@ async def run(settings: GatewaySettings) -> None:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         credentials=tls.server_credentials(settings),
         reflection_on=settings.reflection,
+        drain_delay=settings.drain_delay_seconds,
     )
 
 
