@@ -21,6 +21,7 @@ from tests.faults.helpers import (
     assert_converted_once,
     behind,
     job_record,
+    libfaketime,
     mail_count,
 )
 from tests.helpers import AMQP_URL, ffprobe, wait_for
@@ -164,13 +165,6 @@ def _delete_queues(*names: str) -> None:
     for name in names:
         channel.queue_delete(name)
     conn.close()
-
-
-def libfaketime() -> Path:
-    """Debian's libfaketime (scripts/bootstrap.sh --test installs it)."""
-    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-    assert found, "libfaketime is not installed (apt-get install faketime)"
-    return found[0]
 
 
 def test_a_converter_60_s_behind_the_gateway_keeps_its_job(
