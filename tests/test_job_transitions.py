@@ -1,6 +1,7 @@
-"""The job's state machine (meshcore/jobs.py): every transition applied to a record on
-the MongoDB-wire server the stack runs, through plain pymongo as a real MongoDB would take
-it. And the sweeper's judgement of a lease, on a clock the test turns."""
+"""The job's state machine (meshcore/jobs.py): every transition applied to a record in
+memory (tests/memory_collection.py, no server needed) and on the MongoDB-wire server the
+stack runs, through plain pymongo as a real MongoDB would take it. And the sweeper's
+judgement of a lease, on a clock the test turns."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
 from meshcore import jobs
+from tests.memory_collection import MemoryCollection
 
 MP3_QUEUE, VIDEO_QUEUE = "mp3", "video"
 
 
-@pytest.fixture
-def collection(wire_mongo: MongoClient) -> Iterator[Collection]:
-    client = wire_mongo
+@pytest.fixture(params=["memory", "wire"])
+def collection(request: pytest.FixtureRequest) -> Iterator[Collection]:
+    """The transitions applied in memory (no server), and on the MongoDB-wire server."""
+    if request.param == "memory":
+        yield MemoryCollection()  # type: ignore[misc]
+        return
+    client: MongoClient = request.getfixturevalue("wire_mongo")
     name = f"transitions_{ObjectId()}"
     yield client[name][jobs.COLLECTION]
     client.drop_database(name)
@@ -263,3 +269,20 @@ def test_a_restarted_watch_waits_a_whole_lease_again() -> None:
 def test_a_record_without_a_lease_gets_the_default() -> None:
     looks = [(0.0, record(1, lease=0)), (30.0, record(1, lease=0)), (60.0, record(1, lease=0))]
     assert watched(looks, max_gap=100) == [60.0]
+
+
+def test_every_lookup_of_the_relay_and_housekeeping_starts_from_an_indexed_field() -> None:
+    """Each query the relay, housekeeping and the owner's reads run names a field of
+    jobs.INDEXED (or _id), which FileStore.ensure_indexes indexes (tests/test_gateway_store.py
+    checks the indexes exist on the wire server)."""
+    queries = {
+        "held": jobs.held(),
+        "unannounced_queued": jobs.unannounced_queued(),
+        "due_for_expiry": jobs.due_for_expiry(0.0),
+        "expired_before": jobs.expired_before(0.0),
+        "take_announcement": jobs.take_announcement([VIDEO_QUEUE], 0.0, 0.0).filter,
+        "owned": jobs.owned("u1", ObjectId()),
+        "owned_with_mp3": jobs.owned_with_mp3("u1", ObjectId()),
+    }
+    for name, query in queries.items():
+        assert set(query) & {*jobs.INDEXED, "_id"}, name
