@@ -333,17 +333,35 @@ def service_stack(
     procfile = parse_procfile((ROOT / "Procfile").read_text())
     commands = {name: procfile.processes[name] for name in services}
     with temp_database("mp3mesh_faults") as database_url:
-        env = stack_env(var, database_url, **{**FAULT_SETTINGS, **overrides})
-        stack = ServiceStack(env=env, var=var, commands=commands)
+        for attempt in range(1, STARTS + 1):
+            env = stack_env(var, database_url, **{**FAULT_SETTINGS, **overrides})
+            stack = ServiceStack(env=env, var=var, commands=commands)
+            try:
+                for name in services:
+                    stack.start(name)
+                break
+            except RuntimeError as exc:
+                _tear_down(stack)
+                if attempt == STARTS or not any(s in str(exc) for s in PORT_TAKEN):
+                    raise
         try:
-            for name in services:
-                stack.start(name)
             yield stack
         finally:
-            stack.shutdown()
-            drop_queues(
-                env["VIDEO_QUEUE"],
-                env["MP3_QUEUE"],
-                retry_delays=json.loads(env["RETRY_DELAYS_SECONDS"]),
-                exchanges=[env["JOB_EVENTS_EXCHANGE"]],
-            )
+            _tear_down(stack)
+
+
+# free_port() picks a port that is free now; on a machine where other test runs start
+# servers too, another process may bind it before the service does. Such a stack is
+# started again on new ports.
+STARTS = 3
+PORT_TAKEN = ("Address already in use", "Failed to bind")
+
+
+def _tear_down(stack: ServiceStack) -> None:
+    stack.shutdown()
+    drop_queues(
+        stack.env["VIDEO_QUEUE"],
+        stack.env["MP3_QUEUE"],
+        retry_delays=json.loads(stack.env["RETRY_DELAYS_SECONDS"]),
+        exchanges=[stack.env["JOB_EVENTS_EXCHANGE"]],
+    )
