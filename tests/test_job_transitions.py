@@ -173,6 +173,19 @@ def test_the_relay_takes_a_due_announcement_and_clears_only_what_it_published(
     assert cleared is not None and "announce_at" not in cleared
 
 
+def test_an_announcement_still_in_the_brokers_hands_is_kept_from_the_relays(
+    collection: Collection,
+) -> None:
+    job_id = queued(collection)  # VideoUploaded tried at 1000, not confirmed
+    held = apply(collection, jobs.hold_announcement(job_id, VIDEO_QUEUE, 1000.0, 1010.0))
+    assert held is not None and held["announce_at"] == 1010.0
+    queues = [VIDEO_QUEUE, MP3_QUEUE]
+    assert apply(collection, jobs.take_announcement(queues, 1005.0, 1012.0)) is None
+    assert apply(collection, jobs.hold_announcement(job_id, VIDEO_QUEUE, 1000.0, 1020.0)) is None
+    assert apply(collection, jobs.announced(job_id, VIDEO_QUEUE, 1010.0)) is not None
+    assert apply(collection, jobs.hold_announcement(job_id, VIDEO_QUEUE, 1010.0, 1030.0)) is None
+
+
 def test_a_queued_job_without_an_announcement_is_announced_again(collection: Collection) -> None:
     job_id = queued(collection)  # VideoUploaded pending
     assert apply(collection, jobs.announce_again(job_id, 0, VIDEO_QUEUE)) is None, "pending"
