@@ -424,14 +424,13 @@ class Converter:
         message's retry delays."""
         if self.events is None:
             return
+        sent = self.events.publish(job["announce_queue"], jobs.job_finished(job), str(job["_id"]))
         try:
-            sent = self.events.publish(
-                job["announce_queue"], jobs.job_finished(job), str(job["_id"])
-            )
             sent.result(timeout=ANNOUNCE_SECONDS)
             change = jobs.announced(job["_id"], job["announce_queue"], job["announce_at"])
             self.jobs.update_one(change.filter, change.update)
         except Exception as exc:
+            sent.cancel()  # not sent yet: the relay's copy will be the only one
             log.info("job's result left to the outbox relay", job_id=str(job["_id"]),
                      error=repr(exc))  # fmt: skip
 
