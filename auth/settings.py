@@ -5,6 +5,7 @@ from pathlib import Path
 import limits
 from pydantic import field_validator, model_validator
 
+from meshcore import defaults
 from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
 
 
@@ -18,8 +19,8 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     # still published and accepted (JSON list): to rotate, list the old key here, point
     # JWT_SIGNING_KEY_FILE at a new one, and drop the old one after TOKEN_TTL_SECONDS.
     jwt_previous_key_files: tuple[str, ...] = ()
-    jwt_issuer: str = "mp3mesh-auth"
-    jwt_audience: str = "mp3mesh"
+    jwt_issuer: str = defaults.JWT_ISSUER
+    jwt_audience: str = defaults.JWT_AUDIENCE
     token_ttl_seconds: int = 3600
     # Failed logins allowed per account and per client address within a moving window
     # (`limits` notation: "5/minute", "100 per hour"); past either, Login answers

@@ -31,7 +31,7 @@ from meshcore.amqp.publisher import publish
 from meshcore.amqp.topology import connect, declare_queues, retry_queue
 from meshcore.heartbeat import Heartbeat
 from meshcore.metrics import QUEUE_MESSAGES
-from meshcore.settings import MeshSettings
+from meshcore.settings import BrokerSettings
 
 log = structlog.get_logger()
 
@@ -278,7 +278,7 @@ def _wake(connection: pika.BlockingConnection) -> None:
 
 
 def consume_until_signalled(
-    settings: MeshSettings,
+    settings: BrokerSettings,
     queue: str,
     handler: Handler,
     *,

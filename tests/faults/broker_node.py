@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -19,8 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from tests.helpers import free_port
 
 # The server's own scripts: /usr/sbin's wrappers switch to the rabbitmq user and its
 # cookie, which would reach the machine's node.
@@ -69,8 +68,12 @@ class BrokerNode:
         return self.ctl("close_all_connections", "closed by the fault test")
 
 
-def available() -> bool:
-    return (RABBITMQ_BIN / "rabbitmq-server").is_file()
+def unreserved_port() -> int:
+    """A port free now, and let go: devstack's free_port keeps its ports bound (reserved)
+    for servers that set SO_REUSEADDR, which the Erlang distribution listener may not."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextmanager
@@ -80,14 +83,14 @@ def broker_node(var: Path) -> Iterator[BrokerNode]:
     plugins = var / "enabled_plugins"
     plugins.write_text("[].\n")
     name = f"mp3mesh-faults-{uuid.uuid4().hex[:8]}@localhost"
-    port = free_port()
+    port = unreserved_port()
     env = {
         **os.environ,
         "HOME": str(var),
         "RABBITMQ_NODENAME": name,
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(free_port()),
+        "RABBITMQ_DIST_PORT": str(unreserved_port()),
         "RABBITMQ_MNESIA_BASE": str(var / "mnesia"),
         "RABBITMQ_LOG_BASE": str(var / "log"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devstack import ServiceStack
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
     EXTRACTING,
@@ -21,7 +22,6 @@ from tests.faults.helpers import (
     job_record,
     libfaketime,
 )
-from tests.services import ServiceStack
 
 pytestmark = pytest.mark.faults
 

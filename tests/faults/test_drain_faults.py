@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from cli.client import MeshClient, is_serving
+from devstack import ROOT, ServiceStack, free_port, http_ok
 from mp3mesh.files.v1 import files_pb2
-from tests.helpers import ROOT, free_port, http_ok, wait_for
-from tests.services import ServiceStack
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 
