@@ -80,6 +80,7 @@ def main() -> None:
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             credentials=tls.server_credentials(settings),
             reflection_on=settings.reflection,
+            drain_delay=settings.drain_delay_seconds,
         )
     )
 

@@ -10,12 +10,8 @@ from pymongo import MongoClient
 from converter.handler import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
 from meshcore import logs, metrics, tracing
-from meshcore.amqp import (
-    EXIT_HANDLER_STUCK,
-    HandlerStuck,
-    ThreadedPublisher,
-    consume_until_signalled,
-)
+from meshcore.amqp.consumer import EXIT_HANDLER_STUCK, HandlerStuck, consume_until_signalled
+from meshcore.amqp.publisher import ThreadedPublisher
 
 
 def main() -> None:

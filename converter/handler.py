@@ -35,7 +35,8 @@ from converter.claim import Claim, JobLost, new_token, retrying
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
 from meshcore import gridfs_io, jobs, tracing
-from meshcore.amqp import Outcome, Requeue, ThreadedPublisher, UndecodableMessage, decode
+from meshcore.amqp.consumer import Outcome, Requeue, UndecodableMessage, decode
+from meshcore.amqp.publisher import ThreadedPublisher
 from mp3mesh.events.v1 import events_pb2
 
 log = structlog.get_logger()
@@ -423,14 +424,15 @@ class Converter:
         message's retry delays."""
         if self.event_publisher is None:
             return
+        sent = self.event_publisher.publish(
+            job["announce_queue"], jobs.job_finished(job), str(job["_id"])
+        )
         try:
-            sent = self.event_publisher.publish(
-                job["announce_queue"], jobs.job_finished(job), str(job["_id"])
-            )
             sent.result(timeout=ANNOUNCE_SECONDS)
             change = jobs.announced(job["_id"], job["announce_queue"], job["announce_at"])
             self.jobs.update_one(change.filter, change.update)
         except Exception as exc:
+            sent.cancel()  # not sent yet: the relay's copy will be the only one
             log.info("job's result left to the outbox relay", job_id=str(job["_id"]),
                      error=repr(exc))  # fmt: skip
 

@@ -22,7 +22,7 @@ from auth.tokens import private_pem
 from converter.settings import ConverterSettings
 from devstack.ports import free_port
 from gateway.settings import GatewaySettings
-from meshcore.amqp import dead_letter_queue, retry_queue
+from meshcore.amqp.topology import dead_letter_queue, retry_queue
 from meshcore.settings import DATABASE_URL
 from notification.settings import NotificationSettings
 from shim.settings import ShimSettings

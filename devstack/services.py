@@ -107,13 +107,14 @@ class ServiceStack:
         with ``env`` over the stack's settings: its own ports) and wait until it serves:
         for a consumer, until the broker counts its consumers too."""
         consumer = like in ("converter", "notification")
-        before = self.consumers(self._consumed_queue(like)) if consumer else 0
+        url = env.get("AMQP_URL", AMQP_URL)
+        before = self.consumers(self._consumed_queue(like), url) if consumer else 0
         self.commands[name] = self.commands[like]
         self.service_env[name] = env
         self._spawn(name)
         deadline = time.monotonic() + 90
         while not (
-            self.consumers(self._consumed_queue(like)) > before
+            self.consumers(self._consumed_queue(like), url) > before
             if consumer
             else is_serving(env[f"{like.upper()}_LISTEN"], credentials=self.grpc_credentials())
         ):
@@ -245,7 +246,8 @@ class ServiceStack:
             ca = self.env.get("TLS_CA_FILE")
             trust = ssl.create_default_context(cafile=ca) if ca else True
             return http_ok(f"{self.envoy_url}/healthz", verify=trust)
-        return name in self.commands and self.consumers(self._consumed_queue(name)) > 0
+        url = self.service_env.get(name, {}).get("AMQP_URL", AMQP_URL)
+        return name in self.commands and self.consumers(self._consumed_queue(name), url) > 0
 
     # --- what the stack holds -----------------------------------------------------------
 
@@ -275,9 +277,10 @@ class ServiceStack:
     def db(self):  # type: ignore[no-untyped-def]
         return self.mongo()[self.env["MONGO_DB"]]
 
-    def queue_state(self, queue: str) -> tuple[int, int]:
-        """(messages, consumers) of a queue; (0, 0) if it does not exist yet."""
-        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    def queue_state(self, queue: str, url: str = AMQP_URL) -> tuple[int, int]:
+        """(messages, consumers) of a queue on the broker at ``url`` (the machine's by
+        default); (0, 0) if it does not exist yet."""
+        conn = pika.BlockingConnection(pika.URLParameters(url))
         try:
             ok = conn.channel().queue_declare(queue, passive=True)
             return ok.method.message_count, ok.method.consumer_count
@@ -287,9 +290,9 @@ class ServiceStack:
             if conn.is_open:
                 conn.close()
 
-    def consumers(self, queue: str) -> int:
+    def consumers(self, queue: str, url: str = AMQP_URL) -> int:
         try:
-            return self.queue_state(queue)[1]
+            return self.queue_state(queue, url)[1]
         except pika.exceptions.AMQPConnectionError:
             return 0
 

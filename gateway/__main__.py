@@ -18,7 +18,7 @@ from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
 from meshcore import logs, metrics, tls, tracing
-from meshcore.amqp import ThreadedPublisher
+from meshcore.amqp.publisher import ThreadedPublisher
 from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -113,6 +113,7 @@ async def run(settings: GatewaySettings) -> None:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         credentials=tls.server_credentials(settings),
         reflection_on=settings.reflection,
+        drain_delay=settings.drain_delay_seconds,
     )
 
 

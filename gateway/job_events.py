@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import structlog
 from google.protobuf.message import DecodeError
 
-from meshcore.amqp import connect, declare_topic
+from meshcore.amqp.topology import connect, declare_topic
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 

@@ -18,6 +18,8 @@ relay publishes, so the user's result never waits on a message's retry delays.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +32,7 @@ from pymongo.errors import PyMongoError
 
 from gateway.metrics import ANNOUNCEMENTS
 from meshcore import jobs, tracing
-from meshcore.amqp import ThreadedPublisher
+from meshcore.amqp.publisher import ThreadedPublisher
 
 log = structlog.get_logger()
 
@@ -62,6 +64,8 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.interval = interval
         self.clock = clock
+        # Publishes followed past their wait (see announce).
+        self._following: set[asyncio.Task[None]] = set()
 
     def mark_pending(self, job: dict[str, Any]) -> None:
         """Give a job record, before it is stored, its pending announcement: when it was
@@ -71,18 +75,53 @@ class OutboxRelay:
 
     async def announce(self, job: dict[str, Any]) -> None:
         """Publish the job's pending announcement, wait for the broker's confirm, clear the
-        mark. Raises if the broker did not confirm within ``publish_timeout``."""
+        mark. Raises if the broker did not confirm within ``publish_timeout``.
+
+        A publish not yet started is called off then. One already sent cannot be: the
+        broker may still take it (a memory alarm blocks publishers until it clears), so it
+        is followed on until it is confirmed or fails, with the mark kept from the relays
+        meanwhile: otherwise the job would be announced twice once the broker resumes."""
         queue = job["announce_queue"]
         with tracing.attached(tracing.extract(job.get("trace_context"))):
             publishing = self.publisher.publish(queue, self.messages[queue](job), str(job["_id"]))
+        following = asyncio.get_running_loop().create_task(self._follow(job, publishing))
+        self._following.add(following)
+        following.add_done_callback(_settled)
+        following.add_done_callback(self._following.discard)
         try:
-            await asyncio.wait_for(asyncio.wrap_future(publishing), self.publish_timeout)
+            await asyncio.wait_for(asyncio.shield(following), self.publish_timeout)
         except BaseException:
             ANNOUNCEMENTS.labels("failed").inc()
+            publishing.cancel()  # not yet sent: called off, and its follower ends
             raise
         ANNOUNCEMENTS.labels("confirmed").inc()
-        change = jobs.announced(job["_id"], queue, job["announce_at"])
+
+    async def _follow(
+        self, job: dict[str, Any], publishing: concurrent.futures.Future[None]
+    ) -> None:
+        """Wait for the broker's confirm, then clear the mark. Meanwhile mark the
+        announcement tried again every half ``publish_timeout``, so that no relay finds it
+        due while it is in the broker's hands; raises if the publish failed (the mark stays
+        and a relay publishes the job again once it is due)."""
+        job_id, queue, at = job["_id"], job["announce_queue"], job["announce_at"]
+        confirm = asyncio.wrap_future(publishing)
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(confirm), self.publish_timeout / 2)
+                break
+            except TimeoutError:
+                fresh = self.clock()
+                change = jobs.hold_announcement(job_id, queue, at, fresh)
+                with contextlib.suppress(PyMongoError):  # the next try, or the relay
+                    held = await self.jobs.update_one(change.filter, change.update)
+                    if held.matched_count == 0:
+                        return  # claimed meanwhile, or a newer announcement replaced it
+                    at = fresh
+        change = jobs.announced(job_id, queue, at)
         await self.jobs.update_one(change.filter, change.update)
+        if at != job["announce_at"]:
+            log.info("outbox: announcement confirmed after a wait", job_id=str(job_id),
+                     queue=queue)  # fmt: skip
 
     async def run(self) -> None:
         """Relay every ``interval`` seconds until cancelled."""
@@ -115,3 +154,11 @@ class OutboxRelay:
                          queue=job["announce_queue"])  # fmt: skip
             relayed += 1
         return relayed
+
+
+def _settled(task: asyncio.Task[None]) -> None:
+    """Read a follower's outcome, so that one nobody waits for any more (its publish
+    failed after ``announce`` gave up) is not reported as never retrieved."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.info("outbox: announcement not confirmed; the relay will publish it",
+                 error=repr(exc))  # fmt: skip

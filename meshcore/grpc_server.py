@@ -1,13 +1,17 @@
 """One way to run a grpc.aio server: health checking, reflection, graceful SIGTERM.
 
-Follows grpc/grpc examples/python (health, reflection, graceful shutdown): on SIGTERM or
-SIGINT the health status flips to NOT_SERVING first, so load balancers stop sending
-new calls, then in-flight calls get ``grace`` seconds to finish.
+Follows grpc/grpc examples/python (health, reflection, graceful shutdown). On SIGTERM or
+SIGINT the health status flips to NOT_SERVING (the readiness probe fails, Envoy's active
+health checks see it), the server keeps serving for ``drain_delay`` seconds while the
+load balancers take it out of rotation, then stops taking calls and gives those in
+flight ``grace`` seconds to finish. Without the delay, calls a balancer sends in the
+moment between the flip and its next health check would be refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -91,10 +95,12 @@ async def serve(
     maximum_concurrent_rpcs: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
     reflection_on: bool = True,
+    drain_delay: float = 0.0,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
     caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
-    plaintext."""
+    plaintext; ``drain_delay``: how long to keep serving NOT_SERVING (a second signal
+    cuts it short)."""
     # Metrics first, so they count the status the client gets; then the call's span, so
     # what the other interceptors do (the token check) is part of it; the store outage
     # check last, closest to the servicer, so a store outage becomes UNAVAILABLE.
@@ -142,14 +148,18 @@ async def serve(
         reflection=reflection_on,
     )
 
-    stop = asyncio.Event()
+    signals = asyncio.Queue[None]()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+        loop.add_signal_handler(sig, signals.put_nowait, None)
+    await signals.get()
 
-    log.info("stopping", grace_seconds=grace)
     await health_servicer.enter_graceful_shutdown()
+    if drain_delay > 0:
+        log.info("draining: NOT_SERVING, still serving", drain_delay_seconds=drain_delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signals.get(), drain_delay)
+    log.info("stopping", grace_seconds=grace)
     await server.stop(grace)
     if on_stop is not None:
         await on_stop()

@@ -351,6 +351,16 @@ def take_announcement(queues: Iterable[str], due_before: float, at: float) -> Ch
     )
 
 
+def hold_announcement(job_id: Any, queue: str, at: float, now: float) -> Change:
+    """The announcement tried ``at`` is still in the broker's hands (published, not yet
+    confirmed: a memory alarm blocks the publisher, say): marked tried ``now``, so that no
+    relay takes it and publishes it a second time while its confirm may still come."""
+    return Change(
+        {"_id": job_id, "announce_queue": queue, "announce_at": at},
+        {"$set": {"announce_at": now}},
+    )
+
+
 def announced(job_id: Any, queue: str, at: float) -> Change:
     """The broker confirmed the announcement tried ``at``: the mark goes, unless a newer
     one replaced it meanwhile."""

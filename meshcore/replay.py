@@ -13,7 +13,8 @@ import argparse
 
 import pika
 
-from meshcore.amqp import RETRIES_HEADER, connect, dead_letter_queue
+from meshcore.amqp.consumer import RETRIES_HEADER
+from meshcore.amqp.topology import connect, dead_letter_queue
 from meshcore.settings import BrokerSettings
 
 

@@ -238,6 +238,12 @@ class GrpcServerSettings(GrpcTlsSettings):
     # Server reflection (grpcurl list/describe): on in development, off in production
     # unless set to true.
     grpc_reflection: bool | None = None
+    # On SIGTERM the server answers health checks NOT_SERVING at once and keeps serving
+    # this long, while load balancers (Envoy's health checks, Kubernetes endpoints) take
+    # it out of rotation; then it stops taking calls and drains those in flight. Longer
+    # than a balancer needs to notice: Envoy checks every 5 s and drops a host after two
+    # failed checks (envoy/envoy.yaml.tmpl). 0 locally, where nothing balances.
+    drain_delay_seconds: float = 0.0
 
     @property
     def reflection(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from meshcore import logs, metrics, tracing
-from meshcore.amqp import EXIT_HANDLER_STUCK, HandlerStuck, consume_until_signalled
+from meshcore.amqp.consumer import EXIT_HANDLER_STUCK, HandlerStuck, consume_until_signalled
 from meshcore.migrations import migrate
 from notification.handler import Notifier
 from notification.ledger import MIGRATIONS, SentLedger

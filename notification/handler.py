@@ -10,7 +10,7 @@ import structlog
 from prometheus_client import Counter
 
 from meshcore import tracing
-from meshcore.amqp import Outcome, Requeue, decode
+from meshcore.amqp.consumer import Outcome, Requeue, decode
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from notification.ledger import Claim, SentLedger

@@ -33,7 +33,8 @@ from devstack import (
     make_video,
 )
 from meshcore import gridfs_io
-from meshcore.amqp import declare_queues, decode
+from meshcore.amqp.consumer import decode
+from meshcore.amqp.topology import declare_queues
 from meshcore.tokens import key_id
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.events.v1 import events_pb2

@@ -18,7 +18,7 @@ from converter.handler import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progre
 from devstack import AMQP_URL, Stack
 from gateway.servicer import _newer
 from meshcore import jobs
-from meshcore.amqp import publish_event
+from meshcore.amqp.publisher import publish_event
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 

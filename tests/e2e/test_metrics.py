@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack
-from meshcore.amqp import retry_queue
+from meshcore.amqp.topology import retry_queue
 from meshcore.metrics import RpcMetricsInterceptor
 from tests.helpers import wait_for
 

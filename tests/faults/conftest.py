@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import AMQP_URL, ServiceStack, service_stack
+from tests.faults.broker_node import BrokerNode, broker_node
 from tests.faults.helpers import Tally, proxy_to
 from tests.faults.tcp_proxy import TcpProxy
 
@@ -54,3 +55,11 @@ def broker_proxy() -> Iterator[TcpProxy]:
     proxy = proxy_to(AMQP_URL)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerNode]:
+    """A RabbitMQ node of the suite's own (tests/faults/broker_node.py), started once,
+    for faults that act on a whole broker: alarms, every connection closed."""
+    with broker_node(tmp_path_factory.mktemp("rabbitmq")) as node:
+        yield node

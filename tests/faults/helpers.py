@@ -54,6 +54,13 @@ def assert_converted_once(
         assert list(Path(mesh.env["WORK_DIR"]).iterdir()) == [], "converter left temp files"
 
 
+def libfaketime() -> Path:
+    """Debian's libfaketime (scripts/bootstrap.sh --test installs it)."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is not installed (apt-get install faketime)"
+    return found[0]
+
+
 def mail_count(mesh: ServiceStack, job_id: str) -> int:
     return sum(job_id.encode() in path.read_bytes() for path in mesh.mail_files())
 

@@ -46,10 +46,12 @@ def test_converter_signalled_mid_conversion_requeues_the_jobs_for_the_next_start
         record = job_record(mesh, job_id)
         assert (record["status"], record["attempts"]) == (jobs.QUEUED, 0), "no attempt burnt"
 
+    restarted_at = time.monotonic()
     mesh.start("converter")
     for n, job_id in enumerate(job_ids):
         done = client.wait(job_id, timeout=300)
         assert_converted_once(mesh, done, attempts=1, last=n == len(job_ids) - 1)
+    print(f"both SUCCEEDED {time.monotonic() - restarted_at:.1f} s after the restart")
 
 
 def test_converter_killed_mid_conversion_then_restarted_converts_the_job_once(
@@ -79,8 +81,10 @@ def test_ffmpeg_killed_mid_conversion_is_retried(
     client = mesh.new_user()
     job_id = tally.submitted(client.upload(long_video).id)
     mesh.child("converter", EXTRACTING).kill()  # as the OOM killer would
+    killed_at = time.monotonic()
 
     done = client.wait(job_id, timeout=300)
+    print(f"job SUCCEEDED {time.monotonic() - killed_at:.1f} s after ffmpeg was killed")
     assert_converted_once(mesh, done, attempts=2)
     events = [e for e in mesh.log_events("converter") if "SIGKILL" in str(e.get("exception"))]
     assert events, "the retry says why: ffmpeg was killed by SIGKILL"

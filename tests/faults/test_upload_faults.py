@@ -14,7 +14,7 @@ import pytest
 from bson import ObjectId
 
 from cli.client import MeshClient, upload_requests
-from devstack import PASSWORD, ServiceStack, free_port
+from devstack import PASSWORD, ServiceStack, free_port, make_long_audio_video
 from gateway.store import UPLOADS
 from meshcore import gridfs_io
 from mp3mesh.files.v1 import files_pb2
@@ -33,9 +33,19 @@ def slowly(video: Path, pause: float, at: int = -1, then=None) -> Iterator[files
         yield request
 
 
+@pytest.fixture(scope="module")
+def sixty_mb_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 60 MB (long audio, as tests/conftest.py's long_video, three times longer)."""
+    path = make_long_audio_video(tmp_path_factory.mktemp("60mb") / "long.avi", 7560)
+    assert 55e6 < path.stat().st_size < 65e6, path.stat().st_size
+    return path
+
+
 def test_a_gateway_killed_mid_upload_leaves_no_chunk_and_spares_another_gateways_upload(
-    mesh: ServiceStack, tally: Tally, long_video: Path
+    mesh: ServiceStack, tally: Tally, long_video: Path, sixty_mb_video: Path
 ) -> None:
+    """SIGKILL halfway through a slow 60 MB upload; meanwhile another gateway receives an
+    upload of its own."""
     second = f"127.0.0.1:{free_port()}"
     mesh.start_another(
         "gateway-b", like="gateway", env={"GATEWAY_LISTEN": second, "GATEWAY_METRICS_PORT": "0"}
@@ -54,7 +64,7 @@ def test_a_gateway_killed_mid_upload_leaves_no_chunk_and_spares_another_gateways
 
         with ThreadPoolExecutor(2) as pool:
             dying = pool.submit(
-                client.files.Upload, slowly(long_video, 0.1, at=20, then=kill),
+                client.files.Upload, slowly(sixty_mb_video, 0.05, at=115, then=kill),
                 metadata=client.metadata, timeout=120,
             )  # fmt: skip
             wait_for(lambda: len(list(marks.find())) == 1, "the first upload's mark", 30)

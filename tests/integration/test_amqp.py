@@ -12,17 +12,16 @@ import pika
 import pytest
 
 from devstack import AMQP_URL, drop_queues
-from meshcore.amqp import (
+from meshcore.amqp.consumer import (
     RETRIES_HEADER,
     Consumer,
     Outcome,
-    ThreadedPublisher,
-    declare_queues,
     decode,
-    publish,
     retries_of,
     run_side_by_side,
 )
+from meshcore.amqp.publisher import ThreadedPublisher, publish
+from meshcore.amqp.topology import declare_queues
 from meshcore.replay import replay
 from mp3mesh.events.v1 import events_pb2
 

@@ -1,5 +1,6 @@
-"""The job's state machine (meshcore/jobs.py): every transition applied to a record on
-the MongoDB-wire stand-in, through plain pymongo as a real MongoDB would take it."""
+"""The job's state machine (meshcore/jobs.py): every transition applied to a record in
+memory (tests/memory_collection.py, no server needed) and on the MongoDB-wire stand-in,
+through plain pymongo as a real MongoDB would take it."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
 from meshcore import jobs
+from tests.memory_collection import MemoryCollection
 
 MP3_QUEUE, VIDEO_QUEUE = "mp3", "video"
 
 
-@pytest.fixture
-def collection(wire_mongo: MongoClient) -> Iterator[Collection]:
-    client = wire_mongo
+@pytest.fixture(params=["memory", "wire"])
+def collection(request: pytest.FixtureRequest) -> Iterator[Collection]:
+    """The transitions applied in memory (no server), and on the MongoDB-wire server."""
+    if request.param == "memory":
+        yield MemoryCollection()  # type: ignore[misc]
+        return
+    client: MongoClient = request.getfixturevalue("wire_mongo")
     name = f"transitions_{ObjectId()}"
     yield client[name][jobs.COLLECTION]
     client.drop_database(name)
@@ -164,6 +170,19 @@ def test_the_relay_takes_a_due_announcement_and_clears_only_what_it_published(
     assert apply(collection, jobs.announced(job_id, VIDEO_QUEUE, 1000.0)) is None, "stale try"
     cleared = apply(collection, jobs.announced(job_id, VIDEO_QUEUE, 1500.0))
     assert cleared is not None and "announce_at" not in cleared
+
+
+def test_an_announcement_still_in_the_brokers_hands_is_kept_from_the_relays(
+    collection: Collection,
+) -> None:
+    job_id = queued(collection)  # VideoUploaded tried at 1000, not confirmed
+    held = apply(collection, jobs.hold_announcement(job_id, VIDEO_QUEUE, 1000.0, 1010.0))
+    assert held is not None and held["announce_at"] == 1010.0
+    queues = [VIDEO_QUEUE, MP3_QUEUE]
+    assert apply(collection, jobs.take_announcement(queues, 1005.0, 1012.0)) is None
+    assert apply(collection, jobs.hold_announcement(job_id, VIDEO_QUEUE, 1000.0, 1020.0)) is None
+    assert apply(collection, jobs.announced(job_id, VIDEO_QUEUE, 1010.0)) is not None
+    assert apply(collection, jobs.hold_announcement(job_id, VIDEO_QUEUE, 1010.0, 1030.0)) is None
 
 
 def test_a_queued_job_without_an_announcement_is_announced_again(collection: Collection) -> None:

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
 from devstack import free_port, temp_database
-from meshcore.amqp import Requeue
+from meshcore.amqp.consumer import Requeue
 from meshcore.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
 from notification.handler import ClaimHeld, Notifier

@@ -21,7 +21,8 @@ from gateway.housekeeping import Housekeeping
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from meshcore import jobs
-from meshcore.amqp import ThreadedPublisher, decode
+from meshcore.amqp.consumer import decode
+from meshcore.amqp.publisher import ThreadedPublisher
 from mp3mesh.events.v1 import events_pb2
 
 LEASE = 0.5

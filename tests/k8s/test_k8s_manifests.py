@@ -16,6 +16,7 @@ import base64
 import inspect
 import json
 import math
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -525,7 +526,8 @@ def test_termination_grace_fits_the_longest_drain(overlay: str) -> None:
         env = container_env(overlay, container)
         cls_settings = None if service == "envoy" else settings_class(service)
         if service in GRPC_SERVERS:
-            assert grace > server_grace, service
+            drain = float(env.get("DRAIN_DELAY_SECONDS", 0))
+            assert grace > pre_stop_seconds(container) + drain + server_grace, service
         elif service in CONSUMERS and cls_settings is not None:
             stop = float(
                 env.get(
@@ -538,6 +540,27 @@ def test_termination_grace_fits_the_longest_drain(overlay: str) -> None:
                 grace
                 > SERVICE_SETTINGS["notification"].model_fields["smtp_timeout_seconds"].default
             )
+
+
+def pre_stop_seconds(container: dict) -> float:
+    """How long the container's preStop hook waits (a ``time.sleep(N)`` it runs)."""
+    command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+    found = re.search(r"time\.sleep\((\d+(?:\.\d+)?)\)", " ".join(command or []))
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_grpc_servers_keep_serving_while_envoy_drops_them(overlay: str) -> None:
+    """gateway and auth: a preStop wait covers Envoy's next DNS refresh (it learns the
+    pod left the headless Service), then SIGTERM: NOT_SERVING, and serving on for
+    DRAIN_DELAY_SECONDS, long enough for Envoy's health checks to drop the host."""
+    for workload, container in all_containers(overlay):
+        service = mesh_service(container)
+        if service not in GRPC_SERVERS or container in pod_spec(workload).get("initContainers", []):
+            continue
+        assert pre_stop_seconds(container) >= 5, service
+        drain = float(container_env(overlay, container).get("DRAIN_DELAY_SECONDS", 0))
+        assert drain >= 10, (service, "Envoy drops a host after two failed checks 5 s apart")
 
 
 # --- security: the restricted Pod Security Standard, resources, images ---------------------

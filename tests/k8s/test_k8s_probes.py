@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from devstack import AMQP_URL, drop_queues, temp_database
-from meshcore.amqp import Consumer, Outcome
+from meshcore.amqp.consumer import Consumer, Outcome
 from meshcore.heartbeat import Heartbeat
 
 
