@@ -20,8 +20,11 @@ from auth.tokens import (
     load_public_key,
 )
 from meshcore import logs, metrics, tls, tracing
+from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import Service, serve
 from meshcore.migrations import migrate
+from meshcore.revocations import TOKEN_ROUTING_KEY, RevocationFeed
+from meshcore.verification import LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -46,6 +49,23 @@ def _token_issuer(settings: AuthSettings, log: structlog.stdlib.BoundLogger) -> 
     )
 
 
+# How long Logout waits for the broker to take its revocation.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+def _revocation_publisher(
+    settings: AuthSettings, log: structlog.stdlib.BoundLogger
+) -> ThreadedPublisher:
+    """Connected, or connecting in its thread: auth serves logins without the broker,
+    and a Logout meanwhile answers UNAVAILABLE (REVOCATION_NOT_SENT)."""
+    publisher = ThreadedPublisher(settings.amqp_url, [], topics=[settings.revocations_exchange])
+    try:
+        publisher.start(timeout=10)
+    except RuntimeError:
+        log.warning("broker not reachable yet: revocations wait for it")
+    return publisher
+
+
 def main() -> None:
     settings = AuthSettings()
     log = logs.configure("auth", settings.log_level, settings.log_format)
@@ -55,12 +75,28 @@ def main() -> None:
     migrate(settings.database_url, MIGRATIONS)
     store = UserStore(settings.database_url, **settings.database_timeouts)
     hashing = HashBound(settings.hash_concurrency, settings.hash_queue)
+    # auth keeps the revocation set too (other replicas' logouts reach it as notices),
+    # and reads its snapshot from its own table.
+    feed = RevocationFeed(
+        settings.amqp_url,
+        settings.revocations_exchange,
+        lambda: [(jti, expires.timestamp()) for jti, expires in store.live_revocations()],
+    )
+    feed.start()
+    publisher = _revocation_publisher(settings, log)
+
+    async def publish_revocation(message: auth_pb2.Revocation) -> None:
+        future = publisher.publish_event(settings.revocations_exchange, TOKEN_ROUTING_KEY, message)
+        await asyncio.wait_for(asyncio.wrap_future(future), PUBLISH_TIMEOUT_SECONDS)
+
     servicer = AuthServicer(
         store,
         tokens,
         PasswordHasher(),
         LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
         hashing,
+        LocalVerifier(tokens.verifier, feed.revocations),
+        publish_revocation,
     )
     service = Service(
         auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -69,6 +105,8 @@ def main() -> None:
     )
 
     async def close() -> None:
+        await asyncio.to_thread(feed.close)
+        await asyncio.to_thread(publisher.close)
         store.close()
         hashing.close()
 

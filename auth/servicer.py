@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import NoReturn
 
@@ -17,8 +18,10 @@ from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
 from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
+from meshcore.revocations import revocation_message
 from meshcore.timestamps import timestamp
 from meshcore.tokens import MISSING, Claims, InvalidToken
+from meshcore.verification import CannotVerify, LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -31,6 +34,11 @@ BAD_CREDENTIALS = "email or password is incorrect"
 # long before it signs (list it in JWT_PREVIOUS_KEY_FILES first, see README: rotation),
 # and a verifier that meets an unknown kid asks again anyway.
 JWKS_CACHE_CONTROL = "public, max-age=300"
+ACCOUNT_GONE = "the account behind this token no longer exists"
+REVOCATION_NOT_SENT = "logged out at auth, but not yet everywhere; log out again"
+
+# Publishes a revocation to every verifier; fails (raises) if the broker did not take it.
+PublishRevocation = Callable[[auth_pb2.Revocation], Awaitable[None]]
 
 
 def _user_proto(user: UserRecord) -> auth_pb2.User:
@@ -79,9 +87,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         hashing: HashBound,
+        verifier: LocalVerifier,
+        publish_revocation: PublishRevocation,
     ) -> None:
         self.store = store
         self.tokens = tokens
+        self.verifier = verifier
+        self.publish_revocation = publish_revocation
         self.hasher = hasher
         self.throttle = throttle
         self.hashing = hashing
@@ -164,25 +176,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return True
 
     async def _verified(self, token: str, context: grpc.aio.ServicerContext) -> Claims:
-        """The token's claims, or UNAUTHENTICATED: invalid, revoked, or its account gone."""
+        """The token's claims, or UNAUTHENTICATED: invalid or revoked. From memory (the
+        signing keys and the revocation set): no database read."""
         try:
-            claims = self.tokens.verifier.verify(token)
+            return await self.verifier.verify(token)
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        exists, revoked = await asyncio.to_thread(
-            self.store.token_standing, claims.user_id, claims.token_id
-        )
-        if revoked:
-            await abort(
-                context, grpc.StatusCode.UNAUTHENTICATED, "token was revoked (logged out); log in"
-            )
-        if not exists:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "the account behind this token no longer exists",
-            )
-        return claims
+        except CannotVerify as exc:
+            await abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
 
     async def _caller_token(self, context: grpc.aio.ServicerContext) -> str:
         return await require_credentials(
@@ -198,7 +199,15 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             claims = self.tokens.verifier.verify(await self._caller_token(context))
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        # Recorded first (the snapshot verifiers start from), then pushed to them all.
         await asyncio.to_thread(self.store.revoke, claims.token_id, claims.expires)
+        expires = claims.expires.timestamp()
+        self.verifier.revocations.add(claims.token_id, expires)
+        try:
+            await self.publish_revocation(revocation_message(claims.token_id, expires))
+        except Exception as exc:
+            log.error("revocation not published", error=repr(exc), user_id=claims.user_id)
+            await abort(context, grpc.StatusCode.UNAVAILABLE, REVOCATION_NOT_SENT)
         log.info("logged out", user_id=claims.user_id)
         return auth_pb2.LogoutResponse()
 
@@ -216,11 +225,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         claims = await self._verified(await self._caller_token(context), context)
         user = await asyncio.to_thread(self.store.by_id, claims.user_id)
         if user is None:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "the account behind this token no longer exists",
-            )
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, ACCOUNT_GONE)
         return auth_pb2.WhoAmIResponse(user=_user_proto(user))
 
     async def GetJwks(

@@ -5,10 +5,15 @@ from pathlib import Path
 import limits
 from pydantic import field_validator, model_validator
 
-from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
+from meshcore.settings import (
+    AUTH_ADDRESS,
+    DatabaseSettings,
+    GrpcServerSettings,
+    TokenCheckSettings,
+)
 
 
-class AuthSettings(DatabaseSettings, GrpcServerSettings):
+class AuthSettings(DatabaseSettings, TokenCheckSettings, GrpcServerSettings):
     auth_listen: str = AUTH_ADDRESS
     # PEM file of the Ed25519 private key tokens are signed with (in Kubernetes a Secret
     # mounted in auth's pod only). Unset in development: a key made once under
@@ -18,8 +23,6 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     # still published and accepted (JSON list): to rotate, list the old key here, point
     # JWT_SIGNING_KEY_FILE at a new one, and drop the old one after TOKEN_TTL_SECONDS.
     jwt_previous_key_files: tuple[str, ...] = ()
-    jwt_issuer: str = "mp3mesh-auth"
-    jwt_audience: str = "mp3mesh"
     token_ttl_seconds: int = 3600
     # Failed logins allowed per account and per client address within a moving window
     # (`limits` notation: "5/minute", "100 per hour"); past either, Login answers

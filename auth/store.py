@@ -99,17 +99,6 @@ class UserStore:
             )
             return [(jti, expires) for jti, expires in cur.fetchall()]
 
-    def token_standing(self, user_id: str, jti: str) -> tuple[bool, bool]:
-        """(the user still exists, token ``jti`` was revoked), in one round trip."""
-        with self._cursor() as cur:
-            cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = %s::uuid),"
-                " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s)",
-                (user_id, jti),
-            )
-            exists, revoked = cur.fetchone()
-        return bool(exists), bool(revoked)
-
     def set_password_hash(self, user_id: str, password_hash: str) -> None:
         with self._cursor() as cur:
             cur.execute(

@@ -2,21 +2,14 @@ from __future__ import annotations
 
 from meshcore.settings import (
     GATEWAY_ADDRESS,
-    AuthClientSettings,
+    AuthVerifierSettings,
     GrpcServerSettings,
     UploadLimitSettings,
 )
 
 
-class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSettings):
+class GatewaySettings(AuthVerifierSettings, UploadLimitSettings, GrpcServerSettings):
     gateway_listen: str = GATEWAY_ADDRESS
-    auth_timeout_seconds: float = 2.0
-    # How long a token auth vouched for is trusted without asking again (never past its
-    # expiry); 0: ask on every call. A logout or a deleted account takes effect within
-    # this. 30 s: most calls of a session skip the round trip (the CLI and the page make
-    # several per minute), while a revoked token is refused half a minute later at most.
-    token_cache_seconds: float = 30.0
-    token_cache_size: int = 10_000
     publish_timeout_seconds: float = 10.0
     # How often the outbox relay publishes pending announcements, and housekeeping sweeps
     # (leases, retention).

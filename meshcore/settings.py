@@ -87,8 +87,8 @@ class MeshSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_guest_broker_in_production(self) -> MeshSettings:
-        # A URL that was given: auth and the shim never connect to the broker, and in a
-        # Kubernetes pod they are given no broker credentials (k8s/, least privilege).
+        # A URL that was given: a service that never connects to the broker is given
+        # no broker credentials in its Kubernetes pod (k8s/, least privilege).
         if (
             self.production
             and "amqp_url" in self.model_fields_set
@@ -163,6 +163,35 @@ class AuthClientSettings(GrpcTlsSettings):
     """Where AuthService is, for those who call it (the gateway, the shim)."""
 
     auth_address: str = AUTH_ADDRESS
+
+
+class TokenCheckSettings(MeshSettings):
+    """What every verifier of tokens reads (auth, the gateway, the shim): the claims a
+    token must carry, and the exchange revocations are pushed on (meshcore/revocations.py).
+    Each of them connects to the broker for it."""
+
+    jwt_issuer: str = "mp3mesh-auth"
+    jwt_audience: str = "mp3mesh"
+    # Topic exchange of revoked tokens: auth publishes, every verifier subscribes.
+    revocations_exchange: str = "auth.revocations"
+
+    @model_validator(mode="after")
+    def _broker_given_in_production(self) -> TokenCheckSettings:
+        if self.production and "guest:guest@" in self.amqp_url:
+            raise ValueError(
+                "AMQP_URL must be set to real broker credentials: revocations reach this"
+                " service over the broker"
+            )
+        return self
+
+
+class AuthVerifierSettings(AuthClientSettings, TokenCheckSettings):
+    """A verifier other than auth (the gateway, the shim): auth's keys and revocations'
+    snapshot come from AuthService at AUTH_ADDRESS."""
+
+    # Deadline of calls to auth: its keys (JWKS) and the revocations' snapshot, fetched
+    # at start and now and then, never per request; the gateway's health check of it.
+    auth_timeout_seconds: float = 2.0
 
 
 class GatewayClientSettings(GrpcTlsSettings):

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from meshcore.settings import (
     SHIM_PORT,
-    AuthClientSettings,
+    AuthVerifierSettings,
     GatewayClientSettings,
     UploadLimitSettings,
 )
 
 
-class ShimSettings(AuthClientSettings, GatewayClientSettings, UploadLimitSettings):
+class ShimSettings(AuthVerifierSettings, GatewayClientSettings, UploadLimitSettings):
     shim_listen_host: str = "127.0.0.1"
     shim_port: int = SHIM_PORT
     # Deadline of unary calls; streams (upload, download, watch) run as long as they need.

@@ -70,7 +70,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-        drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"], exchanges=[env["JOB_EVENTS_EXCHANGE"]])
+        drop_queues(
+            env["VIDEO_QUEUE"],
+            env["MP3_QUEUE"],
+            exchanges=[env["JOB_EVENTS_EXCHANGE"], env["REVOCATIONS_EXCHANGE"]],
+        )
         stack_resources.close()
 
 

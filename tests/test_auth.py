@@ -213,6 +213,7 @@ def test_production_needs_mtls_or_the_waiver_and_hides_reflection(
 ) -> None:
     monkeypatch.setenv("MP3MESH_ENV", "production")
     monkeypatch.setenv("JWT_SIGNING_KEY_FILE", "/etc/mp3mesh/jwt/signing-key.pem")
+    monkeypatch.setenv("AMQP_URL", "amqps://mp3mesh:secret@rabbitmq.example.com:5671/mp3mesh")
     with pytest.raises(ValidationError, match="refuses plaintext gRPC"):
         AuthSettings()
     monkeypatch.setenv("TLS_CA_FILE", "/etc/mp3mesh/ca.pem")

@@ -57,11 +57,11 @@ CONSUMERS = {"converter", "notification"}
 # Every settings class inherits MeshSettings' MongoDB and broker URLs; these are the
 # services that use them (DESIGN.md's table of parts), and so must be given them.
 USES_SHARED = {
-    "auth": {"METRICS_LISTEN_HOST"},
+    "auth": {"AMQP_URL", "METRICS_LISTEN_HOST"},
     "gateway": {"MONGO_URL", "AMQP_URL", "METRICS_LISTEN_HOST"},
     "converter": {"MONGO_URL", "AMQP_URL", "METRICS_LISTEN_HOST"},
     "notification": {"AMQP_URL", "METRICS_LISTEN_HOST"},
-    "shim": {"METRICS_LISTEN_HOST"},
+    "shim": {"AMQP_URL", "METRICS_LISTEN_HOST"},
     "migrate": set(),
 }
 LOOPBACK = ("127.0.0.1", "localhost")

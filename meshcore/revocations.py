@@ -1,0 +1,165 @@
+"""Revoked tokens, pushed to every verifier (auth, each gateway, the shim) over RabbitMQ.
+
+auth records a revocation (a logout) in PostgreSQL, then publishes it, an
+``mp3mesh.auth.v1.Revocation`` (the token's ``jti`` and expiry), to the revocations topic
+exchange. Each verifier binds a queue of its own (exclusive, auto-delete) to it and keeps
+the set in memory, so checking a token reads no database. A verifier subscribes first,
+then takes the snapshot (AuthService.ListRevocations, or auth's own table) and only then
+applies the queued notices: a revocation made while the snapshot was read is in one or the
+other, so a (re)start misses none. A lost subscription is renewed the same way. Entries
+go once their token has expired: an expired token is refused anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import structlog
+from google.protobuf.message import DecodeError
+
+from meshcore.amqp import connect, declare_topic
+from mp3mesh.auth.v1 import auth_pb2
+
+log = structlog.get_logger()
+
+REVOCATION_TYPE = auth_pb2.Revocation.DESCRIPTOR.full_name
+# Routing key of a token's revocation (the exchange is a topic: other kinds may follow).
+TOKEN_ROUTING_KEY = "token"  # noqa: S105 - a routing key, not a secret
+# How often expired entries are dropped.
+PRUNE_SECONDS = 60.0
+
+# (jti, expiry as a Unix time) of every live revocation.
+Snapshot = Callable[[], Iterable[tuple[str, float]]]
+
+
+class RevocationSet:
+    """jti -> expiry of the revoked tokens. Written by one thread, read by any: a
+    dictionary's single get or set is atomic under CPython's GIL."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, float] = {}
+        self._loaded = threading.Event()
+
+    @property
+    def loaded(self) -> bool:
+        """True once a snapshot is in: before that, a revoked token could pass."""
+        return self._loaded.is_set()
+
+    def wait_loaded(self, timeout: float) -> bool:
+        return self._loaded.wait(timeout)
+
+    def add(self, jti: str, expires: float) -> None:
+        if expires > time.time():
+            self._entries[jti] = max(expires, self._entries.get(jti, 0.0))
+
+    def load(self, snapshot: Iterable[tuple[str, float]]) -> None:
+        for jti, expires in snapshot:
+            self.add(jti, expires)
+        self._loaded.set()
+
+    def revoked(self, jti: str) -> bool:
+        return jti in self._entries
+
+    def prune(self) -> None:
+        now = time.time()
+        for jti in [jti for jti, expires in self._entries.items() if expires <= now]:
+            self._entries.pop(jti, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def revocation_message(jti: str, expires: float) -> auth_pb2.Revocation:
+    message = auth_pb2.Revocation(token_id=jti)
+    message.expire_time.FromNanoseconds(round(expires * 1e9))
+    return message
+
+
+class RevocationFeed:
+    """Keeps a :class:`RevocationSet` current: one thread owns the broker connection
+    (pika connections are not thread-safe), subscribes, loads the snapshot, applies
+    notices as they come (within ``poll`` seconds), and renews all of it when the
+    connection is lost."""
+
+    def __init__(
+        self,
+        url: str,
+        exchange: str,
+        snapshot: Snapshot,
+        revocations: RevocationSet | None = None,
+        poll: float = 0.2,
+    ) -> None:
+        self.url, self.exchange, self.snapshot = url, exchange, snapshot
+        self.revocations = revocations if revocations is not None else RevocationSet()
+        self.poll = poll
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="revocations", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def started(self, wait: float = 10.0) -> None:
+        """Start, and wait up to ``wait`` seconds for the snapshot, so a verifier that
+        has just started does not answer UNAVAILABLE; past that, it serves anyway and
+        answers so until the snapshot is in."""
+        self.start()
+        if not await asyncio.to_thread(self.revocations.wait_loaded, wait):
+            log.warning("revocations not loaded yet: tokens cannot be checked until they are")
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _on_message(self, channel, method, properties, body: bytes) -> None:  # type: ignore[no-untyped-def]
+        if properties.type != REVOCATION_TYPE:
+            return
+        message = auth_pb2.Revocation()
+        try:
+            message.ParseFromString(body)
+        except DecodeError:
+            log.warning("undecodable revocation dropped")
+            return
+        self.revocations.add(message.token_id, message.expire_time.ToNanoseconds() / 1e9)
+
+    def _load_snapshot(self) -> None:
+        """The snapshot, tried until it comes (auth may be starting or down): until the
+        first one, the set is not ``loaded``; after, it stays in use while this retries."""
+        while not self._stopping.is_set():
+            try:
+                self.revocations.load(self.snapshot())
+                log.info("revocations loaded", count=len(self.revocations))
+                return
+            except Exception as exc:
+                log.warning("cannot read the revocations' snapshot; retrying", error=repr(exc))
+                self._stopping.wait(1)
+
+    def _run(self) -> None:
+        pruned = time.monotonic()
+        while not self._stopping.is_set():
+            connection = None
+            try:
+                connection = connect(self.url)
+                channel = connection.channel()
+                declare_topic(channel, self.exchange)
+                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+                channel.queue_bind(queue, self.exchange, routing_key="#")
+                channel.basic_consume(queue, self._on_message, auto_ack=True)
+                # Notices published from here on wait in the queue while the snapshot
+                # is read; processing them after it loses none.
+                self._load_snapshot()
+                while not self._stopping.is_set():
+                    connection.process_data_events(time_limit=self.poll)
+                    if time.monotonic() - pruned > PRUNE_SECONDS:
+                        self.revocations.prune()
+                        pruned = time.monotonic()
+            except Exception as exc:
+                log.warning("revocations subscription lost; resubscribing", error=repr(exc))
+                self._stopping.wait(1)
+            finally:
+                if connection is not None and connection.is_open:
+                    with contextlib.suppress(Exception):
+                        connection.close()
