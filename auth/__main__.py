@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from functools import partial
 
 import structlog
 from argon2 import PasswordHasher
 
-from auth.servicer import AuthServicer
+from auth.servicer import AuthServicer, live_revocations
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
 from auth.throttle import HashBound, LoginThrottle
@@ -23,7 +24,7 @@ from meshcore import logs, metrics, tls, tracing
 from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import Service, serve
 from meshcore.migrations import migrate
-from meshcore.revocations import TOKEN_ROUTING_KEY, RevocationFeed
+from meshcore.revocations import TOKEN_ROUTING_KEY, USER_ROUTING_KEY, RevocationFeed
 from meshcore.verification import LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -80,13 +81,14 @@ def main() -> None:
     feed = RevocationFeed(
         settings.amqp_url,
         settings.revocations_exchange,
-        lambda: [(jti, expires.timestamp()) for jti, expires in store.live_revocations()],
+        partial(live_revocations, store),
     )
     feed.start()
     publisher = _revocation_publisher(settings, log)
 
     async def publish_revocation(message: auth_pb2.Revocation) -> None:
-        future = publisher.publish_event(settings.revocations_exchange, TOKEN_ROUTING_KEY, message)
+        key = USER_ROUTING_KEY if message.user_id else TOKEN_ROUTING_KEY
+        future = publisher.publish_event(settings.revocations_exchange, key, message)
         await asyncio.wait_for(asyncio.wrap_future(future), PUBLISH_TIMEOUT_SECONDS)
 
     servicer = AuthServicer(

@@ -15,7 +15,7 @@ import httpx
 from bson import ObjectId
 
 from bench.core import Bench, Section, percentile
-from meshcore.revocations import RevocationSet
+from meshcore.revocations import RevocationSet, revocation_message
 from meshcore.tokens import TokenVerifier, keys_from_jwks
 from meshcore.verification import JWK_FIELDS, LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -74,7 +74,7 @@ def _local_check(b: Bench, token: str) -> LocalVerifier:
         jwks = auth_pb2_grpc.AuthServiceStub(channel).GetJwks(auth_pb2.GetJwksRequest())
     keys = keys_from_jwks([{f: getattr(k, f) for f in JWK_FIELDS} for k in jwks.keys])
     revocations = RevocationSet()
-    revocations.load((f"revoked-{i}", time.time() + 3600) for i in range(REVOKED))
+    revocations.load(revocation_message(f"revoked-{i}", time.time() + 3600) for i in range(REVOKED))
     return LocalVerifier(TokenVerifier(keys), revocations)
 
 

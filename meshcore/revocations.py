@@ -2,7 +2,8 @@
 
 auth records a revocation (a logout) in PostgreSQL, then publishes it, an
 ``mp3mesh.auth.v1.Revocation`` (the token's ``jti`` and expiry), to the revocations topic
-exchange. Each verifier binds a queue of its own (exclusive, auto-delete) to it and keeps
+exchange; a password change or a deleted account revokes every token of the user
+issued until then. Each verifier binds a queue of its own (exclusive, auto-delete) to it and keeps
 the set in memory, so checking a token reads no database. A verifier subscribes first,
 then takes the snapshot (AuthService.ListRevocations, or auth's own table) and only then
 applies the queued notices: a revocation made while the snapshot was read is in one or the
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore.amqp import connect, declare_topic
 from mp3mesh.auth.v1 import auth_pb2
@@ -27,21 +29,28 @@ from mp3mesh.auth.v1 import auth_pb2
 log = structlog.get_logger()
 
 REVOCATION_TYPE = auth_pb2.Revocation.DESCRIPTOR.full_name
-# Routing key of a token's revocation (the exchange is a topic: other kinds may follow).
+# Routing keys: one token's revocation (a logout), a user's tokens (password, deletion).
 TOKEN_ROUTING_KEY = "token"  # noqa: S105 - a routing key, not a secret
+USER_ROUTING_KEY = "user"
 # How often expired entries are dropped.
 PRUNE_SECONDS = 60.0
 
-# (jti, expiry as a Unix time) of every live revocation.
-Snapshot = Callable[[], Iterable[tuple[str, float]]]
+# Every live revocation, as the messages that push them.
+Snapshot = Callable[[], Iterable[auth_pb2.Revocation]]
+
+
+def _seconds(timestamp: Timestamp) -> float:
+    return timestamp.ToNanoseconds() / 1e9
 
 
 class RevocationSet:
-    """jti -> expiry of the revoked tokens. Written by one thread, read by any: a
+    """Revoked tokens by jti, and users whose tokens issued before a time are revoked,
+    each with the time it can be forgotten. Written by one thread, read by any: a
     dictionary's single get or set is atomic under CPython's GIL."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, float] = {}
+        self._entries: dict[str, float] = {}  # jti -> expiry
+        self._users: dict[str, tuple[float, float]] = {}  # user -> (issued before, expiry)
         self._loaded = threading.Event()
 
     @property
@@ -56,25 +65,57 @@ class RevocationSet:
         if expires > time.time():
             self._entries[jti] = max(expires, self._entries.get(jti, 0.0))
 
-    def load(self, snapshot: Iterable[tuple[str, float]]) -> None:
-        for jti, expires in snapshot:
-            self.add(jti, expires)
+    def add_user(self, user_id: str, issued_before: float, expires: float) -> None:
+        if expires > time.time():
+            before, until = self._users.get(user_id, (0.0, 0.0))
+            self._users[user_id] = (max(before, issued_before), max(until, expires))
+
+    def apply(self, message: auth_pb2.Revocation) -> None:
+        expires = _seconds(message.expire_time)
+        if message.user_id:
+            self.add_user(message.user_id, _seconds(message.issued_before), expires)
+        if message.token_id:
+            self.add(message.token_id, expires)
+
+    def load(self, snapshot: Iterable[auth_pb2.Revocation]) -> None:
+        for message in snapshot:
+            self.apply(message)
         self._loaded.set()
 
     def revoked(self, jti: str) -> bool:
         return jti in self._entries
 
+    def user_revoked(self, user_id: str, issued_at: float) -> bool:
+        """Every token of ``user_id`` issued before some time after ``issued_at`` (the
+        token's ``iat``) was revoked."""
+        user = self._users.get(user_id)
+        return user is not None and issued_at < user[0]
+
     def prune(self) -> None:
         now = time.time()
         for jti in [jti for jti, expires in self._entries.items() if expires <= now]:
             self._entries.pop(jti, None)
+        for user in [user for user, (_, expires) in self._users.items() if expires <= now]:
+            self._users.pop(user, None)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._users)
 
 
 def revocation_message(jti: str, expires: float) -> auth_pb2.Revocation:
+    """One token's revocation (``expires``: its expiry, a Unix time)."""
     message = auth_pb2.Revocation(token_id=jti)
+    message.expire_time.FromNanoseconds(round(expires * 1e9))
+    return message
+
+
+def user_revocation_message(
+    user_id: str, issued_before: float, expires: float
+) -> auth_pb2.Revocation:
+    """The revocation of every token of ``user_id`` issued before ``issued_before``,
+    kept until ``expires`` (when the last of them has expired)."""
+    message = auth_pb2.Revocation(user_id=user_id)
+    message.issued_before.FromNanoseconds(round(issued_before * 1e9))
     message.expire_time.FromNanoseconds(round(expires * 1e9))
     return message
 
@@ -123,7 +164,7 @@ class RevocationFeed:
         except DecodeError:
             log.warning("undecodable revocation dropped")
             return
-        self.revocations.add(message.token_id, message.expire_time.ToNanoseconds() / 1e9)
+        self.revocations.apply(message)
 
     def _load_snapshot(self) -> None:
         """The snapshot, tried until it comes (auth may be starting or down): until the

@@ -25,6 +25,7 @@ from meshcore.revocations import RevocationFeed, RevocationSet, Snapshot
 from meshcore.settings import AuthVerifierSettings
 from meshcore.tokens import (
     AUDIENCE,
+    EXPIRED,
     ISSUER,
     Claims,
     InvalidToken,
@@ -41,6 +42,7 @@ log = structlog.get_logger()
 # cannot fetch the JWKS (envoy/render.py JWKS_UNAVAILABLE).
 UNAVAILABLE = "cannot check your token right now: auth service unavailable"
 REVOKED = "token was revoked (logged out); log in"
+USER_REVOKED = "token was revoked (the account's password changed, or it was deleted); log in"
 
 JWK_FIELDS = ("kty", "crv", "x", "kid", "alg", "use")
 
@@ -71,22 +73,24 @@ class RemoteKeys:
         self._fetched = float("-inf")  # of the last one that worked
         self._lock = asyncio.Lock()
 
-    async def fetch(self) -> None:
-        """Fetch now (unless another caller just did); a failure keeps the keys held."""
+    async def fetch(self) -> bool:
+        """Fetch now (unless another caller just did); a failure keeps the keys held.
+        False if the keys could not be fetched."""
         tried = self._tried
         async with self._lock:
             if self._tried != tried:  # fetched while this caller waited for the lock
-                return
+                return self._fetched >= self._tried
             self._tried = time.monotonic()
             try:
                 jwks = await self._fetch()
             except Exception as exc:
                 log.warning("cannot fetch auth's JWKS; keeping the keys held", error=repr(exc))
-                return
+                return False
             self._verifier = TokenVerifier(
                 keys_from_jwks(jwks), issuer=self.issuer, audience=self.audience
             )
             self._fetched = time.monotonic()
+            return True
 
     async def verify(self, token: str) -> Claims:
         """The token's claims; InvalidToken, or CannotVerify with no keys at all."""
@@ -101,7 +105,8 @@ class RemoteKeys:
         except UnknownKey:
             if time.monotonic() - self._tried < self.min_interval:
                 raise
-            await self.fetch()
+            if not await self.fetch():  # a new key, maybe: it cannot be known now
+                raise CannotVerify(UNAVAILABLE) from None
             assert self._verifier is not None
             return self._verifier.verify(token)
 
@@ -113,17 +118,32 @@ class LocalVerifier:
         self.keys = keys
         self.revocations = revocations
 
-    async def verify(self, token: str) -> Claims:
-        """The token's claims; InvalidToken saying why it is refused, or CannotVerify."""
+    async def verify(self, token: str, *, revocations: bool = True) -> Claims:
+        """The token's claims; InvalidToken saying why it is refused, or CannotVerify.
+        ``revocations=False``: signature and claims only (Logout: logging out twice is no
+        error)."""
         if isinstance(self.keys, TokenVerifier):
             claims = self.keys.verify(token)
         else:
             claims = await self.keys.verify(token)
+        if not revocations:
+            return claims
         if not self.revocations.loaded:
             raise CannotVerify(UNAVAILABLE)
-        if self.revocations.revoked(claims.token_id):
-            raise InvalidToken(REVOKED)
+        if (refused := self.refusal(claims)) is not None:
+            raise InvalidToken(refused)
         return claims
+
+    def refusal(self, claims: Claims) -> str | None:
+        """Why a token whose claims were checked is refused now (revoked, or expired
+        since: a stream outliving its token), or None while it is good."""
+        if self.revocations.revoked(claims.token_id):
+            return REVOKED
+        if self.revocations.user_revoked(claims.user_id, claims.issued_at):
+            return USER_REVOKED
+        if claims.expires.timestamp() <= time.time():
+            return EXPIRED
+        return None
 
 
 def jwks_from(auth: auth_pb2_grpc.AuthServiceStub, timeout: float) -> FetchJwks:
@@ -144,7 +164,7 @@ def revocations_from(
     """Reads the live revocations with AuthService.ListRevocations, on a blocking channel
     of its own (the feed's thread calls it, outside any event loop)."""
 
-    def snapshot() -> list[tuple[str, float]]:
+    def snapshot() -> list[auth_pb2.Revocation]:
         if credentials is None:
             channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
@@ -153,7 +173,7 @@ def revocations_from(
             reply = auth_pb2_grpc.AuthServiceStub(channel).ListRevocations(
                 auth_pb2.ListRevocationsRequest(), timeout=timeout, wait_for_ready=True
             )
-        return [(r.token_id, r.expire_time.ToNanoseconds() / 1e9) for r in reply.revocations]
+        return list(reply.revocations)
 
     return snapshot
 

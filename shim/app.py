@@ -68,12 +68,15 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # trace context goes on too, as the request's own span (shim/telemetry.py).
 FORWARDED_HEADERS = ("authorization", "x-request-id")
 LOGIN = AUTH_SERVICE.methods_by_name["Login"]
+# Checked without the revocations, as auth does: logging out twice is no error.
+LOGOUT = AUTH_SERVICE.methods_by_name["Logout"]
+USER_AUTH_METHODS = ("WhoAmI", "Logout", "ChangePassword", "DeleteAccount")
 # The calls that need a user: their token is checked here, before any backend sees the
 # request, as Envoy's jwt_authn does (envoy/envoy.yaml.tmpl, its rules).
 USER_METHODS = frozenset(
     {
         *(method.full_name for method in FILE_SERVICE.methods),
-        *(AUTH_SERVICE.methods_by_name[name].full_name for name in ("WhoAmI", "Logout")),
+        *(AUTH_SERVICE.methods_by_name[name].full_name for name in USER_AUTH_METHODS),
     }
 )
 HEALTH_TIMEOUT_SECONDS = 2.0
@@ -156,7 +159,7 @@ class Transcoder:
                 # whoever sends it.
                 _refuse_declared_length_over(request, self.max_upload_bytes, "upload")
             if match.route.method.full_name in USER_METHODS:
-                await self._check_token(request)
+                await self._check_token(request, revocations=match.route.method != LOGOUT)
             return await self._call(match.route, match.path_params, request)
         except HttpError as exc:
             return error_response(
@@ -170,7 +173,7 @@ class Transcoder:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
 
-    async def _check_token(self, request: Request) -> None:
+    async def _check_token(self, request: Request, *, revocations: bool) -> None:
         """HttpError (401, or 503 when nothing can be checked yet) unless the bearer
         token is good: in the words of the gateway and of Envoy for the same token."""
         if self.verifier is None:
@@ -179,7 +182,7 @@ class Transcoder:
         if token is None:
             raise HttpError(grpc.StatusCode.UNAUTHENTICATED, MISSING)
         try:
-            await self.verifier.verify(token)
+            await self.verifier.verify(token, revocations=revocations)
         except InvalidToken as exc:
             raise HttpError(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
         except CannotVerify as exc:

@@ -20,9 +20,17 @@ from meshcore.revocations import (
     RevocationFeed,
     RevocationSet,
     revocation_message,
+    user_revocation_message,
 )
 from meshcore.tokens import UNKNOWN_KEY, InvalidToken, public_jwk
-from meshcore.verification import REVOKED, CannotVerify, LocalVerifier, RemoteKeys
+from meshcore.verification import (
+    REVOKED,
+    USER_REVOKED,
+    CannotVerify,
+    LocalVerifier,
+    RemoteKeys,
+)
+from mp3mesh.auth.v1 import auth_pb2
 from tests.helpers import AMQP_URL, drop_queues, sign_token
 
 
@@ -42,7 +50,9 @@ def _claims(jti: str = "", ttl: float = 600) -> dict[str, Any]:
 def test_revocations_expire_with_their_tokens() -> None:
     revocations = RevocationSet()
     assert not revocations.loaded
-    revocations.load([("live", time.time() + 60), ("gone", time.time() - 1)])
+    revocations.load(
+        [revocation_message("live", time.time() + 60), revocation_message("gone", time.time() - 1)]
+    )
     assert revocations.loaded
     assert revocations.revoked("live") and not revocations.revoked("gone")
     revocations.add("short", time.time() + 0.2)
@@ -81,9 +91,9 @@ def test_the_feed_subscribes_before_the_snapshot_and_misses_nothing(exchange: st
     arrives: the feed's queue was bound before. And one published later arrives too."""
     expires = time.time() + 600
 
-    def snapshot() -> list[tuple[str, float]]:
+    def snapshot() -> list[auth_pb2.Revocation]:
         _publish(exchange, "during-snapshot", expires)
-        return [("in-snapshot", expires)]
+        return [revocation_message("in-snapshot", expires)]
 
     feed = RevocationFeed(AMQP_URL, exchange, snapshot)
     feed.start()
@@ -102,7 +112,7 @@ def test_the_feed_subscribes_before_the_snapshot_and_misses_nothing(exchange: st
 def test_the_feed_retries_a_failing_snapshot_and_stays_unloaded_meanwhile(exchange: str) -> None:
     calls: list[float] = []
 
-    def snapshot() -> list[tuple[str, float]]:
+    def snapshot() -> list[auth_pb2.Revocation]:
         calls.append(time.monotonic())
         if len(calls) < 3:
             raise ConnectionError("auth is down")
@@ -202,8 +212,24 @@ def test_revoked_and_not_yet_loaded() -> None:
     token = sign_token(_claims("jti-1"), key)
     with pytest.raises(CannotVerify):
         asyncio.run(verifier.verify(token))
-    revocations.load([("jti-1", time.time() + 600)])
+    revocations.load([revocation_message("jti-1", time.time() + 600)])
     with pytest.raises(InvalidToken) as refused:
         asyncio.run(verifier.verify(token))
     assert str(refused.value) == REVOKED
     asyncio.run(verifier.verify(sign_token(_claims("jti-2"), key)))
+
+
+def test_a_users_revocation_refuses_the_tokens_issued_before_it_only() -> None:
+    key = Ed25519PrivateKey.generate()
+    revocations = RevocationSet()
+    now = int(time.time())
+    revocations.load([user_revocation_message("user-1", now, now + 600)])
+    verifier = _verifier(FakeAuth(key), revocations)
+    earlier = sign_token({**_claims(), "iat": now - 1}, key)
+    with pytest.raises(InvalidToken) as refused:
+        asyncio.run(verifier.verify(earlier))
+    assert str(refused.value) == USER_REVOKED
+    asyncio.run(verifier.verify(sign_token({**_claims(), "iat": now}, key)))
+    asyncio.run(verifier.verify(sign_token({**_claims(), "sub": "user-2", "iat": now - 1}, key)))
+    revocations.add_user("user-3", now, now - 1)  # already expired: not kept
+    assert len(revocations) == 1

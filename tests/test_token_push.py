@@ -15,8 +15,10 @@ import grpc
 import httpx
 import pytest
 
+from auth.servicer import WRONG_PASSWORD
 from cli.client import MeshClient
-from meshcore.verification import REVOKED, UNAVAILABLE
+from meshcore.verification import REVOKED, UNAVAILABLE, USER_REVOKED
+from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 from shim.errors import BACKEND_UNREACHABLE
 from tests.helpers import PASSWORD, envoy_renderer, make_video, new_signing_key
@@ -152,6 +154,66 @@ def test_a_rotated_key_keeps_its_tokens_and_the_new_key_is_fetched(
     for name, check in _paths(mesh).items():
         assert check(old.token)[0] in ACCEPTED, (name, "a previous key's token", check(old.token))
         assert check(new.token)[0] in ACCEPTED, (name, "the new key's token", check(new.token))
+
+
+def _until_refused_everywhere(mesh: ServiceStack, tokens: list[str]) -> dict[str, float]:
+    """Seconds until each path refused every one of ``tokens``; fails past the bound."""
+    started, paths = time.monotonic(), _paths(mesh)
+    delays: dict[str, float] = {}
+    answers: dict[str, object] = {}
+    while len(delays) < len(paths) and time.monotonic() - started < LOGOUT_BOUND_SECONDS:
+        for name, check in paths.items():
+            if name not in delays:
+                answers[name] = [check(token) for token in tokens]
+                if all(code in REFUSED for code, _ in answers[name]):  # type: ignore[attr-defined]
+                    delays[name] = time.monotonic() - started
+    assert set(delays) == set(paths), f"still accepted {LOGOUT_BOUND_SECONDS} s on: {answers}"
+    assert {m for a in answers.values() for _, m in a} == {USER_REVOKED}  # type: ignore[attr-defined]
+    return delays
+
+
+def test_a_password_change_revokes_every_earlier_token_of_the_account(mesh: ServiceStack) -> None:
+    client, email = mesh.new_account()
+    other = MeshClient(mesh.env["AUTH_LISTEN"], mesh.env["GATEWAY_LISTEN"])
+    other.login(email, PASSWORD)
+    earlier = [client.token, other.token]
+    wrong = _grpc_code(
+        lambda: client.auth.ChangePassword(
+            auth_pb2.ChangePasswordRequest(current_password="not it", new_password="x" * 12),
+            metadata=client.metadata,
+            timeout=30,
+        )
+    )
+    assert wrong == grpc.StatusCode.PERMISSION_DENIED
+    reply = client.auth.ChangePassword(
+        auth_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password="new " + PASSWORD),
+        metadata=client.metadata,
+        timeout=30,
+    )
+    delays = _until_refused_everywhere(mesh, earlier)
+    print("password change refused after (s):", {n: round(d, 3) for n, d in delays.items()})
+    for name, check in _paths(mesh).items():
+        assert check(reply.session.token)[0] in ACCEPTED, name
+    assert _grpc_code(lambda: other.login(email, PASSWORD)) == grpc.StatusCode.UNAUTHENTICATED
+    assert other.login(email, "new " + PASSWORD)
+    other.close()
+
+
+@pytest.mark.parametrize("edge", ["envoy", "shim"])
+def test_a_deleted_account_has_its_tokens_refused_everywhere(mesh: ServiceStack, edge: str) -> None:
+    client, email = mesh.new_account()
+    url = mesh.envoy_url if edge == "envoy" else mesh.shim_url
+    with httpx.Client(base_url=url, timeout=30) as http:
+        bearer = {"Authorization": f"Bearer {client.token}"}
+        wrong = http.post("/v1/users/me:delete", json={"password": "not it"}, headers=bearer)
+        assert (wrong.status_code, wrong.json()) == (
+            403,
+            {"code": 7, "message": WRONG_PASSWORD, "details": []},
+        )
+        deleted = http.post("/v1/users/me:delete", json={"password": PASSWORD}, headers=bearer)
+        assert (deleted.status_code, deleted.json()) == (200, {})
+    _until_refused_everywhere(mesh, [client.token])
+    assert _grpc_code(lambda: client.login(email, PASSWORD)) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def _converted(mesh: ServiceStack, client: MeshClient, tmp_path: Path) -> files_pb2.Job:
