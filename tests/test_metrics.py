@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshcore.amqp import retry_queue
 from meshcore.metrics import RpcMetricsInterceptor
+from mp3mesh.files.v1 import files_pb2
 from tests.helpers import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack, wait_for
 
 # A sample: its name and its labels, sorted.
@@ -118,7 +119,10 @@ def test_one_job_moves_the_counts_of_every_service(
     )
     assert mp3.status_code == 200 and mp3.content[:3] in (b"ID3", b"\xff\xfb"), mp3.status_code
     refused = httpx.get(f"{stack.shim_url}/status", params={"fid": job.id}, timeout=30)
-    assert refused.status_code == 401
+    assert refused.status_code == 401  # by the shim itself: the gateway never sees it
+    with pytest.raises(grpc.RpcError) as refused_at_the_gateway:
+        client.files.GetJob(files_pb2.GetJobRequest(job_id=job.id), timeout=30)
+    assert refused_at_the_gateway.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
 
     # Counters are bumped just after the work they count: wait for the last ones.
     def settled() -> bool:
