@@ -21,7 +21,7 @@ from meshcore.verification import REVOKED, UNAVAILABLE, USER_REVOKED
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 from shim.errors import BACKEND_UNREACHABLE
-from tests.helpers import PASSWORD, envoy_renderer, make_video, new_signing_key
+from tests.helpers import PASSWORD, envoy_renderer, free_port, make_video, new_signing_key
 from tests.services import ServiceStack, service_stack
 
 pytestmark = pytest.mark.e2e
@@ -48,8 +48,8 @@ def _grpc_code(call: Callable[[], object]) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def _list_jobs(mesh: ServiceStack, token: str) -> tuple[grpc.StatusCode, str]:
-    with MeshClient(mesh.env["AUTH_LISTEN"], mesh.env["GATEWAY_LISTEN"]) as client:
+def _list_jobs(mesh: ServiceStack, token: str, gateway: str = "") -> tuple[grpc.StatusCode, str]:
+    with MeshClient(mesh.env["AUTH_LISTEN"], gateway or mesh.env["GATEWAY_LISTEN"]) as client:
         client.token = token
         try:
             client.files.ListJobs(files_pb2.ListJobsRequest(), metadata=client.metadata, timeout=30)
@@ -76,15 +76,33 @@ ACCEPTED = {grpc.StatusCode.OK, 200}
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, 401}
 
 
-def test_a_logout_is_refused_everywhere_within_a_second(mesh: ServiceStack) -> None:
+@pytest.fixture
+def second_gateway(mesh: ServiceStack) -> Iterator[str]:
+    """Another gateway replica (its own queue on the revocations exchange)."""
+    address = f"127.0.0.1:{free_port()}"
+    mesh.start_another(
+        "gateway-2", like="gateway", env={"GATEWAY_LISTEN": address, "GATEWAY_METRICS_PORT": "0"}
+    )
+    yield address
+    mesh.stop("gateway-2")
+
+
+def test_a_logout_is_refused_everywhere_within_a_second(
+    mesh: ServiceStack, second_gateway: str
+) -> None:
     client, email = mesh.new_account()
     other = MeshClient(mesh.env["AUTH_LISTEN"], mesh.env["GATEWAY_LISTEN"])
     other.login(email, PASSWORD)  # a second session of the same user: not logged out
-    token, paths = client.token, _paths(mesh)
+    token = client.token
+    paths = {
+        **_paths(mesh),
+        "second gateway over gRPC": lambda token: _list_jobs(mesh, token, second_gateway),
+    }
     assert {name: check(token)[0] for name, check in paths.items()} == {
         "gateway over gRPC": grpc.StatusCode.OK,
         "Envoy": 200,
         "shim": 200,
+        "second gateway over gRPC": grpc.StatusCode.OK,
     }
     client.logout()
     logged_out = time.monotonic()
@@ -104,6 +122,7 @@ def test_a_logout_is_refused_everywhere_within_a_second(mesh: ServiceStack) -> N
         "gateway over gRPC": grpc.StatusCode.OK,
         "Envoy": 200,
         "shim": 200,
+        "second gateway over gRPC": grpc.StatusCode.OK,
     }
     other.close()
 
