@@ -72,6 +72,10 @@ class RemoteKeys:
         self._tried = float("-inf")  # time.monotonic() of the last fetch, failed or not
         self._fetched = float("-inf")  # of the last one that worked
         self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[bool] | None = None
+
+    def _refreshed(self, _: asyncio.Task[bool]) -> None:
+        self._refreshing = None
 
     async def fetch(self) -> bool:
         """Fetch now (unless another caller just did); a failure keeps the keys held.
@@ -94,10 +98,13 @@ class RemoteKeys:
 
     async def verify(self, token: str) -> Claims:
         """The token's claims; InvalidToken, or CannotVerify with no keys at all."""
-        since = time.monotonic() - self._tried
-        stale = time.monotonic() - self._fetched > self.refresh
-        if (self._verifier is None or stale) and since >= self.min_interval:
+        due = time.monotonic() - self._tried >= self.min_interval
+        if self._verifier is None and due:
             await self.fetch()
+        elif due and time.monotonic() - self._fetched > self.refresh and self._refreshing is None:
+            # Refreshed in the background: no call waits on it (auth may be down).
+            self._refreshing = asyncio.create_task(self.fetch())
+            self._refreshing.add_done_callback(self._refreshed)
         if self._verifier is None:
             raise CannotVerify(UNAVAILABLE)
         try:
