@@ -14,7 +14,6 @@ go once their token has expired: an expired token is refused anyway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ import structlog
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from meshcore.amqp import connect, declare_topic
+from meshcore.subscriptions import subscribe_until_stopped
 from mp3mesh.auth.v1 import auth_pb2
 
 log = structlog.get_logger()
@@ -138,6 +137,7 @@ class RevocationFeed:
         self.revocations = revocations if revocations is not None else RevocationSet()
         self.poll = poll
         self._stopping = threading.Event()
+        self._pruned = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="revocations", daemon=True)
 
     def start(self) -> None:
@@ -178,29 +178,21 @@ class RevocationFeed:
                 log.warning("cannot read the revocations' snapshot; retrying", error=repr(exc))
                 self._stopping.wait(1)
 
+    def _prune_now_and_then(self) -> None:
+        if time.monotonic() - self._pruned > PRUNE_SECONDS:
+            self.revocations.prune()
+            self._pruned = time.monotonic()
+
     def _run(self) -> None:
-        pruned = time.monotonic()
-        while not self._stopping.is_set():
-            connection = None
-            try:
-                connection = connect(self.url)
-                channel = connection.channel()
-                declare_topic(channel, self.exchange)
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-                channel.queue_bind(queue, self.exchange, routing_key="#")
-                channel.basic_consume(queue, self._on_message, auto_ack=True)
-                # Notices published from here on wait in the queue while the snapshot
-                # is read; processing them after it loses none.
-                self._load_snapshot()
-                while not self._stopping.is_set():
-                    connection.process_data_events(time_limit=self.poll)
-                    if time.monotonic() - pruned > PRUNE_SECONDS:
-                        self.revocations.prune()
-                        pruned = time.monotonic()
-            except Exception as exc:
-                log.warning("revocations subscription lost; resubscribing", error=repr(exc))
-                self._stopping.wait(1)
-            finally:
-                if connection is not None and connection.is_open:
-                    with contextlib.suppress(Exception):
-                        connection.close()
+        # Notices published once the queue is bound wait in it while the snapshot is
+        # read; processing them after it loses none.
+        subscribe_until_stopped(
+            self.url,
+            self.exchange,
+            self._on_message,
+            self._stopping,
+            on_subscribed=self._load_snapshot,
+            between=self._prune_now_and_then,
+            poll=self.poll,
+            what="revocations subscription",
+        )
