@@ -13,6 +13,7 @@ Standard library only, so it runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import string
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +56,7 @@ LOGIN_THROTTLED = "too many login attempts from your address; try again in a min
 # What the login throttle counts: the REST login paths and native gRPC Login.
 LOGIN_PATHS = r"(/login|/v1/sessions|/mp3mesh\.auth\.v1\.AuthService/Login)(\?.*)?"
 # GET /health's answer when the gateway, which serves it, cannot be reached (the shim's
-# GATEWAY_UNREACHABLE_HEALTH; tests/test_envoy_config.py checks they agree).
+# GATEWAY_UNREACHABLE_HEALTH; tests/integration/test_envoy_config.py checks they agree).
 GATEWAY_UNREACHABLE_HEALTH = {
     "status": "unhealthy",
     "services": {
@@ -65,7 +67,7 @@ GATEWAY_UNREACHABLE_HEALTH = {
 
 # What a token refused by jwt_authn is told: Envoy's words (its failure message, kept in
 # dynamic metadata by failed_status_in_metadata) -> the services' (meshcore/tokens.py;
-# tests/test_envoy_config.py checks they agree), so both edges answer alike. Anything
+# tests/integration/test_envoy_config.py checks they agree), so both edges answer alike. Anything
 # else jwt_authn refuses is MALFORMED; a JWKS it could not fetch is UNAVAILABLE.
 JWT_FAILURES = {
     "Jwt is missing": "missing bearer token: log in and send 'authorization: Bearer <token>'",
@@ -81,25 +83,38 @@ JWT_MALFORMED = "token is invalid: not a signed JWT"
 JWKS_FETCH_FAILED = "Jwks remote fetch is failed"
 JWKS_UNAVAILABLE = "cannot check your token right now: auth service unavailable"
 # A backend that cannot be connected to (auth down: a login), as the shim says it
-# (shim/errors.py; tests/test_token_push.py checks the copies agree).
+# (shim/errors.py; tests/e2e/test_token_push.py checks the copies agree).
 BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 UNAUTHENTICATED, UNAVAILABLE = 16, 14
 
-# The defaults are copies: this script runs without the project installed (in Envoy's
-# image), so it cannot import meshcore.settings and meshcore.limits, which are their
-# home. tests/test_settings.py checks that the copies agree.
+
+def _mesh_defaults() -> ModuleType:
+    """meshcore/defaults.py, the defaults the services use, loaded by its path: this
+    script runs without the project installed (in Envoy's image, where the file is
+    copied next to it), so it cannot import the meshcore package."""
+    for path in (HERE / "defaults.py", HERE.parent / "meshcore" / "defaults.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("mp3mesh_defaults", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"render.py: meshcore/defaults.py is neither next to {HERE} nor above it")
+
+
+MESH = _mesh_defaults()
 DEFAULTS = {
     "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
     "ENVOY_PORT": "8000",
     "ENVOY_ADMIN_PORT": "9901",
     "ENVOY_METRICS_PORT": "0",
-    "AUTH_ADDRESS": "127.0.0.1:50051",
-    "GATEWAY_ADDRESS": "127.0.0.1:50052",
-    "SHIM_ADDRESS": "127.0.0.1:8080",
-    "MAX_UPLOAD_BYTES": str(2 * 1024**3),
-    "LOGIN_REQUESTS_PER_MINUTE": "30",
-    "JWT_ISSUER": "mp3mesh-auth",
-    "JWT_AUDIENCE": "mp3mesh",
+    "AUTH_ADDRESS": MESH.AUTH_ADDRESS,
+    "GATEWAY_ADDRESS": MESH.GATEWAY_ADDRESS,
+    "SHIM_ADDRESS": f"{MESH.SHIM_LISTEN_HOST}:{MESH.SHIM_PORT}",
+    "MAX_UPLOAD_BYTES": str(MESH.MAX_UPLOAD_BYTES),
+    "LOGIN_REQUESTS_PER_MINUTE": str(MESH.LOGIN_REQUESTS_PER_MINUTE),
+    "JWT_ISSUER": MESH.JWT_ISSUER,
+    "JWT_AUDIENCE": MESH.JWT_AUDIENCE,
 }
 # Where an unset *_ADDRESS falls back to in the local stack, where Envoy runs on the
 # same host as the services: their listen addresses (the shim's is SHIM_LISTEN_HOST and

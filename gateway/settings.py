@@ -4,11 +4,19 @@ from meshcore.settings import (
     GATEWAY_ADDRESS,
     AuthVerifierSettings,
     GrpcServerSettings,
+    MongoSettings,
+    RetentionSettings,
     UploadLimitSettings,
 )
 
 
-class GatewaySettings(AuthVerifierSettings, UploadLimitSettings, GrpcServerSettings):
+class GatewaySettings(
+    AuthVerifierSettings,
+    UploadLimitSettings,
+    GrpcServerSettings,
+    MongoSettings,
+    RetentionSettings,
+):
     gateway_listen: str = GATEWAY_ADDRESS
     publish_timeout_seconds: float = 10.0
     # How often the outbox relay publishes pending announcements, and housekeeping sweeps
