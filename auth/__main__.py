@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from functools import partial
 
 import structlog
 from argon2 import PasswordHasher
 
-from auth.servicer import AuthServicer
+from auth.servicer import AuthServicer, live_revocations
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
 from auth.throttle import HashBound, LoginThrottle
@@ -20,8 +21,11 @@ from auth.tokens import (
     load_public_key,
 )
 from meshcore import logs, metrics, tls, tracing
+from meshcore.amqp import ThreadedPublisher
 from meshcore.grpc_server import Service, serve
 from meshcore.migrations import migrate
+from meshcore.revocations import TOKEN_ROUTING_KEY, USER_ROUTING_KEY, RevocationFeed
+from meshcore.verification import LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -46,6 +50,23 @@ def _token_issuer(settings: AuthSettings, log: structlog.stdlib.BoundLogger) -> 
     )
 
 
+# How long Logout waits for the broker to take its revocation.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+def _revocation_publisher(
+    settings: AuthSettings, log: structlog.stdlib.BoundLogger
+) -> ThreadedPublisher:
+    """Connected, or connecting in its thread: auth serves logins without the broker,
+    and a Logout meanwhile answers UNAVAILABLE (REVOCATION_NOT_SENT)."""
+    publisher = ThreadedPublisher(settings.amqp_url, [], topics=[settings.revocations_exchange])
+    try:
+        publisher.start(timeout=10)
+    except RuntimeError:
+        log.warning("broker not reachable yet: revocations wait for it")
+    return publisher
+
+
 def main() -> None:
     settings = AuthSettings()
     log = logs.configure("auth", settings.log_level, settings.log_format)
@@ -55,12 +76,29 @@ def main() -> None:
     migrate(settings.database_url, MIGRATIONS)
     store = UserStore(settings.database_url, **settings.database_timeouts)
     hashing = HashBound(settings.hash_concurrency, settings.hash_queue)
+    # auth keeps the revocation set too (other replicas' logouts reach it as notices),
+    # and reads its snapshot from its own table.
+    feed = RevocationFeed(
+        settings.amqp_url,
+        settings.revocations_exchange,
+        partial(live_revocations, store),
+    )
+    feed.start()
+    publisher = _revocation_publisher(settings, log)
+
+    async def publish_revocation(message: auth_pb2.Revocation) -> None:
+        key = USER_ROUTING_KEY if message.user_id else TOKEN_ROUTING_KEY
+        future = publisher.publish_event(settings.revocations_exchange, key, message)
+        await asyncio.wait_for(asyncio.wrap_future(future), PUBLISH_TIMEOUT_SECONDS)
+
     servicer = AuthServicer(
         store,
         tokens,
         PasswordHasher(),
         LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
         hashing,
+        LocalVerifier(tokens.verifier, feed.revocations),
+        publish_revocation,
     )
     service = Service(
         auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -69,6 +107,8 @@ def main() -> None:
     )
 
     async def close() -> None:
+        await asyncio.to_thread(feed.close)
+        await asyncio.to_thread(publisher.close)
         store.close()
         hashing.close()
 

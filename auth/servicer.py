@@ -1,8 +1,13 @@
-"""AuthService: Register, Login, Logout, ValidateToken, WhoAmI, GetJwks, ListRevocations."""
+"""AuthService: Register, Login, Logout, ChangePassword, DeleteAccount, ValidateToken,
+WhoAmI, GetJwks, ListRevocations."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import math
+import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import NoReturn
 
@@ -17,8 +22,10 @@ from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
 from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
+from meshcore.revocations import revocation_message, user_revocation_message
 from meshcore.timestamps import timestamp
 from meshcore.tokens import MISSING, Claims, InvalidToken
+from meshcore.verification import CannotVerify, LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 log = structlog.get_logger()
@@ -31,6 +38,29 @@ BAD_CREDENTIALS = "email or password is incorrect"
 # long before it signs (list it in JWT_PREVIOUS_KEY_FILES first, see README: rotation),
 # and a verifier that meets an unknown kid asks again anyway.
 JWKS_CACHE_CONTROL = "public, max-age=300"
+ACCOUNT_GONE = "the account behind this token no longer exists"
+WRONG_PASSWORD = "password is incorrect"  # noqa: S105 - a message, not a password
+# How often a revocation the broker did not take is tried again (in the background).
+REPUBLISH_SECONDS = 1.0
+
+# Publishes a revocation to every verifier; fails (raises) if the broker did not take it.
+PublishRevocation = Callable[[auth_pb2.Revocation], Awaitable[None]]
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def live_revocations(store: UserStore) -> list[auth_pb2.Revocation]:
+    """Every live revocation in the store, as the messages that push them: the snapshot."""
+    tokens = [
+        revocation_message(jti, expires.timestamp()) for jti, expires in store.live_revocations()
+    ]
+    users = [
+        user_revocation_message(user_id, before.timestamp(), expires.timestamp())
+        for user_id, before, expires in store.live_user_revocations()
+    ]
+    return [*tokens, *users]
 
 
 def _user_proto(user: UserRecord) -> auth_pb2.User:
@@ -61,6 +91,15 @@ def _registration_email(request: auth_pb2.RegisterRequest) -> str:
         raise ValueError(f"email is not valid: {exc}") from exc
 
 
+async def _check_new_password(password: str, context: grpc.aio.ServicerContext) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        await abort(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+        )
+
+
 async def _refuse_throttled(context: grpc.aio.ServicerContext, exc: Throttled) -> NoReturn:
     """RESOURCE_EXHAUSTED (HTTP 429) with the wait in words and in ``retry-after``."""
     await context.abort(
@@ -79,9 +118,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         hashing: HashBound,
+        verifier: LocalVerifier,
+        publish_revocation: PublishRevocation,
     ) -> None:
         self.store = store
         self.tokens = tokens
+        self.verifier = verifier
+        self.publish_revocation = publish_revocation
+        self._republishing: set[asyncio.Task[None]] = set()
         self.hasher = hasher
         self.throttle = throttle
         self.hashing = hashing
@@ -95,12 +139,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             email = _registration_email(request)
         except ValueError as exc:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if not MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH:
-            await abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-            )
+        await _check_new_password(request.password, context)
         name = request.name.strip()
         if len(name) > MAX_NAME_LENGTH or not name.isprintable():
             await abort(
@@ -164,25 +203,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return True
 
     async def _verified(self, token: str, context: grpc.aio.ServicerContext) -> Claims:
-        """The token's claims, or UNAUTHENTICATED: invalid, revoked, or its account gone."""
+        """The token's claims, or UNAUTHENTICATED: invalid or revoked. From memory (the
+        signing keys and the revocation set): no database read."""
         try:
-            claims = self.tokens.verifier.verify(token)
+            return await self.verifier.verify(token)
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        exists, revoked = await asyncio.to_thread(
-            self.store.token_standing, claims.user_id, claims.token_id
-        )
-        if revoked:
-            await abort(
-                context, grpc.StatusCode.UNAUTHENTICATED, "token was revoked (logged out); log in"
-            )
-        if not exists:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "the account behind this token no longer exists",
-            )
-        return claims
+        except CannotVerify as exc:
+            await abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
 
     async def _caller_token(self, context: grpc.aio.ServicerContext) -> str:
         return await require_credentials(
@@ -198,9 +226,106 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             claims = self.tokens.verifier.verify(await self._caller_token(context))
         except InvalidToken as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        # Recorded first (the snapshot verifiers start from), then pushed to them all.
         await asyncio.to_thread(self.store.revoke, claims.token_id, claims.expires)
+        expires = claims.expires.timestamp()
+        self.verifier.revocations.add(claims.token_id, expires)
+        await self._push(revocation_message(claims.token_id, expires))
         log.info("logged out", user_id=claims.user_id)
         return auth_pb2.LogoutResponse()
+
+    async def _push(self, message: auth_pb2.Revocation) -> None:
+        """Publish the revocation to every verifier; returns once the broker has it, so
+        the caller's answer comes after. If the broker does not take it, the call still
+        succeeds (the revocation is recorded: a verifier that lost its subscription reads
+        it with the next snapshot) and publishing is retried in the background until the
+        revocation would expire anyway."""
+        try:
+            await self.publish_revocation(message)
+        except Exception as exc:
+            log.error("revocation not published; retrying", error=repr(exc))
+            task = asyncio.create_task(self._republish(message))
+            self._republishing.add(task)
+            task.add_done_callback(self._republishing.discard)
+
+    async def _republish(self, message: auth_pb2.Revocation) -> None:
+        while time.time() < message.expire_time.ToNanoseconds() / 1e9:
+            await asyncio.sleep(REPUBLISH_SECONDS)
+            try:
+                await self.publish_revocation(message)
+            except Exception as exc:
+                log.warning("revocation still not published", error=repr(exc))
+            else:
+                log.info("revocation published after a retry")
+                return
+
+    async def _with_password(
+        self, claims: Claims, password: str, context: grpc.aio.ServicerContext
+    ) -> UserRecord:
+        """The caller's account once ``password`` is its password: counted like a login
+        (a stolen token cannot guess it), PERMISSION_DENIED otherwise."""
+        address = client_address(context.invocation_metadata(), context.peer())
+        try:
+            self.throttle.check(claims.email, address)
+            user = await asyncio.to_thread(self.store.by_id, claims.user_id)
+            matches = await self.hashing.run(partial(self._password_matches, user, password))
+        except Throttled as exc:
+            await _refuse_throttled(context, exc)
+        if user is None:
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, ACCOUNT_GONE)
+        if not matches:
+            self.throttle.failed(claims.email, address)
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, WRONG_PASSWORD)
+        return user
+
+    def _user_revocation(self) -> tuple[float, float]:
+        """(issued before, expiry) of a revocation of ``user_id``'s tokens made now: the
+        next whole second (tokens' ``iat`` is in whole seconds, so every token issued
+        until now is earlier), kept as long as a token issued until then can live."""
+        issued_before = float(math.ceil(time.time()))
+        return issued_before, issued_before + self.tokens.ttl.total_seconds()
+
+    async def _revoke_user(self, user_id: str, issued_before: float, expires: float) -> None:
+        self.verifier.revocations.add_user(user_id, issued_before, expires)
+        await self._push(user_revocation_message(user_id, issued_before, expires))
+
+    async def ChangePassword(
+        self, request: auth_pb2.ChangePasswordRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ChangePasswordResponse:
+        claims = await self._verified(await self._caller_token(context), context)
+        await _check_new_password(request.new_password, context)
+        user = await self._with_password(claims, request.current_password, context)
+        try:
+            new_hash = await self.hashing.run(partial(self.hasher.hash, request.new_password))
+        except Throttled as exc:
+            await _refuse_throttled(context, exc)
+        issued_before, expires = self._user_revocation()
+        await asyncio.to_thread(
+            self.store.change_password, user.id, new_hash, _utc(issued_before), _utc(expires)
+        )
+        await self._revoke_user(user.id, issued_before, expires)
+        # The new token's iat must not be earlier than the revocation.
+        await asyncio.sleep(max(0.0, issued_before - time.time()))
+        token, token_expires = self.tokens.issue(user.id, user.email)
+        log.info("password changed; the account's earlier tokens revoked", user_id=user.id)
+        return auth_pb2.ChangePasswordResponse(
+            session=auth_pb2.LoginResponse(
+                token=token,
+                token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
+                expire_time=timestamp(token_expires),
+            )
+        )
+
+    async def DeleteAccount(
+        self, request: auth_pb2.DeleteAccountRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.DeleteAccountResponse:
+        claims = await self._verified(await self._caller_token(context), context)
+        user = await self._with_password(claims, request.password, context)
+        issued_before, expires = self._user_revocation()
+        await asyncio.to_thread(self.store.delete_user, user.id, _utc(issued_before), _utc(expires))
+        await self._revoke_user(user.id, issued_before, expires)
+        log.info("account deleted; its tokens revoked", user_id=user.id)
+        return auth_pb2.DeleteAccountResponse()
 
     async def ValidateToken(
         self, request: auth_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext
@@ -216,11 +341,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         claims = await self._verified(await self._caller_token(context), context)
         user = await asyncio.to_thread(self.store.by_id, claims.user_id)
         if user is None:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "the account behind this token no longer exists",
-            )
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, ACCOUNT_GONE)
         return auth_pb2.WhoAmIResponse(user=_user_proto(user))
 
     async def GetJwks(
@@ -234,10 +355,5 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListRevocations(
         self, request: auth_pb2.ListRevocationsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListRevocationsResponse:
-        live = await asyncio.to_thread(self.store.live_revocations)
-        return auth_pb2.ListRevocationsResponse(
-            revocations=[
-                auth_pb2.Revocation(token_id=jti, expire_time=timestamp(expires))
-                for jti, expires in live
-            ]
-        )
+        live = await asyncio.to_thread(live_revocations, self.store)
+        return auth_pb2.ListRevocationsResponse(revocations=live)

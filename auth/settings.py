@@ -5,11 +5,15 @@ from pathlib import Path
 import limits
 from pydantic import field_validator, model_validator
 
-from meshcore import defaults
-from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
+from meshcore.settings import (
+    AUTH_ADDRESS,
+    DatabaseSettings,
+    GrpcServerSettings,
+    TokenCheckSettings,
+)
 
 
-class AuthSettings(DatabaseSettings, GrpcServerSettings):
+class AuthSettings(DatabaseSettings, TokenCheckSettings, GrpcServerSettings):
     # Where auth's gRPC server listens (host:port).
     auth_listen: str = AUTH_ADDRESS
     # PEM file of the Ed25519 private key tokens are signed with (in Kubernetes a Secret
@@ -20,10 +24,6 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     # still published and accepted (JSON list): to rotate, list the old key here, point
     # JWT_SIGNING_KEY_FILE at a new one, and drop the old one after TOKEN_TTL_SECONDS.
     jwt_previous_key_files: tuple[str, ...] = ()
-    # The `iss` and `aud` of the tokens auth signs, checked by auth's ValidateToken and
-    # by Envoy's jwt_authn (its defaults: meshcore/defaults.py).
-    jwt_issuer: str = defaults.JWT_ISSUER
-    jwt_audience: str = defaults.JWT_AUDIENCE
     # How long a token is valid after login; then the user logs in again.
     token_ttl_seconds: int = 3600
     # Failed logins allowed per account and per client address within a moving window

@@ -99,16 +99,48 @@ class UserStore:
             )
             return [(jti, expires) for jti, expires in cur.fetchall()]
 
-    def token_standing(self, user_id: str, jti: str) -> tuple[bool, bool]:
-        """(the user still exists, token ``jti`` was revoked), in one round trip."""
+    def live_user_revocations(self) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        """(user id, tokens issued before, expiry) of every live revocation of a user's
+        tokens, soonest to expire first."""
         with self._cursor() as cur:
             cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = %s::uuid),"
-                " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s)",
-                (user_id, jti),
+                "SELECT user_id, issued_before, expires_at FROM revoked_users"
+                " WHERE expires_at > now() ORDER BY expires_at"
             )
-            exists, revoked = cur.fetchone()
-        return bool(exists), bool(revoked)
+            return [(user_id, before, expires) for user_id, before, expires in cur.fetchall()]
+
+    @staticmethod
+    def _revoke_user(
+        cur: psycopg2.extensions.cursor,
+        user_id: str,
+        issued_before: dt.datetime,
+        expires: dt.datetime,
+    ) -> None:
+        cur.execute("DELETE FROM revoked_users WHERE expires_at < now()")
+        cur.execute(
+            "INSERT INTO revoked_users (user_id, issued_before, expires_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (user_id) DO UPDATE SET"
+            " issued_before = GREATEST(revoked_users.issued_before, EXCLUDED.issued_before),"
+            " expires_at = GREATEST(revoked_users.expires_at, EXCLUDED.expires_at)",
+            (user_id, issued_before, expires),
+        )
+
+    def change_password(
+        self, user_id: str, password_hash: str, issued_before: dt.datetime, expires: dt.datetime
+    ) -> None:
+        """The new password, and the user's tokens issued before ``issued_before``
+        revoked (until ``expires``), in one transaction."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE users SET password_hash = %s WHERE id = %s::uuid", (password_hash, user_id)
+            )
+            self._revoke_user(cur, user_id, issued_before, expires)
+
+    def delete_user(self, user_id: str, issued_before: dt.datetime, expires: dt.datetime) -> None:
+        """The account gone, and its tokens revoked (until ``expires``), in one transaction."""
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM users WHERE id = %s::uuid", (user_id,))
+            self._revoke_user(cur, user_id, issued_before, expires)
 
     def set_password_hash(self, user_id: str, password_hash: str) -> None:
         with self._cursor() as cur:

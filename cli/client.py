@@ -150,9 +150,29 @@ class MeshClient:
         ).user
 
     def logout(self) -> None:
-        """Revoke this client's token (auth refuses it at once, the gateway soon after)."""
+        """Revoke this client's token (refused everywhere within a second)."""
         self.auth.Logout(
             auth_pb2.LogoutRequest(), metadata=self.metadata, timeout=CALL_TIMEOUT_SECONDS
+        )
+        self.token = ""
+
+    def change_password(self, current: str, new: str) -> auth_pb2.LoginResponse:
+        """Set a new password; every earlier token of the account is revoked, this client
+        takes the new one the reply carries."""
+        reply: auth_pb2.ChangePasswordResponse = self.auth.ChangePassword(
+            auth_pb2.ChangePasswordRequest(current_password=current, new_password=new),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        self.token = reply.session.token
+        return reply.session
+
+    def delete_account(self, password: str) -> None:
+        """Delete the account (its tokens are revoked everywhere)."""
+        self.auth.DeleteAccount(
+            auth_pb2.DeleteAccountRequest(password=password),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
         )
         self.token = ""
 

@@ -255,6 +255,44 @@ def logout(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 @command()
+def passwd(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Change your password (the current one: prompt or MP3MESH_PASSWORD; the new one:
+    prompt or MP3MESH_NEW_PASSWORD). Every other session of the account is logged out;
+    this one goes on with a new token."""
+    opts: Options = ctx.obj
+    session = opts.session()
+    current = password_from_env_or_prompt(confirm=False)
+    new = os.environ.get("MP3MESH_NEW_PASSWORD") or str(
+        typer.prompt("New password", hide_input=True, confirmation_prompt=True, err=True)
+    )
+    with opts.client(session) as client:
+        reply = client.change_password(current, new)
+    expires = reply.expire_time.ToJsonString()
+    renewed = Session(email=session.email, token=reply.token, expire_time=expires)
+    opts.store.put(opts.server, renewed)
+    if opts.json:
+        emit({"email": session.email, "server": opts.server, "expireTime": expires})
+    else:
+        out.print(f"Password changed for {session.email}: your other sessions are logged out.")
+
+
+@command()
+def delete_account(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Delete your account (password: prompt or MP3MESH_PASSWORD); its tokens are
+    refused everywhere, and the token here is forgotten."""
+    opts: Options = ctx.obj
+    session = opts.session()
+    password = password_from_env_or_prompt(confirm=False)
+    with opts.client(session) as client:
+        client.delete_account(password)
+    opts.store.forget(opts.server)
+    if opts.json:
+        emit({"email": session.email, "server": opts.server, "deleted": True})
+    else:
+        out.print(f"Deleted the account {session.email} on {opts.server}.")
+
+
+@command()
 def whoami(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Show the account you are logged in with."""
     opts: Options = ctx.obj

@@ -97,6 +97,7 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "VIDEO_QUEUE": f"video.test-{tag}",
         "MP3_QUEUE": f"mp3.test-{tag}",
         "JOB_EVENTS_EXCHANGE": f"job.events.test-{tag}",
+        "REVOCATIONS_EXCHANGE": f"auth.revocations.test-{tag}",
         "AUTH_LISTEN": auth,
         "AUTH_ADDRESS": auth,
         "GATEWAY_LISTEN": gateway,

@@ -345,5 +345,5 @@ def service_stack(
                 env["VIDEO_QUEUE"],
                 env["MP3_QUEUE"],
                 retry_delays=json.loads(env["RETRY_DELAYS_SECONDS"]),
-                exchanges=[env["JOB_EVENTS_EXCHANGE"]],
+                exchanges=[env["JOB_EVENTS_EXCHANGE"], env["REVOCATIONS_EXCHANGE"]],
             )

@@ -192,5 +192,9 @@ def honcho_stack(var: Path, timeout: float = 120) -> Iterator[Stack]:
         for c in s.clients:
             c.close()
         stop_honcho(process)
-        drop_queues(env["VIDEO_QUEUE"], env["MP3_QUEUE"], exchanges=[env["JOB_EVENTS_EXCHANGE"]])
+        drop_queues(
+            env["VIDEO_QUEUE"],
+            env["MP3_QUEUE"],
+            exchanges=[env["JOB_EVENTS_EXCHANGE"], env["REVOCATIONS_EXCHANGE"]],
+        )
         resources.close()

@@ -82,6 +82,9 @@ JWT_FAILURES = {
 JWT_MALFORMED = "token is invalid: not a signed JWT"
 JWKS_FETCH_FAILED = "Jwks remote fetch is failed"
 JWKS_UNAVAILABLE = "cannot check your token right now: auth service unavailable"
+# A backend that cannot be connected to (auth down: a login), as the shim says it
+# (shim/errors.py; tests/e2e/test_token_push.py checks the copies agree).
+BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 UNAUTHENTICATED, UNAVAILABLE = 16, 14
 
 
@@ -294,6 +297,24 @@ def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
         )
     )
     mappers.extend(_jwt_mappers(not_native_grpc))
+    mappers.append(
+        (
+            "a backend Envoy cannot connect to (UF, UH): 14 UNAVAILABLE, in the shim's words",
+            {
+                "filter": {
+                    "and_filter": {
+                        "filters": [
+                            {"response_flag_filter": {"flags": ["UF", "UH"]}},
+                            not_native_grpc,
+                        ]
+                    }
+                },
+                "status_code": 503,
+                "body": {"inline_string": BACKEND_UNREACHABLE},
+                "body_format_override": _status_json(UNAVAILABLE),
+            },
+        )
+    )
     for status, (code, name) in sorted(GRPC_CODE_FOR_HTTP_STATUS.items()):
         mappers.append(
             (

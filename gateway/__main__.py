@@ -8,7 +8,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from pymongo import AsyncMongoClient
 
-from gateway.auth_interceptor import AuthInterceptor, TokenCache
+from gateway.auth_interceptor import AuthInterceptor
 from gateway.bounds import ClientBounds
 from gateway.housekeeping import Housekeeping
 from gateway.job_events import JobEventSubscriber
@@ -21,7 +21,8 @@ from meshcore import logs, metrics, tls, tracing
 from meshcore.amqp.publisher import ThreadedPublisher
 from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
-from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from meshcore.verification import verifier_from_auth
+from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from mp3mesh.health.v1 import health_pb2_grpc as mesh_health_pb2_grpc
@@ -73,12 +74,8 @@ async def run(settings: GatewaySettings) -> None:
             max_empty_upload_messages=settings.max_empty_upload_messages,
         ),
     )
-    interceptor = AuthInterceptor(
-        auth_pb2_grpc.AuthServiceStub(auth_channel),
-        settings.auth_timeout_seconds,
-        protected_prefix=f"/{FILE_SERVICE}/",
-        cache=TokenCache(settings.token_cache_seconds, settings.token_cache_size),
-    )
+    verifier, revocations = await verifier_from_auth(settings, auth_channel)
+    interceptor = AuthInterceptor(verifier, protected_prefix=f"/{FILE_SERVICE}/")
 
     health_servicer = health.aio.HealthServicer()
     mesh_health = MeshHealthServicer(
@@ -92,6 +89,7 @@ async def run(settings: GatewaySettings) -> None:
         relaying.cancel()
         sweeping.cancel()
         await store.finish_cleanups(settings.cleanup_grace_seconds)
+        await asyncio.to_thread(revocations.close)
         await auth_channel.close()
         await asyncio.to_thread(publisher.close)
         await asyncio.to_thread(event_subscriber.close)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import structlog
 from google.protobuf.message import DecodeError
 
-from meshcore.amqp.topology import connect, declare_topic
+from meshcore.subscriptions import subscribe_until_stopped
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 
@@ -90,24 +90,16 @@ class JobEventSubscriber:
             return
         self._to_loop(event.job, event.job.id)
 
+    def _subscribed_now(self) -> None:
+        self._subscribed.set()
+        self._to_loop(None, None)  # changes may have been missed: read again
+
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            connection = None
-            try:
-                connection = connect(self.url)
-                channel = connection.channel()
-                declare_topic(channel, self.exchange)
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-                channel.queue_bind(queue, self.exchange, routing_key="#")
-                channel.basic_consume(queue, self._on_message, auto_ack=True)
-                self._subscribed.set()
-                self._to_loop(None, None)  # changes may have been missed: read again
-                while not self._stopping.is_set():
-                    connection.process_data_events(time_limit=0.5)
-            except Exception as exc:
-                log.warning("job events subscription lost; resubscribing", error=repr(exc))
-                self._stopping.wait(1)
-            finally:
-                if connection is not None and connection.is_open:
-                    with contextlib.suppress(Exception):
-                        connection.close()
+        subscribe_until_stopped(
+            self.url,
+            self.exchange,
+            self._on_message,
+            self._stopping,
+            on_subscribed=self._subscribed_now,
+            what="job events subscription",
+        )

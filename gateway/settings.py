@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from meshcore.settings import (
     GATEWAY_ADDRESS,
-    AuthClientSettings,
-    BrokerSettings,
+    AuthVerifierSettings,
     GrpcServerSettings,
     MongoSettings,
     RetentionSettings,
@@ -12,25 +11,14 @@ from meshcore.settings import (
 
 
 class GatewaySettings(
-    AuthClientSettings,
+    AuthVerifierSettings,
     UploadLimitSettings,
     GrpcServerSettings,
     MongoSettings,
-    BrokerSettings,
     RetentionSettings,
 ):
     # Where the gateway's gRPC server listens (host:port).
     gateway_listen: str = GATEWAY_ADDRESS
-    # Deadline of each ValidateToken call to auth.
-    auth_timeout_seconds: float = 2.0
-    # How long a token auth vouched for is trusted without asking again (never past its
-    # expiry); 0: ask on every call. A logout or a deleted account takes effect within
-    # this. 30 s: most calls of a session skip the round trip (the CLI and the page make
-    # several per minute), while a revoked token is refused half a minute later at most.
-    token_cache_seconds: float = 30.0
-    # At most this many tokens in that cache (keyed by their SHA-256); past it the
-    # least recently used goes.
-    token_cache_size: int = 10_000
     # How long an upload waits for the broker's confirm of its announcement
     # before leaving it to the outbox relay (the upload succeeds either way).
     publish_timeout_seconds: float = 10.0

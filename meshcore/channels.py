@@ -13,7 +13,17 @@ import grpc
 
 from meshcore.grpc_server import MESSAGE_SIZE_OPTIONS
 
-CHANNEL_OPTIONS = [*MESSAGE_SIZE_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
+# A service that restarted (auth after a key rotation) is connected to again within a
+# second, not after gRPC's default backoff, which grows to two minutes while it is down.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+CHANNEL_OPTIONS = [
+    *MESSAGE_SIZE_OPTIONS,
+    ("grpc.lb_policy_name", "round_robin"),
+    *RECONNECT_OPTIONS,
+]
 
 
 def service_channel(

@@ -29,6 +29,7 @@ __all__ = [
     "GATEWAY_ADDRESS",
     "SHIM_PORT",
     "AuthClientSettings",
+    "AuthVerifierSettings",
     "BrokerSettings",
     "DatabaseSettings",
     "GatewayClientSettings",
@@ -38,6 +39,7 @@ __all__ = [
     "RetentionSettings",
     "RuntimeSettings",
     "SmtpSettings",
+    "TokenCheckSettings",
     "UploadLimitSettings",
     "env_names",
 ]
@@ -255,6 +257,35 @@ class AuthClientSettings(GrpcTlsSettings):
 
     # host:port of AuthService as this process reaches it (a Service in Kubernetes).
     auth_address: str = AUTH_ADDRESS
+
+
+class TokenCheckSettings(BrokerSettings):
+    """What every verifier of tokens reads (auth, the gateway, the shim): the claims a
+    token must carry, and the exchange revocations are pushed on (meshcore/revocations.py).
+    Each of them connects to the broker for it (AMQP_URL)."""
+
+    jwt_issuer: str = defaults.JWT_ISSUER
+    jwt_audience: str = defaults.JWT_AUDIENCE
+    # Topic exchange of revoked tokens: auth publishes, every verifier subscribes.
+    revocations_exchange: str = "auth.revocations"
+
+    @model_validator(mode="after")
+    def _broker_given_in_production(self) -> TokenCheckSettings:
+        if self.production and "guest:guest@" in self.amqp_url:
+            raise ValueError(
+                "AMQP_URL must be set to real broker credentials: revocations reach this"
+                " service over the broker"
+            )
+        return self
+
+
+class AuthVerifierSettings(AuthClientSettings, TokenCheckSettings):
+    """A verifier other than auth (the gateway, the shim): auth's keys and revocations'
+    snapshot come from AuthService at AUTH_ADDRESS."""
+
+    # Deadline of calls to auth: its keys (JWKS) and the revocations' snapshot, fetched
+    # at start and now and then, never per request; the gateway's health check of it.
+    auth_timeout_seconds: float = 2.0
 
 
 class GatewayClientSettings(GrpcTlsSettings):

@@ -56,6 +56,7 @@ class Claims:
     email: str
     expires: dt.datetime
     token_id: str  # the jti
+    issued_at: float = 0.0  # the iat, a Unix time
 
 
 def _b64url(data: bytes) -> str:
@@ -179,4 +180,5 @@ class TokenVerifier:
             email=str(claims["email"]),
             expires=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
             token_id=str(claims["jti"]),
+            issued_at=float(claims["iat"]),
         )

@@ -30,8 +30,12 @@ from starlette.types import Receive, Scope, Send
 
 from meshcore import tls, tracing
 from meshcore.channels import service_channel
+from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED
 from meshcore.limits import MAX_JSON_BODY_BYTES
+from meshcore.revocations import RevocationFeed
+from meshcore.tokens import MISSING, InvalidToken
+from meshcore.verification import CannotVerify, LocalVerifier, verifier_from_auth
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
@@ -64,6 +68,17 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # trace context goes on too, as the request's own span (shim/telemetry.py).
 FORWARDED_HEADERS = ("authorization", "x-request-id")
 LOGIN = AUTH_SERVICE.methods_by_name["Login"]
+# Checked without the revocations, as auth does: logging out twice is no error.
+LOGOUT = AUTH_SERVICE.methods_by_name["Logout"]
+USER_AUTH_METHODS = ("WhoAmI", "Logout", "ChangePassword", "DeleteAccount")
+# The calls that need a user: their token is checked here, before any backend sees the
+# request, as Envoy's jwt_authn does (envoy/envoy.yaml.tmpl, its rules).
+USER_METHODS = frozenset(
+    {
+        *(method.full_name for method in FILE_SERVICE.methods),
+        *(AUTH_SERVICE.methods_by_name[name].full_name for name in USER_AUTH_METHODS),
+    }
+)
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
 # The web page (GET /) and its files (/static/...): plain HTML, CSS and JavaScript that use
@@ -104,6 +119,8 @@ class RestBridge:
         self.login_limit = login_limit
         self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
+        # Checks the tokens of USER_METHODS' calls; None leaves it to the backends.
+        self.verifier: LocalVerifier | None = None
 
     def open(self) -> None:
         """Open the channels; inside the event loop, as grpc.aio wants."""
@@ -111,6 +128,9 @@ class RestBridge:
             service: service_channel(address, self.credentials)
             for service, address in self.addresses.items()
         }
+
+    def channel(self, service: ServiceDescriptor) -> grpc.aio.Channel:
+        return self._channels[service.full_name]
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self._channels.values()))
@@ -135,6 +155,12 @@ class RestBridge:
         try:
             if match.route.method == LOGIN:
                 self.login_limit.admit(request.client.host if request.client else "")
+            if match.route.streams_request_body:
+                # Before the token, as Envoy answers: an upload over the limit is 413
+                # whoever sends it.
+                _refuse_declared_length_over(request, self.max_upload_bytes, "upload")
+            if match.route.method.full_name in USER_METHODS:
+                await self._check_token(request, revocations=match.route.method != LOGOUT)
             return await self._call(match.route, match.path_params, request)
         except HttpError as exc:
             return error_response(
@@ -147,6 +173,21 @@ class RestBridge:
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
+
+    async def _check_token(self, request: Request, *, revocations: bool) -> None:
+        """HttpError (401, or 503 when nothing can be checked yet) unless the bearer
+        token is good: in the words of the gateway and of Envoy for the same token."""
+        if self.verifier is None:
+            return
+        token = bearer_token(request.headers.items())
+        if token is None:
+            raise HttpError(grpc.StatusCode.UNAUTHENTICATED, MISSING)
+        try:
+            await self.verifier.verify(token, revocations=revocations)
+        except InvalidToken as exc:
+            raise HttpError(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
+        except CannotVerify as exc:
+            raise HttpError(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
 
     async def health(self, _: Request) -> JSONResponse:
         """200 when every backend reports SERVING over grpc.health.v1, else 503."""
@@ -206,7 +247,6 @@ class RestBridge:
         swallows an iterator's exceptions, and a 413 or a malformed multipart body found
         mid-stream has to reach the client.
         """
-        _refuse_declared_length_over(request, self.max_upload_bytes, "upload")
         first = build_request(route, path_params, query)
         content_type, body = await upload_body(
             first, request.headers.get("content-type", ""), request.stream()
@@ -374,9 +414,15 @@ def create_app(settings: ShimSettings) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         bridge.open()
+        revocations: RevocationFeed | None = None
         try:
+            bridge.verifier, revocations = await verifier_from_auth(
+                settings, bridge.channel(AUTH_SERVICE)
+            )
             yield
         finally:
+            if revocations is not None:
+                await asyncio.to_thread(revocations.close)
             await bridge.close()
 
     return Starlette(

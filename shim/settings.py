@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from meshcore import defaults
 from meshcore.settings import (
-    AuthClientSettings,
+    AuthVerifierSettings,
     GatewayClientSettings,
     UploadLimitSettings,
 )
 
 
-class ShimSettings(AuthClientSettings, GatewayClientSettings, UploadLimitSettings):
+class ShimSettings(AuthVerifierSettings, GatewayClientSettings, UploadLimitSettings):
     # Where the shim listens; Envoy sends multipart uploads and the web page
     # there (SHIM_ADDRESS, which defaults to these).
     shim_listen_host: str = defaults.SHIM_LISTEN_HOST

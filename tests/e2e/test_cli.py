@@ -227,7 +227,7 @@ def test_help_everywhere_and_shell_completion(cli: Cli) -> None:
     top = cli("--help")
     assert top.returncode == 0
     commands = ["register", "login", "logout", "whoami", "convert", "upload", "status", "watch"]
-    commands += ["jobs", "download"]
+    commands += ["jobs", "download", "passwd", "delete-account"]
     for name in commands:
         assert name in top.stdout
         done = cli(name, "--help")

@@ -272,7 +272,7 @@ def test_openapi_and_health(shim: Edge) -> None:
         "/v1/users", "/register", "/v1/sessions", "/login", "/v1/users/me", "/v1/videos", "/upload",
         "/v1/mp3s/{file_id}", "/download", "/v1/jobs/{job_id}", "/status",
         "/v1/jobs/{job_id}:watch", "/v1/jobs", "/health", "/v1/sessions/current", "/logout",
-        "/.well-known/jwks.json",
+        "/.well-known/jwks.json", "/v1/users/me:changePassword", "/v1/users/me:delete",
     }  # fmt: skip
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}

@@ -143,7 +143,8 @@ def test_production_refuses_to_start_without_a_signing_key(
     monkeypatch.setenv("JWT_SIGNING_KEY_FILE", "/etc/mp3mesh/jwt/signing-key.pem")
     assert AuthSettings().production
     monkeypatch.setenv("AMQP_URL", "amqp://guest:guest@rabbit/%2F")
-    assert AuthSettings().production, "auth reads no broker settings"
+    with pytest.raises(ValidationError, match="guest"):
+        AuthSettings()  # revocations reach auth over the broker
     with pytest.raises(ValidationError, match="guest"):
         ConverterSettings()
 
@@ -185,6 +186,7 @@ def test_production_needs_mtls_or_the_waiver_and_hides_reflection(
 ) -> None:
     monkeypatch.setenv("MP3MESH_ENV", "production")
     monkeypatch.setenv("JWT_SIGNING_KEY_FILE", "/etc/mp3mesh/jwt/signing-key.pem")
+    monkeypatch.setenv("AMQP_URL", "amqps://mp3mesh:secret@rabbitmq.example.com:5671/mp3mesh")
     with pytest.raises(ValidationError, match="refuses plaintext gRPC"):
         AuthSettings()
     monkeypatch.setenv("TLS_CA_FILE", "/etc/mp3mesh/ca.pem")

@@ -196,6 +196,8 @@ def test_routes_come_from_the_annotations_with_additional_bindings() -> None:
         ("POST", "/login", "Login", "*"),
         ("GET", "/v1/users/me", "WhoAmI", ""),
         ("GET", "/.well-known/jwks.json", "GetJwks", ""),
+        ("POST", "/v1/users/me:changePassword", "ChangePassword", "*"),
+        ("POST", "/v1/users/me:delete", "DeleteAccount", "*"),
         ("POST", "/v1/videos", "Upload", "http_body"),
         ("POST", "/upload", "Upload", "http_body"),
         ("GET", "/v1/mp3s/{file_id}", "Download", ""),

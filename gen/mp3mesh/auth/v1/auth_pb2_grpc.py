@@ -68,6 +68,16 @@ class AuthServiceStub:
                 request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/mp3mesh.auth.v1.AuthService/ChangePassword',
+                request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.DeleteAccount = channel.unary_unary(
+                '/mp3mesh.auth.v1.AuthService/DeleteAccount',
+                request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.DeleteAccountRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.DeleteAccountResponse.FromString,
+                _registered_method=True)
         self.ListRevocations = channel.unary_unary(
                 '/mp3mesh.auth.v1.AuthService/ListRevocations',
                 request_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
@@ -102,9 +112,9 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Logout(self, request, context):
-        """Logout revokes the caller's bearer token (its `jti`): auth refuses it from then on,
-        the gateway once its cache of validated tokens has let it go (TOKEN_CACHE_SECONDS).
-        The user's other tokens stay valid. Logging out twice is not an error.
+        """Logout revokes the caller's bearer token (its `jti`): every verifier (auth, the
+        gateway, the shim) refuses it within a second. The user's other tokens stay valid.
+        Logging out twice is not an error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,8 +122,9 @@ class AuthServiceServicer:
 
     def ValidateToken(self, request, context):
         """ValidateToken checks a bearer token and says whom it belongs to: refused when
-        expired, forged, revoked, or when its account no longer exists.
-        Called by the gateway (which caches the answer briefly); not exposed over REST.
+        expired, forged or revoked (its account deleted, its password changed). Answered
+        from auth's keys and revocation set, as every verifier checks tokens itself; kept
+        for callers that hold no keys. Not exposed over REST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +141,22 @@ class AuthServiceServicer:
         """The public keys tokens are signed with, as a JWKS (RFC 7517): what every verifier
         (the gateway, the shim, Envoy's jwt_authn) checks signatures with. Public keys only;
         no credentials needed. The edges add Cache-Control.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """ChangePassword sets a new password once the current one is given: every token of
+        the account issued until now is revoked, everywhere, and a new one is returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAccount(self, request, context):
+        """DeleteAccount deletes the caller's account once its password is given: every token
+        of it is revoked, everywhere. Its jobs and files go with the retention period.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,6 +203,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetJwks,
                     request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.FromString,
                     response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'DeleteAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAccount,
+                    request_deserializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.DeleteAccountRequest.FromString,
+                    response_serializer=mp3mesh_dot_auth_dot_v1_dot_auth__pb2.DeleteAccountResponse.SerializeToString,
             ),
             'ListRevocations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRevocations,
@@ -349,6 +386,60 @@ class AuthService:
             '/mp3mesh.auth.v1.AuthService/GetJwks',
             mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
             mp3mesh_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.auth.v1.AuthService/ChangePassword',
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.auth.v1.AuthService/DeleteAccount',
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.DeleteAccountRequest.SerializeToString,
+            mp3mesh_dot_auth_dot_v1_dot_auth__pb2.DeleteAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,
