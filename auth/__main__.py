@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from auth.servicer import AuthServicer
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
-from auth.throttle import HashBound, LoginThrottle
+from auth.throttle import AddressLimits, HashBound, LoginThrottle
 from auth.tokens import (
     KeyFileError,
     TokenIssuer,
@@ -55,12 +55,17 @@ def main() -> None:
     migrate(settings.database_url, MIGRATIONS)
     store = UserStore(settings.database_url, **settings.database_timeouts)
     hashing = HashBound(settings.hash_concurrency, settings.hash_queue)
+    register_hashing = HashBound(settings.register_hash_concurrency, settings.register_hash_queue)
     servicer = AuthServicer(
         store,
         tokens,
         PasswordHasher(),
         LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
         hashing,
+        AddressLimits(
+            settings.login_requests_per_minute, settings.registrations_per_address_per_hour
+        ),
+        register_hashing,
     )
     service = Service(
         auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -71,6 +76,7 @@ def main() -> None:
     async def close() -> None:
         store.close()
         hashing.close()
+        register_hashing.close()
 
     asyncio.run(
         serve(

@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 
 from auth.store import EmailTaken, UserRecord, UserStore
-from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
+from auth.throttle import AddressLimits, HashBound, LoginThrottle, Throttled, client_address
 from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
@@ -79,12 +79,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         hashing: HashBound,
+        address_limits: AddressLimits,
+        register_hashing: HashBound,
     ) -> None:
         self.store = store
         self.tokens = tokens
         self.hasher = hasher
         self.throttle = throttle
         self.hashing = hashing
+        self.address_limits = address_limits
+        self.register_hashing = register_hashing
         # Verified against when the email is unknown, so both failures take as long.
         self._dummy_hash = hasher.hash("not-a-real-password")
 
@@ -109,8 +113,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 f"name must be at most {MAX_NAME_LENGTH} printable characters",
             )
         try:
-            password_hash = await self.hashing.run(partial(self.hasher.hash, request.password))
+            self.address_limits.admit_registration(self._address(context))
+            password_hash = await self.register_hashing.run(
+                partial(self.hasher.hash, request.password)
+            )
         except Throttled as exc:
+            log.info("registration throttled", reason=exc.message)
             await _refuse_throttled(context, exc)
         try:
             user = await asyncio.to_thread(self.store.create, email, password_hash, name)
@@ -123,6 +131,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
+        address = self._address(context)
+        try:
+            self.address_limits.admit_login(address)
+        except Throttled as exc:
+            log.info("login throttled", reason=exc.message)
+            await _refuse_throttled(context, exc)
         email, password = request.email, request.password
         if not email and not password:
             email, password = await require_credentials(
@@ -131,7 +145,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 "send email and password, or HTTP Basic credentials (curl -u email:password)",
             )
         email = email.strip().lower()
-        address = client_address(context.invocation_metadata(), context.peer())
         try:
             self.throttle.check(email, address)
             user = await asyncio.to_thread(self.store.by_email, email)
@@ -151,6 +164,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
             expire_time=timestamp(expires),
         )
+
+    def _address(self, context: grpc.aio.ServicerContext) -> str:
+        """The client address the per-address limits count under."""
+        return client_address(context.invocation_metadata(), context.peer())
 
     def _password_matches(self, user: UserRecord | None, password: str) -> bool:
         try:

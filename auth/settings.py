@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import limits
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
 
@@ -26,10 +26,18 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     # RESOURCE_EXHAUSTED saying when to try again. A good password clears the account's.
     login_failures_per_email: str = "5/minute"
     login_failures_per_address: str = "20/minute"
-    # argon2 hashes (64 MiB each) running at once, and calls queued behind them; past
-    # both, Login and Register answer RESOURCE_EXHAUSTED at once.
+    # Login calls per client address and minute, and Register calls per client address
+    # and hour, whatever edge or URL they came through; past either RESOURCE_EXHAUSTED
+    # (HTTP 429) with retry-after, before anything is looked up or hashed.
+    login_requests_per_minute: int = Field(30, gt=0)
+    registrations_per_address_per_hour: int = Field(20, gt=0)
+    # Login's argon2 hashes (64 MiB each) running at once, and calls queued behind them;
+    # past both, Login answers RESOURCE_EXHAUSTED at once.
     hash_concurrency: int = 2
     hash_queue: int = 16
+    # Register's, in a pool of their own: registrations never take Login's hash slots.
+    register_hash_concurrency: int = 1
+    register_hash_queue: int = 4
 
     @field_validator("login_failures_per_email", "login_failures_per_address")
     @classmethod

@@ -1,10 +1,15 @@
-"""What makes guessing passwords slow and cheap to refuse: failed-login limits per account
-and per client address (the ``limits`` library's moving windows), and a bound on how many
-argon2 hashes run at once, each costing 64 MiB.
+"""What makes guessing passwords slow and cheap to refuse: Login and Register calls per
+client address, failed-login limits per account and per client address (the ``limits``
+library's moving windows), and a bound on how many argon2 hashes run at once, each costing
+64 MiB (Register in a pool of its own, so a flood of registrations cannot keep Login's
+hashes waiting).
+
+The limits live here, on the gRPC methods, rather than on the edges' URL paths: every
+spelling of a path the edges route to Login (``/login/``, ``/v1/sessions``, percent-encoded
+letters, native gRPC) ends in the same method, and so in the same counts.
 
 Limits are kept in this process's memory: with several auth replicas each counts its own
-attempts, so an attacker spread over N replicas gets N times the budget; Envoy's per-address
-limit in front of them is shared by nothing either, and stays the first line.
+attempts, so an attacker spread over N replicas gets N times the budget.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+
+from meshcore.client_address import edge_address, peer_host
 
 T = TypeVar("T")
 
@@ -32,22 +39,51 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
-def client_address(metadata: Iterable[tuple[str, str | bytes]] | None, peer: str) -> str:
-    """Who is calling: the address the edge saw (the last ``x-forwarded-for`` entry, which
-    Envoy and the shim append), else the gRPC peer's host.
+def client_address(
+    metadata: Iterable[tuple[str, str | bytes]] | None, peer: str, *, from_edge: bool = True
+) -> str:
+    """Who is calling: the address the edge established (meshcore.client_address) when
+    the caller is an edge (``from_edge``), else the gRPC peer's host.
 
-    A caller that reaches auth directly could send its own ``x-forwarded-for``; in a
-    deployment only the edges and the gateway can reach auth (k8s network policies).
+    Only the edges and the gateway can reach auth (k8s network policies; with mTLS,
+    auth also knows the caller's identity and believes the address from edges only).
     """
-    for key, value in metadata or ():
-        if key.lower() == "x-forwarded-for":
-            text = value.decode() if isinstance(value, bytes) else value
-            last = text.rsplit(",", 1)[-1].strip()
-            if last:
-                return last
-    # "ipv4:127.0.0.1:5555", "ipv6:[::1]:5555"
-    host = peer.split(":", 1)[-1].rsplit(":", 1)[0]
-    return host.strip("[]") or peer
+    if from_edge and (address := edge_address(metadata)) is not None:
+        return address
+    return peer_host(peer)
+
+
+class AddressLimits:
+    """Per client address, counted on the operation itself (so every path that reaches
+    Login or Register counts alike, whatever edge and URL spelling it came through):
+    Login calls per minute, Register calls per hour. Past either, Throttled saying when
+    to try again; nothing is looked up or hashed."""
+
+    def __init__(self, logins_per_minute: int, registrations_per_hour: int) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._logins = RateLimitItemPerMinute(logins_per_minute)
+        self._registrations = RateLimitItemPerHour(registrations_per_hour)
+
+    def admit_login(self, address: str) -> None:
+        self._admit(self._logins, f"login\0{address}", "too many login attempts from your address")
+
+    def admit_registration(self, address: str) -> None:
+        self._admit(
+            self._registrations,
+            f"register\0{address}",
+            "too many accounts registered from your address",
+        )
+
+    def _admit(self, limit: RateLimitItem, key: str, what: str) -> None:
+        if not self._limiter.hit(limit, key):
+            wait = _wait(self._limiter, limit, key)
+            raise Throttled(f"{what}; try again in {wait} s", wait)
+
+
+def _wait(limiter: MovingWindowRateLimiter, limit: RateLimitItem, key: str) -> int:
+    """Whole seconds until ``limit`` lets one more through for ``key``."""
+    reset = limiter.get_window_stats(limit, key).reset_time
+    return max(1, math.ceil(reset - time.time()))
 
 
 class LoginThrottle:
@@ -84,8 +120,7 @@ class LoginThrottle:
         ]
 
     def _wait(self, limit: RateLimitItem, key: str) -> int:
-        reset = self._limiter.get_window_stats(limit, key).reset_time
-        return max(1, math.ceil(reset - time.time()))
+        return _wait(self._limiter, limit, key)
 
 
 class HashBound:

@@ -50,9 +50,6 @@ GRPC_CODE_FOR_HTTP_STATUS: dict[int, tuple[int, str]] = {
 UNKNOWN_CODE = 2
 HEALTH = "/(healthz|readyz)"
 NOT_READY = "not ready: draining, or no healthy AuthService or FileService host"
-LOGIN_THROTTLED = "too many login attempts from your address; try again in a minute"
-# What the login throttle counts: the REST login paths and native gRPC Login.
-LOGIN_PATHS = r"(/login|/v1/sessions|/mp3mesh\.auth\.v1\.AuthService/Login)(\?.*)?"
 # GET /health's answer when the gateway, which serves it, cannot be reached (the shim's
 # GATEWAY_UNREACHABLE_HEALTH; tests/test_envoy_config.py checks they agree).
 GATEWAY_UNREACHABLE_HEALTH = {
@@ -94,7 +91,6 @@ DEFAULTS = {
     "GATEWAY_ADDRESS": "127.0.0.1:50052",
     "SHIM_ADDRESS": "127.0.0.1:8080",
     "MAX_UPLOAD_BYTES": str(2 * 1024**3),
-    "LOGIN_REQUESTS_PER_MINUTE": "30",
     "JWT_ISSUER": "mp3mesh-auth",
     "JWT_AUDIENCE": "mp3mesh",
 }
@@ -251,24 +247,6 @@ def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
             },
         )
     ]
-    mappers.append(
-        (
-            "the login throttle's 429 (local_ratelimit): 8 RESOURCE_EXHAUSTED",
-            {
-                "filter": {
-                    "and_filter": {
-                        "filters": [
-                            _status_is("EQ", 429, "login"),
-                            _header(":path", string_match={"safe_regex": {"regex": LOGIN_PATHS}}),
-                            not_native_grpc,
-                        ]
-                    }
-                },
-                "body": {"inline_string": LOGIN_THROTTLED},
-                "body_format_override": _status_json(8),
-            },
-        )
-    )
     mappers.extend(_jwt_mappers(not_native_grpc))
     for status, (code, name) in sorted(GRPC_CODE_FOR_HTTP_STATUS.items()):
         mappers.append(
@@ -433,9 +411,6 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
     limit = get("MAX_UPLOAD_BYTES")
     if not limit.isdigit() or not 0 < int(limit) < INT64_MAX:
         raise ConfigError(f"MAX_UPLOAD_BYTES={limit!r} is not a positive byte count")
-    logins = get("LOGIN_REQUESTS_PER_MINUTE")
-    if not logins.isdigit() or not 0 < int(logins) < 2**32:
-        raise ConfigError(f"LOGIN_REQUESTS_PER_MINUTE={logins!r} is not a positive count")
     descriptor = Path(env.get("ENVOY_DESCRIPTOR") or DEFAULT_DESCRIPTOR).resolve()
     if not _HOST.match(descriptor.name) or any(c in str(descriptor) for c in " :#'\"{}[],&*"):
         raise ConfigError(f"ENVOY_DESCRIPTOR={descriptor} needs a plain path")
@@ -452,7 +427,6 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
         "SHIM_PORT": str(shim_port),
         "MAX_UPLOAD_BYTES": str(int(limit)),
         "MAX_UPLOAD_BYTES_PLUS_ONE": str(int(limit) + 1),
-        "LOGIN_REQUESTS_PER_MINUTE": str(int(logins)),
         "ENVOY_DESCRIPTOR": str(descriptor),
         "JWT_ISSUER": _claim("JWT_ISSUER", get("JWT_ISSUER")),
         "JWT_AUDIENCE": _claim("JWT_AUDIENCE", get("JWT_AUDIENCE")),
@@ -464,7 +438,6 @@ def render(env: Mapping[str, str] | None = None) -> str:
     subs = values(env) | tls_lines(env)
     subs["SELF_HOST"] = _self_host(subs["ENVOY_LISTEN_ADDRESS"])
     subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
-    subs["LOGIN_PATHS"] = json.dumps(LOGIN_PATHS)
     subs["METRICS_LISTENER"] = _metrics_listener_yaml(
         subs["ENVOY_LISTEN_ADDRESS"], subs["ENVOY_METRICS_PORT"], " " * 4
     )

@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from meshcore import tls, tracing
 from meshcore.channels import service_channel
+from meshcore.client_address import CLIENT_ADDRESS_KEY
 from meshcore.grpc_server import STREAM_ACCEPTED
 from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
@@ -43,7 +44,6 @@ from shim.request import build_request, message_class
 from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from shim.settings import ShimSettings
 from shim.telemetry import RPC_SCOPE_KEY, HttpTelemetry
-from shim.throttle import LoginLimit
 
 log = structlog.get_logger()
 
@@ -63,7 +63,6 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # for Login) and request ids. Others (Host, Content-Length...) mean nothing to gRPC. The
 # trace context goes on too, as the request's own span (shim/telemetry.py).
 FORWARDED_HEADERS = ("authorization", "x-request-id")
-LOGIN = AUTH_SERVICE.methods_by_name["Login"]
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
 # The web page (GET /) and its files (/static/...): plain HTML, CSS and JavaScript that use
@@ -90,7 +89,6 @@ class Transcoder:
         *,
         max_upload_bytes: int,
         call_timeout: float,
-        login_limit: LoginLimit,
         probed: Sequence[ServiceDescriptor] = (),
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
@@ -100,7 +98,6 @@ class Transcoder:
         self.probed = [service.full_name for service in probed] or list(self.addresses)
         self.max_upload_bytes = max_upload_bytes
         self.call_timeout = call_timeout
-        self.login_limit = login_limit
         self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
 
@@ -132,8 +129,6 @@ class Transcoder:
             )
         request.scope[RPC_SCOPE_KEY] = match.route.grpc_path.lstrip("/")
         try:
-            if match.route.method == LOGIN:
-                self.login_limit.admit(request.client.host if request.client else "")
             return await self._call(match.route, match.path_params, request)
         except HttpError as exc:
             return error_response(
@@ -255,7 +250,9 @@ def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
     ]
     metadata.extend(tracing.carrier().items())
     if request.client is not None:
-        metadata.append(("x-forwarded-for", request.client.host))
+        # The connection's address (uvicorn runs without proxy headers): auth counts
+        # logins and registrations per address.
+        metadata.append((CLIENT_ADDRESS_KEY, request.client.host))
     return metadata
 
 
@@ -358,7 +355,6 @@ def create_app(settings: ShimSettings) -> Starlette:
         },
         max_upload_bytes=settings.max_upload_bytes,
         call_timeout=settings.call_timeout_seconds,
-        login_limit=LoginLimit(settings.login_requests_per_minute),
         probed=(AUTH_SERVICE, FILE_SERVICE),
         credentials=tls.channel_credentials(settings),
     )

@@ -13,5 +13,3 @@ class ShimSettings(AuthClientSettings, GatewayClientSettings, UploadLimitSetting
     shim_port: int = SHIM_PORT
     # Deadline of unary calls; streams (upload, download, watch) run as long as they need.
     call_timeout_seconds: float = 30.0
-    # Logins per client address and minute before 429 (Envoy's login_throttle reads it too).
-    login_requests_per_minute: int = 30

@@ -62,7 +62,6 @@ def test_envoy_defaults_agree_with_the_settings() -> None:
     )
     assert envoy["MAX_UPLOAD_BYTES"] == str(limits.MAX_UPLOAD_BYTES)
     assert shim["max_upload_bytes"].default == limits.MAX_UPLOAD_BYTES
-    assert envoy["LOGIN_REQUESTS_PER_MINUTE"] == str(shim["login_requests_per_minute"].default)
 
 
 def test_stack_env_sets_only_what_something_reads() -> None:
