@@ -60,7 +60,12 @@ def main() -> None:
         store,
         tokens,
         PasswordHasher(),
-        LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
+        LoginThrottle(
+            settings.login_failures_per_email,
+            settings.login_failures_per_address,
+            settings.login_failures_per_account,
+            settings.login_account_slowdown_seconds,
+        ),
         hashing,
         AddressLimits(
             settings.login_requests_per_minute, settings.registrations_per_address_per_hour

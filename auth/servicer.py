@@ -146,17 +146,25 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         email = email.strip().lower()
         try:
-            self.throttle.check(email, address)
-            user = await asyncio.to_thread(self.store.by_email, email)
-            matches = await self.hashing.run(partial(self._password_matches, user, password))
+            self.throttle.begin(email, address)
         except Throttled as exc:
             log.info("login throttled", reason=exc.message)
             await _refuse_throttled(context, exc)
+        try:
+            user = await asyncio.to_thread(self.store.by_email, email)
+            matches = await self.hashing.run(partial(self._password_matches, user, password))
+        except Throttled as exc:
+            self.throttle.abandoned(email, address)
+            log.info("login throttled", reason=exc.message)
+            await _refuse_throttled(context, exc)
+        except BaseException:
+            self.throttle.abandoned(email, address)
+            raise
         if user is None or not matches:
             self.throttle.failed(email, address)
             log.info("login refused")
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, BAD_CREDENTIALS)
-        self.throttle.succeeded(email)
+        self.throttle.succeeded(email, address)
         token, expires = self.tokens.issue(user.id, user.email)
         log.info("logged in", user_id=user.id)
         return auth_pb2.LoginResponse(

@@ -21,11 +21,18 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     jwt_issuer: str = "mp3mesh-auth"
     jwt_audience: str = "mp3mesh"
     token_ttl_seconds: int = 3600
-    # Failed logins allowed per account and per client address within a moving window
-    # (`limits` notation: "5/minute", "100 per hour"); past either, Login answers
-    # RESOURCE_EXHAUSTED saying when to try again. A good password clears the account's.
+    # Failed logins (counted from the moment an attempt is admitted, before its hash)
+    # within moving windows (`limits` notation: "5/minute", "100 per hour"), see
+    # docs/security.md. Per account from one client address, and per address over all
+    # accounts: past either, RESOURCE_EXHAUSTED saying when to try again; a good password
+    # clears its account's count from its address. Per account over all addresses: past
+    # it, addresses the account has not logged in from lately get one attempt per
+    # LOGIN_ACCOUNT_SLOWDOWN_SECONDS between them; the account's own addresses are not
+    # slowed (so guessing cannot lock its owner out).
     login_failures_per_email: str = "5/minute"
     login_failures_per_address: str = "20/minute"
+    login_failures_per_account: str = "20/hour"
+    login_account_slowdown_seconds: int = Field(10, gt=0)
     # Login calls per client address and minute, and Register calls per client address
     # and hour, whatever edge or URL they came through; past either RESOURCE_EXHAUSTED
     # (HTTP 429) with retry-after, before anything is looked up or hashed.
@@ -39,7 +46,9 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     register_hash_concurrency: int = 1
     register_hash_queue: int = 4
 
-    @field_validator("login_failures_per_email", "login_failures_per_address")
+    @field_validator(
+        "login_failures_per_email", "login_failures_per_address", "login_failures_per_account"
+    )
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:
         limits.parse(value)  # ValueError naming the bad string

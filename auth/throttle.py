@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -87,40 +88,104 @@ def _wait(limiter: MovingWindowRateLimiter, limit: RateLimitItem, key: str) -> i
 
 
 class LoginThrottle:
-    """Failed logins counted per account and per client address; either over its limit
-    refuses further attempts until the window lets one through again."""
+    """Failed logins, counted before the password is hashed (docs/security.md has the rule).
 
-    def __init__(self, per_email: str, per_address: str) -> None:
+    - per account and client address: past ``per_account_address`` failures, that address
+      may not try that account until the window frees one. An attacker locks out only
+      himself: the owner, from another address, is not refused.
+    - per client address, over all accounts: past ``per_address``, that address may not
+      try any account.
+    - per account, over all addresses: past ``per_account`` failures, the account is
+      slowed down, not locked: one attempt per ``slowdown_seconds`` from addresses it has
+      not logged in from lately, and none slowed from those it has (the owner's).
+
+    An attempt counts as a failure from the moment it is admitted until its password
+    proves good, so guesses sent in parallel cannot all pass a check made before any of
+    them has failed.
+    """
+
+    def __init__(
+        self,
+        per_account_address: str,
+        per_address: str,
+        per_account: str = "1000000/hour",
+        slowdown_seconds: int = 10,
+        *,
+        known_addresses: int = 100_000,
+        known_for_seconds: float = 30 * 86400,
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._per_email = parse(per_email)
+        self._per_account_address = parse(per_account_address)
         self._per_address = parse(per_address)
+        self._per_account = parse(per_account)
+        self._slowdown = parse(f"1 per {slowdown_seconds} seconds")
+        self._in_flight: Counter[str] = Counter()
+        # (account, address) -> when it stops being known: good logins of late.
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._known_max = known_addresses
+        self._known_for = known_for_seconds
 
-    def check(self, email: str, address: str) -> None:
-        """Raise Throttled if this account or this address has failed too often lately."""
-        for limit, key, who in self._keys(email, address):
-            if not self._limiter.test(limit, key):
-                raise Throttled(
-                    f"too many failed logins {who}; try again in {self._wait(limit, key)} s",
-                    self._wait(limit, key),
-                )
-
-    def failed(self, email: str, address: str) -> None:
-        for limit, key, _ in self._keys(email, address):
-            self._limiter.hit(limit, key)
-
-    def succeeded(self, email: str) -> None:
-        """The account's own count starts over; the address's stays (one good password
-        must not reset an address trying many accounts)."""
-        self._limiter.clear(self._per_email, f"email\0{email}")
-
-    def _keys(self, email: str, address: str) -> Sequence[tuple[RateLimitItem, str, str]]:
-        return [
-            (self._per_email, f"email\0{email}", "for this account"),
+    def begin(self, email: str, address: str) -> None:
+        """Admit one attempt (counted as failing until :meth:`succeeded`), or raise
+        Throttled saying when to try again."""
+        refusals = [
+            (self._per_account_address, f"pair\0{email}\0{address}", "for this account"),
             (self._per_address, f"address\0{address}", "from your address"),
         ]
+        for limit, key, who in refusals:
+            if not self._admits(limit, key):
+                wait = max(_wait(self._limiter, limit, key), 1)
+                raise Throttled(f"too many failed logins {who}; try again in {wait} s", wait)
+        account = f"account\0{email}"
+        if not self._admits(self._per_account, account) and not self._known_address(email, address):
+            slow = f"slow\0{email}"
+            if not self._limiter.hit(self._slowdown, slow):
+                wait = _wait(self._limiter, self._slowdown, slow)
+                raise Throttled(
+                    f"too many failed logins for this account; try again in {wait} s", wait
+                )
+        for key in self._keys(email, address):
+            self._in_flight[key] += 1
 
-    def _wait(self, limit: RateLimitItem, key: str) -> int:
-        return _wait(self._limiter, limit, key)
+    def failed(self, email: str, address: str) -> None:
+        self._settle(email, address)
+        limits = (self._per_account_address, self._per_address, self._per_account)
+        for limit, key in zip(limits, self._keys(email, address), strict=True):
+            self._limiter.hit(limit, key)
+
+    def succeeded(self, email: str, address: str) -> None:
+        """The attempt counts for nothing; this account's count from this address starts
+        over (the address's over all accounts stays: one good password must not reset an
+        address trying many), and the address is known to the account from now on."""
+        self._settle(email, address)
+        self._limiter.clear(self._per_account_address, self._keys(email, address)[0])
+        self._known[(email, address)] = time.monotonic() + self._known_for
+        self._known.move_to_end((email, address))
+        while len(self._known) > self._known_max:
+            self._known.popitem(last=False)
+
+    def abandoned(self, email: str, address: str) -> None:
+        """An admitted attempt that never reached the password (busy, cancelled)."""
+        self._settle(email, address)
+
+    def _settle(self, email: str, address: str) -> None:
+        for key in self._keys(email, address):
+            self._in_flight[key] -= 1
+            if self._in_flight[key] <= 0:
+                del self._in_flight[key]
+
+    def _admits(self, limit: RateLimitItem, key: str) -> bool:
+        """One more failure fits in ``limit``, counting the attempts still in flight."""
+        remaining = self._limiter.get_window_stats(limit, key).remaining
+        return remaining - self._in_flight[key] > 0
+
+    def _known_address(self, email: str, address: str) -> bool:
+        until = self._known.get((email, address))
+        return until is not None and until > time.monotonic()
+
+    @staticmethod
+    def _keys(email: str, address: str) -> tuple[str, str, str]:
+        return (f"pair\0{email}\0{address}", f"address\0{address}", f"account\0{email}")
 
 
 class HashBound:
