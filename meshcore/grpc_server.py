@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshcore import limits
+from meshcore.internal_errors import InternalErrorInterceptor
 from meshcore.metrics import RpcMetricsInterceptor
 from meshcore.store_errors import StoreOutageInterceptor
 from meshcore.tracing import ServerTracing
@@ -96,12 +97,14 @@ async def serve(
     caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
     plaintext."""
     # Metrics first, so they count the status the client gets; then the call's span, so
-    # what the other interceptors do (the token check) is part of it; the store outage
-    # check last, closest to the servicer, so a store outage becomes UNAVAILABLE.
+    # what the other interceptors do (the token check) is part of it, and an unexpected
+    # error's INTERNAL answer names its trace; the store outage check last, closest to
+    # the servicer, so a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
         interceptors=[
             RpcMetricsInterceptor(),
             ServerTracing(),
+            InternalErrorInterceptor(),
             *interceptors,
             StoreOutageInterceptor(),
         ],

@@ -32,6 +32,7 @@ from meshcore import tls, tracing
 from meshcore.channels import service_channel
 from meshcore.client_address import CLIENT_ADDRESS_KEY
 from meshcore.grpc_server import STREAM_ACCEPTED
+from meshcore.internal_errors import internal_message, trace_id
 from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -141,6 +142,10 @@ class Transcoder:
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
+        except Exception:
+            trace = trace_id()
+            log.exception("unexpected error", path=path, trace_id=trace)
+            return error_response(grpc.StatusCode.INTERNAL, internal_message(trace))
 
     async def health(self, _: Request) -> JSONResponse:
         """200 when every backend reports SERVING over grpc.health.v1, else 503."""
