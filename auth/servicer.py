@@ -17,6 +17,13 @@ from auth.throttle import AddressLimits, HashBound, LoginThrottle, Throttled, cl
 from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
+from meshcore.limits import (
+    MAX_DISPLAY_NAME_LENGTH,
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_TOKEN_LENGTH,
+    too_long,
+)
 from meshcore.timestamps import timestamp
 from meshcore.tokens import MISSING, Claims, InvalidToken
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -24,8 +31,6 @@ from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 log = structlog.get_logger()
 
 MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
-MAX_NAME_LENGTH = 200
 BAD_CREDENTIALS = "email or password is incorrect"
 # How long an edge or a client may keep the JWKS: a new signing key is published this
 # long before it signs (list it in JWT_PREVIOUS_KEY_FILES first, see README: rotation),
@@ -71,6 +76,13 @@ async def _refuse_throttled(context: grpc.aio.ServicerContext, exc: Throttled) -
     raise AssertionError("context.abort returned")
 
 
+async def _refuse_long(context: grpc.aio.ServicerContext, *fields: tuple[str, str, int]) -> None:
+    """INVALID_ARGUMENT naming the first field over its length."""
+    for name, value, limit in fields:
+        if message := too_long(name, value, limit):
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
         self,
@@ -95,6 +107,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Register(
         self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RegisterResponse:
+        await _refuse_long(
+            context,
+            ("email", request.email, MAX_EMAIL_LENGTH),
+            ("username", request.username, MAX_EMAIL_LENGTH),
+            ("password", request.password, MAX_PASSWORD_LENGTH),
+            ("name", request.name, MAX_DISPLAY_NAME_LENGTH),
+        )
         try:
             email = _registration_email(request)
         except ValueError as exc:
@@ -106,11 +125,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
             )
         name = request.name.strip()
-        if len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        if len(name) > MAX_DISPLAY_NAME_LENGTH or not name.isprintable():
             await abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"name must be at most {MAX_NAME_LENGTH} printable characters",
+                f"name must be at most {MAX_DISPLAY_NAME_LENGTH} printable characters",
             )
         try:
             self.address_limits.admit_registration(self._address(context))
@@ -144,6 +163,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 context,
                 "send email and password, or HTTP Basic credentials (curl -u email:password)",
             )
+        await _refuse_long(
+            context,
+            ("email", email, MAX_EMAIL_LENGTH),
+            ("password", password, MAX_PASSWORD_LENGTH),
+        )
         email = email.strip().lower()
         try:
             self.throttle.begin(email, address)
@@ -230,6 +254,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ValidateToken(
         self, request: auth_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ValidateTokenResponse:
+        await _refuse_long(context, ("token", request.token, MAX_TOKEN_LENGTH))
         claims = await self._verified(request.token, context)
         return auth_pb2.ValidateTokenResponse(
             user_id=claims.user_id, email=claims.email, expire_time=timestamp(claims.expires)
