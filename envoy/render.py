@@ -91,6 +91,7 @@ DEFAULTS = {
     "GATEWAY_ADDRESS": "127.0.0.1:50052",
     "SHIM_ADDRESS": "127.0.0.1:8080",
     "MAX_UPLOAD_BYTES": str(2 * 1024**3),
+    "ENVOY_TRUSTED_PROXY_HOPS": "0",
     "JWT_ISSUER": "mp3mesh-auth",
     "JWT_AUDIENCE": "mp3mesh",
 }
@@ -408,6 +409,9 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
     auth_host, auth_port = _host_port("AUTH_ADDRESS", get("AUTH_ADDRESS"))
     gw_host, gw_port = _host_port("GATEWAY_ADDRESS", get("GATEWAY_ADDRESS"))
     shim_host, shim_port = _host_port("SHIM_ADDRESS", get("SHIM_ADDRESS"))
+    hops = get("ENVOY_TRUSTED_PROXY_HOPS")
+    if not hops.isdigit() or int(hops) > 10:
+        raise ConfigError(f"ENVOY_TRUSTED_PROXY_HOPS={hops!r} is not a count of proxies (0-10)")
     limit = get("MAX_UPLOAD_BYTES")
     if not limit.isdigit() or not 0 < int(limit) < INT64_MAX:
         raise ConfigError(f"MAX_UPLOAD_BYTES={limit!r} is not a positive byte count")
@@ -426,6 +430,7 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
         "SHIM_HOST": shim_host,
         "SHIM_PORT": str(shim_port),
         "MAX_UPLOAD_BYTES": str(int(limit)),
+        "ENVOY_TRUSTED_PROXY_HOPS": str(int(hops)),
         "MAX_UPLOAD_BYTES_PLUS_ONE": str(int(limit) + 1),
         "ENVOY_DESCRIPTOR": str(descriptor),
         "JWT_ISSUER": _claim("JWT_ISSUER", get("JWT_ISSUER")),

@@ -67,15 +67,19 @@ def _http(url: str, source: str) -> httpx.Client:
     )
 
 
-def _rest_login(url: str, path: str, email: str) -> Callable[[str], Answer]:
+def _rest_login(
+    url: str, path: str, email: str, headers: dict[str, str] | None = None
+) -> Callable[[str], Answer]:
     """A login through ``path``: HTTP Basic on the seed-style paths, JSON on /v1."""
 
     def attempt(source: str) -> Answer:
         with _http(url, source) as http:
             if "v1" in path.lower():
-                reply = http.post(path, json={"email": email, "password": PASSWORD})
+                reply = http.post(
+                    path, json={"email": email, "password": PASSWORD}, headers=headers
+                )
             else:
-                reply = http.post(path, auth=(email, PASSWORD))
+                reply = http.post(path, auth=(email, PASSWORD), headers=headers)
         return Answer(reply.status_code, reply.headers.get("retry-after"))
 
     return attempt
@@ -103,6 +107,8 @@ def _from(target: str, source: str) -> Iterator[grpc.Channel]:
 def _grpc_call(
     target: str, call: Callable[[auth_pb2_grpc.AuthServiceStub], object]
 ) -> Callable[[str], Answer]:
+    """``call`` on a channel whose connections come from the source address given."""
+
     def attempt(source: str) -> Answer:
         with _from(target, source) as channel:
             try:
@@ -115,10 +121,14 @@ def _grpc_call(
     return attempt
 
 
-def _grpc_login(target: str, email: str) -> Callable[[str], Answer]:
+def _grpc_login(
+    target: str, email: str, metadata: tuple[tuple[str, str], ...] = ()
+) -> Callable[[str], Answer]:
     return _grpc_call(
         target,
-        lambda stub: stub.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD), timeout=60),
+        lambda stub: stub.Login(
+            auth_pb2.LoginRequest(email=email, password=PASSWORD), metadata=metadata, timeout=60
+        ),
     )
 
 
@@ -183,6 +193,40 @@ def test_the_ways_in_share_one_count(mesh: ServiceStack, account: str) -> None:
     source = next(_addresses)
     statuses = [variants[name](source).status for name in REACH_LOGIN]
     assert statuses == [200] * LOGINS_PER_MINUTE + [429] * (len(REACH_LOGIN) - LOGINS_PER_MINUTE)
+
+
+def test_a_forged_client_address_changes_nothing(mesh: ServiceStack, account: str) -> None:
+    """A client whose count is spent claims to be someone else (X-Forwarded-For and the
+    edges' own x-mp3mesh-client-address, or the metadata over native gRPC): the edge
+    replaces what it sent, and the claim is refused as the client's own. Another client
+    claiming the spent one's address keeps its own count."""
+    envoy_grpc = f"127.0.0.1:{mesh.env['ENVOY_PORT']}"
+    report = {}
+    for edge, url in (("envoy", mesh.envoy_url), ("shim", mesh.shim_url), ("grpc", "")):
+        spent, other = next(_addresses), next(_addresses)
+        if edge == "grpc":
+            honest = _grpc_login(envoy_grpc, account)
+            forged = _grpc_login(envoy_grpc, account, ((CLIENT_ADDRESS_KEY, "198.51.100.5"),))
+            as_spent = _grpc_login(envoy_grpc, account, ((CLIENT_ADDRESS_KEY, spent),))
+        else:
+            honest = _rest_login(url, "/login", account)
+            forged = _rest_login(
+                url,
+                "/login",
+                account,
+                {"X-Forwarded-For": "198.51.100.5", CLIENT_ADDRESS_KEY: "198.51.100.6"},
+            )
+            as_spent = _rest_login(
+                url, "/login", account, {"X-Forwarded-For": spent, CLIENT_ADDRESS_KEY: spent}
+            )
+        first = [honest(spent).status for _ in range(LOGINS_PER_MINUTE)]
+        claims = [forged(spent).status for _ in range(2)]
+        others = [as_spent(other).status for _ in range(LOGINS_PER_MINUTE + 1)]
+        report[edge] = (first, claims, others)
+        assert first == [200] * LOGINS_PER_MINUTE, (edge, first)
+        assert claims == [429, 429], (edge, claims)
+        assert others == [200] * LOGINS_PER_MINUTE + [429], (edge, others)
+    print(f"\nforged addresses (own logins, then forging, then another claiming it): {report}")
 
 
 def _register_rest(url: str, path: str) -> Callable[[str], Answer]:
