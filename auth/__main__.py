@@ -71,6 +71,7 @@ def main() -> None:
             settings.login_requests_per_minute, settings.registrations_per_address_per_hour
         ),
         register_hashing,
+        settings.tls_trust_domain,
     )
     service = Service(
         auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -91,6 +92,7 @@ def main() -> None:
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             credentials=tls.server_credentials(settings),
             reflection_on=settings.reflection,
+            trust_domain=settings.tls_trust_domain,
         )
     )
 

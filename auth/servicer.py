@@ -17,6 +17,7 @@ from auth.throttle import AddressLimits, HashBound, LoginThrottle, Throttled, cl
 from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
+from meshcore.identity import from_edge
 from meshcore.limits import (
     MAX_DISPLAY_NAME_LENGTH,
     MAX_EMAIL_LENGTH,
@@ -93,6 +94,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         hashing: HashBound,
         address_limits: AddressLimits,
         register_hashing: HashBound,
+        trust_domain: str = "mp3mesh",
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -101,6 +103,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self.hashing = hashing
         self.address_limits = address_limits
         self.register_hashing = register_hashing
+        self.trust_domain = trust_domain
         # Verified against when the email is unknown, so both failures take as long.
         self._dummy_hash = hasher.hash("not-a-real-password")
 
@@ -198,8 +201,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     def _address(self, context: grpc.aio.ServicerContext) -> str:
-        """The client address the per-address limits count under."""
-        return client_address(context.invocation_metadata(), context.peer())
+        """The client address the per-address limits count under: the one an edge
+        established, believed from edges only (by certificate, over TLS)."""
+        return client_address(
+            context.invocation_metadata(),
+            context.peer(),
+            from_edge=from_edge(context, self.trust_domain),
+        )
 
     def _password_matches(self, user: UserRecord | None, password: str) -> bool:
         try:

@@ -13,6 +13,7 @@ Standard library only, so it runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import re
@@ -104,7 +105,9 @@ FALLBACKS = {
 }
 SHIM_FALLBACKS = ("SHIM_LISTEN_HOST", "SHIM_PORT")
 # TLS: the listener's certificate (HTTPS for clients), and the mesh's CA, certificate and
-# key for mTLS to the gRPC services (the same variables the services read). Unset: plaintext.
+# key for mTLS to the gRPC services (the same variables the services read), and the names
+# the services' certificates must carry (AUTH_TLS_NAME, GATEWAY_TLS_NAME; default: the
+# hosts of their addresses). Unset: plaintext.
 LISTENER_TLS = ("ENVOY_TLS_CERT_FILE", "ENVOY_TLS_KEY_FILE")
 UPSTREAM_TLS = ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")
 # Every environment variable the renderer reads.
@@ -116,6 +119,8 @@ ENV_NAMES = frozenset(
         "ENVOY_DESCRIPTOR",
         *LISTENER_TLS,
         *UPSTREAM_TLS,
+        "AUTH_TLS_NAME",
+        "GATEWAY_TLS_NAME",
     ]
 )
 
@@ -298,23 +303,40 @@ def _tls_files(env: Mapping[str, str], names: tuple[str, ...]) -> list[str] | No
     return files
 
 
-def _tls_socket(context: str, cert: str, key: str, ca: str | None = None) -> str:
-    """A transport_socket line (one JSON flow mapping) for the template."""
+def _san_matcher(name: str) -> dict[str, Any]:
+    """The upstream certificate must carry ``name``: an IP address SAN for an address, a
+    DNS SAN otherwise."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return {"san_type": "DNS", "matcher": {"exact": name}}
+    return {"san_type": "IP_ADDRESS", "matcher": {"exact": name}}
+
+
+def _tls_socket(
+    context: str, cert: str, key: str, ca: str | None = None, server_name: str | None = None
+) -> str:
+    """A transport_socket line (one JSON flow mapping) for the template. Upstream (with
+    ``ca``): the server's certificate must be the CA's and name ``server_name``, which
+    is also sent as SNI."""
     common: dict[str, Any] = {
         "tls_certificates": [
             {"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}
         ],
         "alpn_protocols": ["h2"] if ca else ["h2", "http/1.1"],
     }
+    typed: dict[str, Any] = {
+        "@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{context}",
+    }
     if ca:
         common["validation_context"] = {"trusted_ca": {"filename": ca}}
-    socket = {
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{context}",
-            "common_tls_context": common,
-        },
-    }
+        if server_name:
+            common["validation_context"]["match_typed_subject_alt_names"] = [
+                _san_matcher(server_name)
+            ]
+            typed["sni"] = server_name
+    typed["common_tls_context"] = common
+    socket = {"name": "envoy.transport_sockets.tls", "typed_config": typed}
     return f"transport_socket: {json.dumps(socket)}"
 
 
@@ -332,9 +354,12 @@ def _self_host(listen: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen, listen)  # noqa: S104
 
 
-def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
+def tls_lines(env: Mapping[str, str], upstream_names: Mapping[str, str]) -> dict[str, str]:
+    """The TLS lines of the template; ``upstream_names``: template key (AUTH_UPSTREAM_TLS,
+    GATEWAY_UPSTREAM_TLS) -> the name that upstream's certificate must carry."""
     listener = _tls_files(env, LISTENER_TLS)
     upstream = _tls_files(env, UPSTREAM_TLS)
+    plaintext = "# plaintext gRPC: TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE unset"
     return {
         "SELF_SCHEME": "https" if listener else "http",
         # Itself over loopback: nothing to verify, only to speak the listener's TLS.
@@ -344,9 +369,12 @@ def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
         "LISTENER_TLS": _tls_socket("DownstreamTlsContext", *listener)
         if listener
         else "# plaintext listener: ENVOY_TLS_CERT_FILE and ENVOY_TLS_KEY_FILE unset",
-        "UPSTREAM_TLS": _tls_socket("UpstreamTlsContext", upstream[1], upstream[2], upstream[0])
-        if upstream
-        else "# plaintext gRPC: TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE unset",
+        **{
+            key: _tls_socket("UpstreamTlsContext", upstream[1], upstream[2], upstream[0], name)
+            if upstream
+            else plaintext
+            for key, name in upstream_names.items()
+        },
     }
 
 
@@ -440,7 +468,14 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
 
 def render(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    subs = values(env) | tls_lines(env)
+    subs = values(env)
+    names = {
+        "AUTH_UPSTREAM_TLS": _host("AUTH_TLS_NAME", env.get("AUTH_TLS_NAME") or subs["AUTH_HOST"]),
+        "GATEWAY_UPSTREAM_TLS": _host(
+            "GATEWAY_TLS_NAME", env.get("GATEWAY_TLS_NAME") or subs["GATEWAY_HOST"]
+        ),
+    }
+    subs |= tls_lines(env, names)
     subs["SELF_HOST"] = _self_host(subs["ENVOY_LISTEN_ADDRESS"])
     subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
     subs["METRICS_LISTENER"] = _metrics_listener_yaml(

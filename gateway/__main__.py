@@ -58,7 +58,9 @@ async def run(settings: GatewaySettings) -> None:
     sweeping = asyncio.create_task(housekeeping.run())
     events = JobEvents(settings.amqp_url, settings.job_events_exchange)
     await events.start()
-    auth_channel = service_channel(settings.auth_address, tls.channel_credentials(settings))
+    auth_channel = service_channel(
+        settings.auth_address, tls.channel_credentials(settings), settings.auth_tls_name
+    )
     servicer = FileServicer(
         store,
         relay,
@@ -113,6 +115,7 @@ async def run(settings: GatewaySettings) -> None:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         credentials=tls.server_credentials(settings),
         reflection_on=settings.reflection,
+        trust_domain=settings.tls_trust_domain,
     )
 
 

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshcore import limits
+from meshcore.identity import CallerAuthorization
 from meshcore.internal_errors import InternalErrorInterceptor
 from meshcore.metrics import RpcMetricsInterceptor
 from meshcore.store_errors import StoreOutageInterceptor
@@ -92,10 +93,12 @@ async def serve(
     maximum_concurrent_rpcs: int | None = None,
     credentials: grpc.ServerCredentials | None = None,
     reflection_on: bool = True,
+    trust_domain: str = "mp3mesh",
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
-    caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
-    plaintext."""
+    caller also reads (a new one by default); ``credentials``: mTLS (meshcore.tls), and
+    then every call's caller is checked by its certificate (meshcore.identity, SPIFFE ids
+    in ``trust_domain``), else plaintext."""
     # Metrics first, so they count the status the client gets; then the call's span, so
     # what the other interceptors do (the token check) is part of it, and an unexpected
     # error's INTERNAL answer names its trace; the store outage check last, closest to
@@ -105,6 +108,7 @@ async def serve(
             RpcMetricsInterceptor(),
             ServerTracing(),
             InternalErrorInterceptor(),
+            *([CallerAuthorization(trust_domain)] if credentials is not None else []),
             *interceptors,
             StoreOutageInterceptor(),
         ],

@@ -124,6 +124,9 @@ class GrpcTlsSettings(MeshSettings):
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Each certificate names its service as spiffe://TLS_TRUST_DOMAIN/<service> (a URI
+    # SAN); servers authorize callers by it, per method (meshcore/identity.py).
+    tls_trust_domain: str = "mp3mesh"
     allow_plaintext_grpc: bool = False
 
     @property
@@ -163,12 +166,18 @@ class AuthClientSettings(GrpcTlsSettings):
     """Where AuthService is, for those who call it (the gateway, the shim)."""
 
     auth_address: str = AUTH_ADDRESS
+    # Over TLS: the name auth's certificate must carry (a DNS SAN), also sent as SNI.
+    # Unset: the host of AUTH_ADDRESS.
+    auth_tls_name: str | None = None
 
 
 class GatewayClientSettings(GrpcTlsSettings):
     """Where FileService is, for those who call it (the shim)."""
 
     gateway_address: str = GATEWAY_ADDRESS
+    # Over TLS: the name the gateway's certificate must carry (DNS SAN, and SNI). Unset:
+    # the host of GATEWAY_ADDRESS.
+    gateway_tls_name: str | None = None
 
 
 class UploadLimitSettings(MeshSettings):

@@ -88,6 +88,7 @@ class Transcoder:
         router: Router,
         addresses: Mapping[ServiceDescriptor, str],
         *,
+        server_names: Mapping[ServiceDescriptor, str | None] | None = None,
         max_upload_bytes: int,
         call_timeout: float,
         probed: Sequence[ServiceDescriptor] = (),
@@ -96,6 +97,9 @@ class Transcoder:
         """``probed``: the services /healthz asks (default: every one in ``addresses``)."""
         self.router = router
         self.addresses = {service.full_name: address for service, address in addresses.items()}
+        self.server_names = {
+            service.full_name: name for service, name in (server_names or {}).items()
+        }
         self.probed = [service.full_name for service in probed] or list(self.addresses)
         self.max_upload_bytes = max_upload_bytes
         self.call_timeout = call_timeout
@@ -105,7 +109,7 @@ class Transcoder:
     def open(self) -> None:
         """Open the channels; inside the event loop, as grpc.aio wants."""
         self._channels = {
-            service: service_channel(address, self.credentials)
+            service: service_channel(address, self.credentials, self.server_names.get(service))
             for service, address in self.addresses.items()
         }
 
@@ -357,6 +361,11 @@ def create_app(settings: ShimSettings) -> Starlette:
             AUTH_SERVICE: settings.auth_address,
             FILE_SERVICE: settings.gateway_address,
             MESH_HEALTH_SERVICE: settings.gateway_address,
+        },
+        server_names={
+            AUTH_SERVICE: settings.auth_tls_name,
+            FILE_SERVICE: settings.gateway_tls_name,
+            MESH_HEALTH_SERVICE: settings.gateway_tls_name,
         },
         max_upload_bytes=settings.max_upload_bytes,
         call_timeout=settings.call_timeout_seconds,
