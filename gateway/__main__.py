@@ -116,6 +116,7 @@ async def run(settings: GatewaySettings) -> None:
         credentials=tls.server_credentials(settings),
         reflection_on=settings.reflection,
         trust_domain=settings.tls_trust_domain,
+        health_port=settings.grpc_health_port,
     )
 
 

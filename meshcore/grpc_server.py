@@ -94,11 +94,13 @@ async def serve(
     credentials: grpc.ServerCredentials | None = None,
     reflection_on: bool = True,
     trust_domain: str = "mp3mesh",
+    health_port: int = 0,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
     caller also reads (a new one by default); ``credentials``: mTLS (meshcore.tls), and
     then every call's caller is checked by its certificate (meshcore.identity, SPIFFE ids
-    in ``trust_domain``), else plaintext."""
+    in ``trust_domain``), else plaintext. ``health_port``: a plaintext port serving the
+    health checks alone (kubelet's gRPC probes speak no TLS)."""
     # Metrics first, so they count the status the client gets; then the call's span, so
     # what the other interceptors do (the token check) is part of it, and an unexpected
     # error's INTERNAL answer names its trace; the store outage check last, closest to
@@ -138,6 +140,14 @@ async def serve(
     )
     if port == 0:
         raise RuntimeError(f"cannot bind {address}")
+    health_only = None
+    if health_port:
+        health_only = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        host = address.rsplit(":", 1)[0]
+        if health_only.add_insecure_port(f"{host}:{health_port}") == 0:
+            raise RuntimeError(f"cannot bind {host}:{health_port}")
+        await health_only.start()
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -158,6 +168,8 @@ async def serve(
     log.info("stopping", grace_seconds=grace)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace)
+    if health_only is not None:
+        await health_only.stop(0)
     if on_stop is not None:
         await on_stop()
     log.info("stopped")

@@ -156,6 +156,10 @@ class GrpcServerSettings(GrpcTlsSettings):
     # Server reflection (grpcurl list/describe): on in development, off in production
     # unless set to true.
     grpc_reflection: bool | None = None
+    # A plaintext port on the same host that serves grpc.health.v1 and nothing else:
+    # kubelet's gRPC probes speak no TLS (the service port asks for a certificate when
+    # TLS is on). 0: none.
+    grpc_health_port: int = 0
 
     @property
     def reflection(self) -> bool:

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import PASSWORD, service_certificate, wait_for
+from tests.helpers import PASSWORD, free_port, service_certificate, wait_for
 from tests.services import ServiceStack, service_stack_with
 
 SERVICES = ("auth", "gateway", "shim")
@@ -38,6 +38,7 @@ def mesh(
 ) -> Iterator[ServiceStack]:
     ca, d = pki
     own = {name: service_certificate(ca, d, name) for name in SERVICES}
+    own["auth"]["GRPC_HEALTH_PORT"] = str(free_port())
     common = {
         "TLS_CA_FILE": str(d / "ca.pem"),
         **service_certificate(ca, d, "envoy"),  # Envoy's; the tests call as an edge too
@@ -186,3 +187,24 @@ def test_callers_refuse_a_server_without_the_expected_name(
         mesh.start("shim", shim_own)
     print(f"\nedges expecting 'gateway' at auth's address: {answers}")
     assert answers == {"envoy": 503, "shim": 503}
+
+
+def test_probes_get_a_plaintext_port_with_health_alone(mesh: ServiceStack) -> None:
+    """kubelet's gRPC probes speak no TLS: GRPC_HEALTH_PORT serves them grpc.health.v1 in
+    plaintext, and nothing else; the service port takes no plaintext at all."""
+    host = mesh.env["AUTH_LISTEN"].rsplit(":", 1)[0]
+    health_port = mesh.service_env["auth"]["GRPC_HEALTH_PORT"]
+    with grpc.insecure_channel(f"{host}:{health_port}") as ch:
+        reply = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="mp3mesh.auth.v1.AuthService"), timeout=10
+        )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        login = _code(lambda: auth_pb2_grpc.AuthServiceStub(ch).GetJwks(auth_pb2.GetJwksRequest()))
+    assert login == "UNIMPLEMENTED"
+    with grpc.insecure_channel(mesh.env["AUTH_LISTEN"]) as ch:
+        check = _code(
+            lambda: health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        )
+    assert check == "UNAVAILABLE"
