@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import grpc
 import httpx
 import imageio_ffmpeg
 import jwt
@@ -48,8 +49,10 @@ from cli.client import MeshClient
 from converter.settings import ConverterSettings
 from gateway.settings import GatewaySettings
 from meshcore.amqp import dead_letter_queue, retry_queue
+from meshcore.client_address import CLIENT_ADDRESS_KEY
 from meshcore.settings import DATABASE_URL, env_names
 from meshcore.tokens import key_id
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from notification.settings import NotificationSettings
 from shim.settings import ShimSettings
 
@@ -207,6 +210,19 @@ def service_certificate(
         )
     )
     return {"TLS_CERT_FILE": str(cert_file), "TLS_KEY_FILE": str(key_file)}
+
+
+def login_from(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, address: str) -> str:
+    """Login as an edge calls it for a client at ``address``: "OK" or the status's name."""
+    try:
+        stub.Login(
+            auth_pb2.LoginRequest(email=email, password=password),
+            metadata=((CLIENT_ADDRESS_KEY, address),),
+            timeout=120,
+        )
+    except grpc.RpcError as exc:
+        return exc.code().name  # type: ignore[attr-defined, no-any-return]
+    return "OK"
 
 
 def new_signing_key(path: Path) -> Path:

@@ -21,24 +21,14 @@ from pathlib import Path
 import grpc
 import httpx
 
-from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import PASSWORD, PeakRss
+from tests.helpers import PASSWORD, PeakRss, login_from
 from tests.services import ServiceStack, service_stack
 
 DEFAULT_LIMITS = {"LOGIN_FAILURES_PER_ADDRESS": "20/minute", "LOGIN_REQUESTS_PER_MINUTE": "30"}
 
 
-def _login(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, address: str) -> str:
-    try:
-        stub.Login(
-            auth_pb2.LoginRequest(email=email, password=password),
-            metadata=((CLIENT_ADDRESS_KEY, address),),
-            timeout=120,
-        )
-    except grpc.RpcError as exc:
-        return exc.code().name  # type: ignore[attr-defined, no-any-return]
-    return "OK"
+_login = login_from
 
 
 def _until_refused(attempt: object) -> int:

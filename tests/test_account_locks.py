@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, login_from
 from tests.services import ServiceStack, service_stack
 
 PER_PAIR = 5
@@ -43,15 +42,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
 
 def _login(mesh: ServiceStack, email: str, password: str, address: str) -> str:
     with grpc.insecure_channel(mesh.env["AUTH_LISTEN"]) as channel:
-        try:
-            auth_pb2_grpc.AuthServiceStub(channel).Login(
-                auth_pb2.LoginRequest(email=email, password=password),
-                metadata=((CLIENT_ADDRESS_KEY, address),),
-                timeout=120,
-            )
-        except grpc.RpcError as exc:
-            return exc.code().name  # type: ignore[attr-defined, no-any-return]
-    return "OK"
+        return login_from(auth_pb2_grpc.AuthServiceStub(channel), email, password, address)
 
 
 def _account(mesh: ServiceStack) -> str:

@@ -23,7 +23,7 @@ import pytest
 
 from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, login_from
 from tests.services import ServiceStack, service_stack
 from tests.tcp_proxy import TcpProxy
 
@@ -290,15 +290,8 @@ def test_a_registration_flood_leaves_login_its_hashes(mesh: ServiceStack, accoun
 
     def login(i: int) -> str:
         with grpc.insecure_channel(auth) as channel:
-            try:
-                auth_pb2_grpc.AuthServiceStub(channel).Login(
-                    auth_pb2.LoginRequest(email=account, password=PASSWORD),
-                    metadata=((CLIENT_ADDRESS_KEY, f"198.19.0.{i}"),),
-                    timeout=120,
-                )
-            except grpc.RpcError as exc:
-                return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
-        return "OK"
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            return login_from(stub, account, PASSWORD, f"198.19.0.{i}")
 
     with ThreadPoolExecutor(70) as pool:
         registrations = pool.map(register, range(60))
