@@ -63,7 +63,8 @@ def caller_service(context: grpc.aio.ServicerContext, trust_domain: str) -> str 
 
 
 def over_tls(context: grpc.aio.ServicerContext) -> bool:
-    return bool(context.auth_context().get("transport_security_type"))
+    """Whether the call came over TLS (a plaintext one says "insecure")."""
+    return b"ssl" in context.auth_context().get("transport_security_type", ())
 
 
 def from_edge(context: grpc.aio.ServicerContext, trust_domain: str) -> bool:
