@@ -5,6 +5,8 @@
 - how many bad logins for one account, and from one address, pass before Login answers
   RESOURCE_EXHAUSTED, and how many login requests one address makes through each edge
   before 429 (the default limits);
+- logins and registrations before the 429 through each way in (paths, edges, native
+  gRPC), one client address each (the default limits);
 - auth's peak RSS growth under 200 concurrent logins, with the argon2 bound
   (HASH_CONCURRENCY=2, HASH_QUEUE=16) and with 6 hashes at once and no queue bound
   (what asyncio.to_thread's default executor allowed on 2 cores before).
@@ -22,10 +24,19 @@ import grpc
 import httpx
 
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from tests import test_operation_limits as ops
 from tests.helpers import PASSWORD, PeakRss, login_from
 from tests.services import ServiceStack, service_stack
 
-DEFAULT_LIMITS = {"LOGIN_FAILURES_PER_ADDRESS": "20/minute", "LOGIN_REQUESTS_PER_MINUTE": "30"}
+DEFAULT_LIMITS = {
+    "LOGIN_FAILURES_PER_ADDRESS": "20/minute",
+    "LOGIN_REQUESTS_PER_MINUTE": "30",
+    "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "20",
+}
+# Ways into Login and Register, each measured from a loopback address of its own.
+LOGIN_WAYS = ("envoy POST /login", "envoy POST /login/", "envoy POST /v1/sessions/",
+              "envoy POST /log%69n", "envoy native gRPC Login", "shim POST /login",
+              "shim POST /v1/sessions")  # fmt: skip
 
 
 _login = login_from
@@ -61,6 +72,27 @@ def limits(mesh: ServiceStack) -> None:
         print(f"good login requests from one address through {edge} before 429: {passed}")
 
 
+def ways_in(mesh: ServiceStack) -> None:
+    """Good logins, and registrations, one client address per way in, at the defaults."""
+    email = f"w-{uuid.uuid4().hex[:8]}@example.com"
+    with grpc.insecure_channel(mesh.env["AUTH_LISTEN"]) as channel:
+        auth_pb2_grpc.AuthServiceStub(channel).Register(
+            auth_pb2.RegisterRequest(email=email, password=PASSWORD), timeout=60
+        )
+    variants = ops._login_variants(mesh, email)
+    for name in LOGIN_WAYS:
+        answers = ops._until_429(variants[name], next(ops._addresses), 40)
+        print(f"logins before the 429, {name}: {len(answers) - 1} ({answers[-1]})")
+    registrations = {
+        "envoy POST /v1/users": ops._register_rest(mesh.envoy_url, "/v1/users"),
+        "shim POST /register": ops._register_rest(mesh.shim_url, "/register"),
+        "envoy native gRPC": ops._register_grpc(f"127.0.0.1:{mesh.env['ENVOY_PORT']}"),
+    }
+    for name, attempt in registrations.items():
+        answers = ops._until_429(attempt, next(ops._addresses), 30)
+        print(f"registrations before the 429, {name}: {len(answers) - 1} ({answers[-1]})")
+
+
 def memory(mesh: ServiceStack, label: str) -> None:
     process = mesh.process("auth")
     with grpc.insecure_channel(mesh.env["AUTH_LISTEN"]) as channel:
@@ -83,6 +115,7 @@ def main() -> None:
         services = ("mongo", "auth", "gateway", "shim", "envoy")
         with service_stack(Path(tmp) / "a", services, **DEFAULT_LIMITS) as mesh:
             limits(mesh)
+            ways_in(mesh)
             memory(mesh, "HASH_CONCURRENCY=2 HASH_QUEUE=16 (defaults)")
             mesh.restart("auth", {"HASH_CONCURRENCY": "6", "HASH_QUEUE": "1000"})
             memory(mesh, "HASH_CONCURRENCY=6 HASH_QUEUE=1000 (as before: unbounded queue)")
