@@ -25,7 +25,7 @@ import httpx
 
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests import test_operation_limits as ops
-from tests.helpers import PASSWORD, PeakRss, login_from
+from tests.helpers import PASSWORD, PeakRss, http_ok, login_from, wait_for
 from tests.services import ServiceStack, service_stack
 
 DEFAULT_LIMITS = {
@@ -65,6 +65,7 @@ def limits(mesh: ServiceStack) -> None:
     print(f"bad logins from one address (any accounts) before RESOURCE_EXHAUSTED: {per_address}")
     for edge, url in (("Envoy", mesh.envoy_url), ("shim", mesh.shim_url)):
         mesh.restart("auth")  # both edges' requests come from 127.0.0.1: one count
+        wait_for(lambda: http_ok(f"{mesh.shim_url}/healthz"), "the shim reaches auth again", 60)
         with httpx.Client(base_url=url, timeout=60) as http:  # good logins count too
             passed = _until_refused(
                 lambda http=http: http.post("/login", auth=(email, PASSWORD)).status_code
