@@ -49,6 +49,13 @@ GRPC_CODE_FOR_HTTP_STATUS: dict[int, tuple[int, str]] = {
     504: (4, "DEADLINE_EXCEEDED"),
 }
 UNKNOWN_CODE = 2
+# Envoy's own words for an upstream it could not reach or that broke off ("upstream
+# connect error or disconnect/reset before headers. reset reason: ..., transport failure
+# reason: TLS_error: ... CERTIFICATE_VERIFY_FAILED") describe the mesh's insides: its
+# replies of these statuses say what the shim says instead (shim/errors.py
+# BACKEND_UNREACHABLE; tests/test_envoy_config.py checks they agree).
+UNREACHABLE_STATUSES = (502, 503, 504)
+BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 HEALTH = "/(healthz|readyz)"
 NOT_READY = "not ready: draining, or no healthy AuthService or FileService host"
 # GET /health's answer when the gateway, which serves it, cannot be reached (the shim's
@@ -255,16 +262,22 @@ def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
     ]
     mappers.extend(_jwt_mappers(not_native_grpc))
     for status, (code, name) in sorted(GRPC_CODE_FOR_HTTP_STATUS.items()):
+        mapper: dict[str, Any] = {
+            "filter": {
+                "and_filter": {"filters": [_status_is("EQ", status, str(status)), not_native_grpc]}
+            },
+            "body_format_override": _status_json(code),
+        }
+        if status in UNREACHABLE_STATUSES:
+            mapper["body"] = {"inline_string": BACKEND_UNREACHABLE}
+        mappers.append((f"HTTP {status}: {code} {name}", mapper))
+    for status in UNREACHABLE_STATUSES:  # native gRPC: the words become grpc-message
         mappers.append(
             (
-                f"HTTP {status}: {code} {name}",
+                f"HTTP {status}, native gRPC: the upstream failure in the shim's words",
                 {
-                    "filter": {
-                        "and_filter": {
-                            "filters": [_status_is("EQ", status, str(status)), not_native_grpc]
-                        }
-                    },
-                    "body_format_override": _status_json(code),
+                    "filter": _status_is("EQ", status, f"{status}_grpc"),
+                    "body": {"inline_string": BACKEND_UNREACHABLE},
                 },
             )
         )

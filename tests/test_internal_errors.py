@@ -21,7 +21,10 @@ from bson import ObjectId
 
 from cli.client import MeshClient
 from meshcore.internal_errors import INTERNAL_MESSAGE
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2
+from shim.errors import BACKEND_UNREACHABLE
+from tests.helpers import envoy_renderer
 from tests.services import ServiceStack, service_stack
 
 TRACE = re.compile(r"trace id ([0-9a-f]{32})")
@@ -105,3 +108,29 @@ def test_a_database_error_is_internal_with_a_trace_id(mesh: ServiceStack) -> Non
         with psycopg2.connect(mesh.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
             cur.execute("ALTER TABLE revoked_tokens_away RENAME TO revoked_tokens")
         conn.close()
+
+
+def test_an_unreachable_backend_is_told_alike_at_both_edges(mesh: ServiceStack) -> None:
+    """auth stopped: Envoy's own reply (its words name reset reasons and TLS errors) and
+    the shim's say the same, and nothing of the mesh's insides."""
+    assert envoy_renderer().BACKEND_UNREACHABLE == BACKEND_UNREACHABLE
+    mesh.stop("auth")
+    try:
+        answers = {}
+        for edge, url in (("envoy", mesh.envoy_url), ("shim", mesh.shim_url)):
+            reply = httpx.post(f"{url}/login", auth=("a@example.com", "password"), timeout=60)
+            answers[edge] = (reply.status_code, reply.json())
+        with grpc.insecure_channel(f"127.0.0.1:{mesh.env['ENVOY_PORT']}") as channel:
+            with pytest.raises(grpc.RpcError) as exc:
+                auth_pb2_grpc.AuthServiceStub(channel).Login(
+                    auth_pb2.LoginRequest(email="a@example.com", password="password"), timeout=60
+                )
+    finally:
+        mesh.start("auth")
+    print(f"\nauth down: {answers}; native gRPC: {exc.value.code()} {exc.value.details()}")
+    expected = {"code": 14, "message": BACKEND_UNREACHABLE, "details": []}
+    assert answers == {"envoy": (503, expected), "shim": (503, expected)}
+    assert (exc.value.code(), exc.value.details()) == (
+        grpc.StatusCode.UNAVAILABLE,
+        BACKEND_UNREACHABLE,
+    )
