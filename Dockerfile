@@ -105,6 +105,8 @@ FROM runtime AS envoy
 COPY --from=envoy-build /usr/local/bin/envoy /usr/local/bin/envoy
 COPY envoy/envoy.yaml.tmpl envoy/render.py envoy/entrypoint.sh /opt/mp3mesh-envoy/
 COPY envoy/descriptor.binpb /opt/mp3mesh-envoy/
+# render.py's defaults, the services' own (it loads the file by its path).
+COPY meshcore/defaults.py /opt/mp3mesh-envoy/
 # render.py's defaults are for the local stack; in a container Envoy listens on all
 # interfaces (the admin interface stays on 127.0.0.1 whatever this says).
 ENV ENVOY_LISTEN_ADDRESS=0.0.0.0 \

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test up demo clean \
+.PHONY: help bootstrap proto proto-check descriptor envoy-check lint fmt test test-unit up demo clean \
 	images lock-images k8s-validate k8s-dev-secrets k8s-smoke bench fresh-check \
 	k8s-cluster k8s-cluster-down k8s-e2e helm-chart
 
@@ -44,6 +44,10 @@ test: ## run the whole test suite, k8s-validate and k8s-smoke included (sets eve
 	@scripts/container_tools.sh
 	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest
 
+test-unit:  ## the unit tier alone (tests/unit): no services, well under 30 s
+	@test -x $(VENV)/bin/pytest || scripts/bootstrap.sh --test
+	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider
+
 bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~15 min)
 	@scripts/bootstrap.sh --test
 	$(VENV)/bin/python -m bench
@@ -52,7 +56,7 @@ up: bootstrap  ## run the local mesh in the foreground (Ctrl-C stops everything)
 	honcho -e stack.env start
 
 demo: bootstrap  ## start the mesh, convert a generated video end to end, show the MP3 and the email
-	$(VENV)/bin/python scripts/demo.py
+	$(VENV)/bin/python -m scripts.demo
 
 images: bootstrap  ## build the images with podman (mp3mesh, mp3mesh-envoy; base made by debootstrap if need be)
 	scripts/images.sh
@@ -64,12 +68,12 @@ lock-images:  ## re-resolve requirements-image.txt, the images' exact Python ver
 	scripts/lock_image_deps.sh
 
 k8s-validate: bootstrap  ## render each k8s/ overlay; schemas, cross-checks an API server would make, checkov
-	$(VENV)/bin/pytest tests/test_k8s_manifests.py -q --durations=5
+	$(VENV)/bin/pytest tests/k8s/test_k8s_manifests.py -q --durations=5
 
 k8s-smoke:  ## build the images, run the dev overlay's mesh Deployments as pods (podman kube play), convert a video through Envoy
 	@scripts/bootstrap.sh --test
 	scripts/container_tools.sh
-	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest tests/test_k8s_smoke.py -v -p no:cacheprovider
+	MP3MESH_K8S_SMOKE=1 $(VENV)/bin/pytest tests/k8s/test_k8s_smoke.py -v -p no:cacheprovider
 
 k8s-cluster:  ## build (cached, ~20 min cold) and start a real control plane with 3 kwok nodes on 127.0.0.1 (scripts/k8s_cluster.sh)
 	scripts/k8s_cluster.sh up
@@ -79,7 +83,7 @@ k8s-cluster-down:  ## stop the control plane of make k8s-cluster; nothing is lef
 	scripts/k8s_cluster.sh down
 
 k8s-e2e: bootstrap  ## every overlay, and the Helm chart, on a real API server, controllers and kwok nodes: apply, ready, re-apply, upgrade, drain, README; helm lint/install/upgrade/test/uninstall
-	MP3MESH_K8S_E2E=1 $(VENV)/bin/pytest tests/test_k8s_e2e.py tests/test_helm_chart.py -v -p no:cacheprovider --durations=5; \
+	MP3MESH_K8S_E2E=1 $(VENV)/bin/pytest tests/k8s/test_k8s_e2e.py tests/k8s/test_helm_chart.py -v -p no:cacheprovider --durations=5; \
 	  rc=$$?; scripts/k8s_cluster.sh down; exit $$rc
 
 helm-chart:  ## regenerate k8s/chart/mp3mesh/files/ from the overlays (after any change under k8s/base or k8s/overlays)

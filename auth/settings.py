@@ -5,6 +5,7 @@ from pathlib import Path
 import limits
 from pydantic import Field, field_validator, model_validator
 
+from meshcore import defaults
 from meshcore.settings import AUTH_ADDRESS, DatabaseSettings, GrpcServerSettings
 
 
@@ -18,8 +19,8 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     # still published and accepted (JSON list): to rotate, list the old key here, point
     # JWT_SIGNING_KEY_FILE at a new one, and drop the old one after TOKEN_TTL_SECONDS.
     jwt_previous_key_files: tuple[str, ...] = ()
-    jwt_issuer: str = "mp3mesh-auth"
-    jwt_audience: str = "mp3mesh"
+    jwt_issuer: str = defaults.JWT_ISSUER
+    jwt_audience: str = defaults.JWT_AUDIENCE
     token_ttl_seconds: int = 3600
     # Failed logins (counted from the moment an attempt is admitted, before its hash)
     # within moving windows (`limits` notation: "5/minute", "100 per hour"), see
@@ -36,7 +37,7 @@ class AuthSettings(DatabaseSettings, GrpcServerSettings):
     # Login calls per client address and minute, and Register calls per client address
     # and hour, whatever edge or URL they came through; past either RESOURCE_EXHAUSTED
     # (HTTP 429) with retry-after, before anything is looked up or hashed.
-    login_requests_per_minute: int = Field(30, gt=0)
+    login_requests_per_minute: int = Field(defaults.LOGIN_REQUESTS_PER_MINUTE, gt=0)
     registrations_per_address_per_hour: int = Field(20, gt=0)
     # Login's argon2 hashes (64 MiB each) running at once, and calls queued behind them;
     # past both, Login answers RESOURCE_EXHAUSTED at once.

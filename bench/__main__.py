@@ -19,13 +19,14 @@ import psutil
 
 import bench
 from bench.core import Bench, Section
-from tests.services import SERVICES, service_stack
+from devstack import SERVICES, service_stack
+from meshcore import limits
 
 RESULTS = Path(__file__).with_name("results.md")
 ROOT = Path(__file__).resolve().parent.parent
 # The bench stack runs the services' defaults, not the fault suite's short timeouts.
 STACK_SETTINGS = {
-    "MAX_UPLOAD_BYTES": str(2 * 1024**3),
+    "MAX_UPLOAD_BYTES": str(limits.MAX_UPLOAD_BYTES),
     "MONGO_TIMEOUT_MS": "10000",
     "LEASE_SECONDS": "60",
     "PUBLISH_TIMEOUT_SECONDS": "10",

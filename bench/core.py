@@ -16,8 +16,7 @@ import imageio_ffmpeg
 import psutil
 
 from cli.client import MeshClient
-from tests.helpers import make_long_audio_video, make_video
-from tests.services import ServiceStack
+from devstack import ServiceStack, make_long_audio_video, make_video
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 MIB = 1024 * 1024
@@ -78,7 +77,7 @@ class Bench:
         return path
 
     def long_audio_video(self, seconds: int) -> Path:
-        """The fault suite's long file (tests.helpers.make_long_audio_video), made once."""
+        """The fault suite's long file (devstack.make_long_audio_video), made once."""
         path = self.work / f"long-{seconds}s.avi"
         return path if path.exists() else make_long_audio_video(path, seconds)
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bench.core import MIB, Bench, Section, mb_per_s, timer
-from tests.helpers import PeakRss
+from devstack import PeakRss
 
 ORDER = 50
 
@@ -27,7 +27,7 @@ def run(b: Bench) -> Section:
         )  # fmt: skip
         path.unlink()
     section.notes.append(
-        "RSS sampled every 20 ms during the upload (tests/helpers.py PeakRss); growth is the"
+        "RSS sampled every 20 ms during the upload (devstack/memory.py PeakRss); growth is the"
         " peak over the RSS just before it."
     )
     return section

@@ -6,7 +6,7 @@ import threading
 import time
 
 from bench.core import MIB, Bench, Section, median, percentile
-from tests.helpers import make_video
+from devstack import make_video
 
 ORDER = 90
 CLIENTS = 32

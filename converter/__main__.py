@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from converter.consumer import Converter, sweep_work_dir
+from converter.handler import Converter, sweep_work_dir
 from converter.settings import ConverterSettings
 from meshcore import logs, metrics, tracing
 from meshcore.amqp import (
@@ -28,11 +28,11 @@ def main() -> None:
     for stale in sweep_work_dir(settings.work_dir):
         log.info("removed a dead converter's temp directory", path=str(stale))
     mongo: MongoClient = MongoClient(settings.mongo_url, **settings.mongo_options)
-    events = ThreadedPublisher(
+    event_publisher = ThreadedPublisher(
         settings.amqp_url, [settings.mp3_queue], topics=[settings.job_events_exchange]
     )
-    events.start()
-    converter = Converter(mongo[settings.mongo_db], settings, events)
+    event_publisher.start()
+    converter = Converter(mongo[settings.mongo_db], settings, event_publisher)
     log.info("converting", concurrent_conversions=settings.conversions)
     try:
         consume_until_signalled(
@@ -47,7 +47,7 @@ def main() -> None:
     except HandlerStuck:
         os._exit(EXIT_HANDLER_STUCK)  # the stuck handler's thread would hold the exit
     converter.close()
-    events.close()
+    event_publisher.close()
     mongo.close()
     log.info("stopped")
 

@@ -37,8 +37,8 @@ class JobLost(Exception):
 
 
 def new_token() -> str:
-    """A claim's token. Text, not an ObjectId: the nx-27017 stand-in matches ObjectIds
-    only in ``_id``."""
+    """A claim's token. Text, not an ObjectId (meshcore/nx27017.py: ids queried outside
+    ``_id`` are text)."""
     return uuid.uuid4().hex
 
 

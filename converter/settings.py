@@ -4,10 +4,10 @@ import os
 
 from pydantic import Field
 
-from meshcore.settings import MeshSettings
+from meshcore.settings import BrokerSettings, MongoSettings, RetentionSettings
 
 
-class ConverterSettings(MeshSettings):
+class ConverterSettings(MongoSettings, BrokerSettings, RetentionSettings):
     # How many videos are converted at once (one consumer thread with its own broker
     # connection, and one ffmpeg, each). 0: one per CPU this process may run on. In
     # Kubernetes it is the container's CPU limit (k8s/base/converter.yaml).

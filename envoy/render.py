@@ -13,6 +13,7 @@ Standard library only, so it runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import json
 import os
@@ -21,6 +22,7 @@ import string
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -53,13 +55,13 @@ UNKNOWN_CODE = 2
 # connect error or disconnect/reset before headers. reset reason: ..., transport failure
 # reason: TLS_error: ... CERTIFICATE_VERIFY_FAILED") describe the mesh's insides: its
 # replies of these statuses say what the shim says instead (shim/errors.py
-# BACKEND_UNREACHABLE; tests/test_envoy_config.py checks they agree).
+# BACKEND_UNREACHABLE; tests/integration/test_envoy_config.py checks they agree).
 UNREACHABLE_STATUSES = (502, 503, 504)
 BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 HEALTH = "/(healthz|readyz)"
 NOT_READY = "not ready: draining, or no healthy AuthService or FileService host"
 # GET /health's answer when the gateway, which serves it, cannot be reached (the shim's
-# GATEWAY_UNREACHABLE_HEALTH; tests/test_envoy_config.py checks they agree).
+# GATEWAY_UNREACHABLE_HEALTH; tests/integration/test_envoy_config.py checks they agree).
 GATEWAY_UNREACHABLE_HEALTH = {
     "status": "unhealthy",
     "services": {
@@ -70,7 +72,7 @@ GATEWAY_UNREACHABLE_HEALTH = {
 
 # What a token refused by jwt_authn is told: Envoy's words (its failure message, kept in
 # dynamic metadata by failed_status_in_metadata) -> the services' (meshcore/tokens.py;
-# tests/test_envoy_config.py checks they agree), so both edges answer alike. Anything
+# tests/integration/test_envoy_config.py checks they agree), so both edges answer alike. Anything
 # else jwt_authn refuses is MALFORMED; a JWKS it could not fetch is UNAVAILABLE.
 JWT_FAILURES = {
     "Jwt is missing": "missing bearer token: log in and send 'authorization: Bearer <token>'",
@@ -87,21 +89,34 @@ JWKS_FETCH_FAILED = "Jwks remote fetch is failed"
 JWKS_UNAVAILABLE = "cannot check your token right now: auth service unavailable"
 UNAUTHENTICATED, UNAVAILABLE = 16, 14
 
-# The defaults are copies: this script runs without the project installed (in Envoy's
-# image), so it cannot import meshcore.settings and meshcore.limits, which are their
-# home. tests/test_settings.py checks that the copies agree.
+
+def _mesh_defaults() -> ModuleType:
+    """meshcore/defaults.py, the defaults the services use, loaded by its path: this
+    script runs without the project installed (in Envoy's image, where the file is
+    copied next to it), so it cannot import the meshcore package."""
+    for path in (HERE / "defaults.py", HERE.parent / "meshcore" / "defaults.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("mp3mesh_defaults", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"render.py: meshcore/defaults.py is neither next to {HERE} nor above it")
+
+
+MESH = _mesh_defaults()
 DEFAULTS = {
     "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
     "ENVOY_PORT": "8000",
     "ENVOY_ADMIN_PORT": "9901",
     "ENVOY_METRICS_PORT": "0",
-    "AUTH_ADDRESS": "127.0.0.1:50051",
-    "GATEWAY_ADDRESS": "127.0.0.1:50052",
-    "SHIM_ADDRESS": "127.0.0.1:8080",
-    "MAX_UPLOAD_BYTES": str(2 * 1024**3),
+    "AUTH_ADDRESS": MESH.AUTH_ADDRESS,
+    "GATEWAY_ADDRESS": MESH.GATEWAY_ADDRESS,
+    "SHIM_ADDRESS": f"{MESH.SHIM_LISTEN_HOST}:{MESH.SHIM_PORT}",
+    "MAX_UPLOAD_BYTES": str(MESH.MAX_UPLOAD_BYTES),
     "ENVOY_TRUSTED_PROXY_HOPS": "0",
-    "JWT_ISSUER": "mp3mesh-auth",
-    "JWT_AUDIENCE": "mp3mesh",
+    "JWT_ISSUER": MESH.JWT_ISSUER,
+    "JWT_AUDIENCE": MESH.JWT_AUDIENCE,
 }
 # Where an unset *_ADDRESS falls back to in the local stack, where Envoy runs on the
 # same host as the services: their listen addresses (the shim's is SHIM_LISTEN_HOST and

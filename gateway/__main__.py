@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from gateway.auth_interceptor import AuthInterceptor, TokenCache
 from gateway.bounds import ClientBounds
 from gateway.housekeeping import Housekeeping
-from gateway.job_events import JobEvents
+from gateway.job_events import JobEventSubscriber
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
 from gateway.servicer import FileServicer
@@ -56,15 +56,15 @@ async def run(settings: GatewaySettings) -> None:
     )
     relaying = asyncio.create_task(relay.run())
     sweeping = asyncio.create_task(housekeeping.run())
-    events = JobEvents(settings.amqp_url, settings.job_events_exchange)
-    await events.start()
+    event_subscriber = JobEventSubscriber(settings.amqp_url, settings.job_events_exchange)
+    await event_subscriber.start()
     auth_channel = service_channel(
         settings.auth_address, tls.channel_credentials(settings), settings.auth_tls_name
     )
     servicer = FileServicer(
         store,
         relay,
-        events,
+        event_subscriber,
         max_upload_bytes=settings.max_upload_bytes,
         watch_poll=settings.watch_poll_seconds,
         bounds=ClientBounds(
@@ -96,7 +96,7 @@ async def run(settings: GatewaySettings) -> None:
         await store.finish_cleanups(settings.cleanup_grace_seconds)
         await auth_channel.close()
         await asyncio.to_thread(publisher.close)
-        await asyncio.to_thread(events.close)
+        await asyncio.to_thread(event_subscriber.close)
         await mongo.close()
 
     await serve(

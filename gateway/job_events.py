@@ -31,7 +31,7 @@ log = structlog.get_logger()
 Change = files_pb2.Job | None
 
 
-class JobEvents:
+class JobEventSubscriber:
     def __init__(self, url: str, exchange: str) -> None:
         self.url, self.exchange = url, exchange
         self._watchers: dict[str, set[asyncio.Queue[Change]]] = {}

@@ -15,7 +15,7 @@ from google.api import httpbody_pb2
 
 from gateway.auth_interceptor import Caller, current_caller
 from gateway.bounds import ClientBounds, TooMany
-from gateway.job_events import JobEvents
+from gateway.job_events import JobEventSubscriber
 from gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
@@ -89,7 +89,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self,
         store: FileStore,
         relay: OutboxRelay,
-        events: JobEvents,
+        event_subscriber: JobEventSubscriber,
         *,
         max_upload_bytes: int,
         watch_poll: float,
@@ -98,7 +98,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self.store = store
         self.bounds = bounds
         self.relay = relay
-        self.events = events
+        self.event_subscriber = event_subscriber
         self.max_upload_bytes = max_upload_bytes
         self.watch_poll = watch_poll
 
@@ -205,7 +205,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         """The job now, then each change as the converter pushes it (gateway/job_events.py);
         the record is read again when no change came for ``watch_poll`` seconds."""
         job_oid = await _object_id(context, request.job_id, "job id")
-        with self.events.watching(str(job_oid)) as changes:  # before the read: none missed
+        with self.event_subscriber.watching(
+            str(job_oid)
+        ) as changes:  # before the read: none missed
             current = jobs.to_proto(await self._job(context, request.job_id))
             yield files_pb2.WatchJobResponse(job=current)
             while current.status not in FINAL_STATUSES:

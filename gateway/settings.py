@@ -3,12 +3,22 @@ from __future__ import annotations
 from meshcore.settings import (
     GATEWAY_ADDRESS,
     AuthClientSettings,
+    BrokerSettings,
     GrpcServerSettings,
+    MongoSettings,
+    RetentionSettings,
     UploadLimitSettings,
 )
 
 
-class GatewaySettings(AuthClientSettings, UploadLimitSettings, GrpcServerSettings):
+class GatewaySettings(
+    AuthClientSettings,
+    UploadLimitSettings,
+    GrpcServerSettings,
+    MongoSettings,
+    BrokerSettings,
+    RetentionSettings,
+):
     gateway_listen: str = GATEWAY_ADDRESS
     auth_timeout_seconds: float = 2.0
     # How long a token auth vouched for is trusted without asking again (never past its

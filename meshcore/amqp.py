@@ -33,7 +33,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 from meshcore import tracing
 from meshcore.heartbeat import Heartbeat
 from meshcore.metrics import QUEUE_MESSAGES
-from meshcore.settings import MeshSettings
+from meshcore.settings import BrokerSettings
 
 log = structlog.get_logger()
 
@@ -372,7 +372,7 @@ def _wake(connection: pika.BlockingConnection) -> None:
 
 
 def consume_until_signalled(
-    settings: MeshSettings,
+    settings: BrokerSettings,
     queue: str,
     handler: Handler,
     *,

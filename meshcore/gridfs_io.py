@@ -7,8 +7,9 @@ real MongoDB answers the same way. Why not pymongo's GridIn/GridOut:
 - GridIn batches chunk documents until they reach the 48 MB maximum message size before
   inserting them, so an upload holds up to ~100 MB (measured: +151 MiB RSS in the gateway
   for a 55 MiB upload). Writes here go ``WINDOW`` chunks per insert.
-- GridOut asks for all remaining chunks with one cursor; the nx-27017 stand-in ignores
-  batch limits and fails past 48 MB. Reads here go ``WINDOW`` chunks per query.
+- GridOut asks for all remaining chunks with one cursor, however large the file (and the
+  stand-in fails past 48 MB in one reply: meshcore/nx27017.py). Reads here go ``WINDOW``
+  chunks per query.
 
 Memory stays at one window (about 4 MiB) whatever the file size.
 """

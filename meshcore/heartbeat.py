@@ -9,7 +9,7 @@ standard-library-only process so that it costs little each time it runs:
     python -m meshcore.heartbeat /tmp/heartbeat --max-age 60
 
 exits 0 when the file was touched within the last 60 seconds, 1 otherwise. The file is
-``HEARTBEAT_FILE`` (:class:`meshcore.settings.MeshSettings`); unset, nothing is written.
+``HEARTBEAT_FILE`` (:class:`meshcore.settings.BrokerSettings`); unset, nothing is written.
 """
 
 from __future__ import annotations

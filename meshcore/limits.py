@@ -2,21 +2,17 @@
 
 Standard library only: every service, the shim, the client and the tests import it. The
 environment can change the upload limit (``MAX_UPLOAD_BYTES``, read by
-:class:`meshcore.settings.UploadLimitSettings`); the rest are fixed by the code.
-Envoy's renderer (``envoy/render.py``) is standard-library-only and runs without the
-project installed, so it keeps its own copy of the upload default; a test checks it
-agrees with this one.
+:class:`meshcore.settings.UploadLimitSettings`; its default lives in meshcore/defaults.py,
+which Envoy's renderer reads too); the rest are fixed by the code.
 """
 
 from __future__ import annotations
 
+from meshcore.defaults import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES  # re-exported
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
-
-# The default upload limit: a bigger upload is refused (413 at the edges, before a byte
-# is stored; RESOURCE_EXHAUSTED at the gateway) and nothing of it is kept.
-MAX_UPLOAD_BYTES = 2 * GIB
 
 # The largest gRPC message a server, the shim's channels and the client accept, either
 # way. Upload chunks are far smaller; this leaves room for a client that picks 1-4 MiB.

@@ -1,8 +1,8 @@
 """Prometheus metrics: each process serves its own at ``/metrics`` on ``METRICS_PORT``.
 
 What every gRPC server and every queue consumer of the mesh counts lives here; what one
-service counts lives beside its code (gateway/servicer.py, converter/consumer.py,
-notification/consumer.py, shim/telemetry.py). The gRPC names are go-grpc-prometheus' own,
+service counts lives beside its code (gateway/servicer.py, converter/handler.py,
+notification/handler.py, shim/telemetry.py). The gRPC names are go-grpc-prometheus' own,
 so the usual dashboards and alerts for gRPC servers work unchanged.
 """
 
@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
 
 from meshcore.interceptors import AroundInterceptor, Rpc, recording_status
-from meshcore.settings import MeshSettings
+from meshcore.settings import RuntimeSettings
 
 log = structlog.get_logger()
 
@@ -44,7 +44,7 @@ QUEUE_MESSAGES = Counter(
 )
 
 
-def serve(settings: MeshSettings) -> None:
+def serve(settings: RuntimeSettings) -> None:
     """Serve this process's metrics from a daemon thread; ``METRICS_PORT=0``: none."""
     if settings.metrics_port:
         disable_created_metrics()  # the *_created series only double what scrapers keep

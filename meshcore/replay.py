@@ -14,7 +14,7 @@ import argparse
 import pika
 
 from meshcore.amqp import RETRIES_HEADER, connect, dead_letter_queue
-from meshcore.settings import MeshSettings
+from meshcore.settings import BrokerSettings
 
 
 def replay(url: str, queue: str, limit: int | None = None) -> int:
@@ -41,7 +41,7 @@ def replay(url: str, queue: str, limit: int | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = MeshSettings()
+    settings = BrokerSettings()
     parser = argparse.ArgumentParser(prog="python -m meshcore.replay", description=__doc__)
     parser.add_argument("queues", nargs="*", default=[settings.video_queue, settings.mp3_queue])
     parser.add_argument("--limit", type=int, default=None, help="at most this many per queue")

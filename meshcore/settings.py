@@ -1,11 +1,13 @@
 """Settings, read from the environment by pydantic-settings: each one has one home here.
 
-Every service subclasses :class:`MeshSettings` (what all of them read) and the mixins
-for what several of them read: the database, the addresses of AuthService and
-FileService as clients reach them, the upload limit. A service's own fields stay in its
-``settings.py``. In production mode (``MP3MESH_ENV=production``) nothing secret has a
-working default: a service refuses to start instead of running with a value everyone
-knows.
+:class:`RuntimeSettings` is what every process reads (environment, logs, metrics,
+traces). Each dependency has a mixin of its own, and a service composes only those it
+uses: :class:`MongoSettings`, :class:`BrokerSettings` (RabbitMQ and the pipeline's
+queues), :class:`DatabaseSettings` (PostgreSQL), :class:`SmtpSettings`,
+:class:`RetentionSettings`, the gRPC TLS, server and client mixins, the upload limit.
+A service's own fields stay in its ``settings.py``. In production mode
+(``MP3MESH_ENV=production``) nothing secret has a working default: a service refuses to
+start instead of running with a value everyone knows.
 
 The environment variable of a field is its name in capitals (``auth_address`` is
 ``AUTH_ADDRESS``); :func:`env_names` lists them for a settings class.
@@ -15,19 +17,37 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AliasChoices, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from meshcore import limits
+from meshcore import defaults
+from meshcore.defaults import AUTH_ADDRESS, GATEWAY_ADDRESS, SHIM_PORT
 
-# Where each gRPC server listens by default, and so where its clients look for it.
-AUTH_ADDRESS = "127.0.0.1:50051"
-GATEWAY_ADDRESS = "127.0.0.1:50052"
-SHIM_PORT = 8080
+__all__ = [
+    "AUTH_ADDRESS",
+    "DATABASE_URL",
+    "GATEWAY_ADDRESS",
+    "SHIM_PORT",
+    "AuthClientSettings",
+    "BrokerSettings",
+    "DatabaseSettings",
+    "GatewayClientSettings",
+    "GrpcServerSettings",
+    "GrpcTlsSettings",
+    "MongoSettings",
+    "RetentionSettings",
+    "RuntimeSettings",
+    "SmtpSettings",
+    "UploadLimitSettings",
+    "env_names",
+]
+
 DATABASE_URL = "postgresql://postgres@127.0.0.1:55432/mp3mesh"
 
 
-class MeshSettings(BaseSettings):
+class RuntimeSettings(BaseSettings):
+    """What every process reads: the environment it runs in, its logs, metrics, traces."""
+
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     mp3mesh_env: Literal["development", "production"] = "development"
@@ -47,7 +67,15 @@ class MeshSettings(BaseSettings):
     traces_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str = "http://127.0.0.1:4318"
 
-    # MongoDB: GridFS buckets `videos` and `mp3s`, and the `jobs` collection.
+    @property
+    def production(self) -> bool:
+        return self.mp3mesh_env == "production"
+
+
+class MongoSettings(RuntimeSettings):
+    """MongoDB: GridFS buckets `videos` and `mp3s`, and the `jobs` collection (the
+    gateway, the converter)."""
+
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_db: str = "mp3mesh"
     # Every MongoDB operation (one GridFS window, one update) ends within this, so a hung
@@ -59,7 +87,11 @@ class MeshSettings(BaseSettings):
         """pymongo client keyword arguments: timeouts for every operation and connect."""
         return {"timeoutMS": self.mongo_timeout_ms, "connectTimeoutMS": self.mongo_timeout_ms}
 
-    # RabbitMQ: the job pipeline.
+
+class BrokerSettings(RuntimeSettings):
+    """RabbitMQ and the job pipeline's queues and exchange (the gateway, the converter,
+    notification, the operator commands)."""
+
     amqp_url: str = (
         "amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30&blocked_connection_timeout=60"
     )
@@ -68,9 +100,6 @@ class MeshSettings(BaseSettings):
     # Topic exchange of job changes (status, progress), routed by job id: the converter
     # publishes, each gateway subscribes and feeds WatchJob from it.
     job_events_exchange: str = "job.events"
-    # A finished job's MP3 (and video, if kept) is deleted this long after the job ended;
-    # its record is kept as long again, so a download can say the file expired.
-    retention_seconds: float = 24 * 3600
     # On SIGTERM a consumer asks its handler to stop and exits within this many seconds;
     # a message it could not settle by then is put back by the broker.
     stop_grace_seconds: float = 4.0
@@ -81,14 +110,10 @@ class MeshSettings(BaseSettings):
     # (meshcore/heartbeat.py, probed by `python -m meshcore.heartbeat`). Unset: no file.
     heartbeat_file: str | None = None
 
-    @property
-    def production(self) -> bool:
-        return self.mp3mesh_env == "production"
-
     @model_validator(mode="after")
-    def _no_guest_broker_in_production(self) -> MeshSettings:
-        # A URL that was given: auth and the shim never connect to the broker, and in a
-        # Kubernetes pod they are given no broker credentials (k8s/, least privilege).
+    def _no_guest_broker_in_production(self) -> BrokerSettings:
+        # A URL that was given: the default is the local stack's, and a process that
+        # only names the queues (an operator command) may run without one.
         if (
             self.production
             and "amqp_url" in self.model_fields_set
@@ -98,7 +123,16 @@ class MeshSettings(BaseSettings):
         return self
 
 
-class DatabaseSettings(MeshSettings):
+class RetentionSettings(RuntimeSettings):
+    """How long a finished job's files and records are kept (the gateway, the converter,
+    notification's ledger)."""
+
+    # A finished job's MP3 (and video, if kept) is deleted this long after the job ended;
+    # its record is kept as long again, so a download can say the file expired.
+    retention_seconds: float = 24 * 3600
+
+
+class DatabaseSettings(RuntimeSettings):
     """PostgreSQL: auth's users, notification's sent mails (one database, own tables)."""
 
     database_url: str = DATABASE_URL
@@ -115,7 +149,39 @@ class DatabaseSettings(MeshSettings):
         }
 
 
-class GrpcTlsSettings(MeshSettings):
+class SmtpSettings(RuntimeSettings):
+    """The SMTP server notification sends its mail through: a Gmail address as SMTP_USER
+    means Gmail's server unless SMTP_HOST says otherwise; production refuses plaintext
+    SMTP to a remote host."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    # GMAIL_ADDRESS / GMAIL_PASSWORD (an app password) work as in the seed projects.
+    smtp_user: str | None = Field(None, validation_alias=AliasChoices("SMTP_USER", "GMAIL_ADDRESS"))
+    smtp_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SMTP_PASSWORD", "GMAIL_PASSWORD")
+    )
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    # Each SMTP connect and reply; a blackholed server costs one timeout per try.
+    smtp_timeout_seconds: float = 15
+
+    @model_validator(mode="after")
+    def _gmail_defaults(self) -> SmtpSettings:
+        explicit = self.model_fields_set
+        if self.smtp_user and self.smtp_user.endswith("@gmail.com") and "smtp_host" not in explicit:
+            self.smtp_host, self.smtp_port, self.smtp_tls = "smtp.gmail.com", 587, "starttls"
+        if (
+            self.production
+            and self.smtp_tls == "none"
+            and self.smtp_host not in ("127.0.0.1", "localhost")
+        ):
+            raise ValueError(
+                "SMTP_TLS must be starttls or ssl in production for a remote SMTP host"
+            )
+        return self
+
+
+class GrpcTlsSettings(RuntimeSettings):
     """gRPC between services (meshcore/tls.py): mTLS when the CA, certificate and key
     are given, for servers and the clients that call them alike. Production refuses
     plaintext unless ALLOW_PLAINTEXT_GRPC says something else encrypts it (a service
@@ -184,12 +250,12 @@ class GatewayClientSettings(GrpcTlsSettings):
     gateway_tls_name: str | None = None
 
 
-class UploadLimitSettings(MeshSettings):
+class UploadLimitSettings(RuntimeSettings):
     """The upload limit, one variable for the gateway and both edges: a bigger upload is
     refused (413 at the edges before a byte reaches the gateway; RESOURCE_EXHAUSTED at the
     gateway) and nothing of it is kept."""
 
-    max_upload_bytes: int = limits.MAX_UPLOAD_BYTES
+    max_upload_bytes: int = defaults.MAX_UPLOAD_BYTES
 
 
 def env_names(settings_class: type[BaseSettings]) -> set[str]:

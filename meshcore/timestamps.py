@@ -7,14 +7,14 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from meshcore.nx27017 import stored_datetime
+
 
 def timestamp(value: Any) -> Timestamp:
     """A stored time as a protobuf Timestamp (unset for no time). PostgreSQL gives aware
-    datetimes, MongoDB naive UTC ones, and the nx-27017 stand-in ISO strings for
-    datetimes set by find_one_and_update."""
+    datetimes, MongoDB naive UTC ones (see meshcore/nx27017.py for the stand-in's)."""
     ts = Timestamp()
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
+    value = stored_datetime(value)
     if isinstance(value, dt.datetime):
         ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
     return ts

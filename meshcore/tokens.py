@@ -21,10 +21,12 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from meshcore import defaults
+
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ["sub", "email", "iat", "exp", "iss", "aud", "jti"]
-ISSUER = "mp3mesh-auth"
-AUDIENCE = "mp3mesh"
+ISSUER = defaults.JWT_ISSUER
+AUDIENCE = defaults.JWT_AUDIENCE
 
 
 # What a refused token is told, by what is wrong with it. Envoy's jwt_authn says the

@@ -29,14 +29,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from meshcore.interceptors import AroundInterceptor, Rpc, recording_status
-from meshcore.settings import MeshSettings
+from meshcore.settings import RuntimeSettings
 
 tracer = trace.get_tracer("mp3mesh")
 # Calls that belong to no job.
 UNTRACED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
-def configure(service: str, settings: MeshSettings) -> None:
+def configure(service: str, settings: RuntimeSettings) -> None:
     """Install this process's tracer provider, exporting as ``TRACES_EXPORTER`` says."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if settings.traces_exporter == "otlp":

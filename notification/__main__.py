@@ -7,7 +7,7 @@ import os
 from meshcore import logs, metrics, tracing
 from meshcore.amqp import EXIT_HANDLER_STUCK, HandlerStuck, consume_until_signalled
 from meshcore.migrations import migrate
-from notification.consumer import Notifier
+from notification.handler import Notifier
 from notification.ledger import MIGRATIONS, SentLedger
 from notification.mailer import Mailer
 from notification.settings import NotificationSettings

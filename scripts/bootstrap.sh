@@ -6,7 +6,7 @@
 # as another user, one message names all of it and nothing is changed.
 # With --test it also needs ffprobe (the tests check MP3s with it), libfaketime (a fault
 # test skews one service's clock), nginx and iproute2 (a proxy in front of Envoy, and
-# clients in network namespaces of their own: tests/test_client_address.py), Debian's chromium
+# clients in network namespaces of their own: tests/e2e/test_client_address.py), Debian's chromium
 # (the web page's test drives it with playwright) and the container tools
 # (scripts/container_tools.sh: the k8s smoke test's pods).
 set -euo pipefail

@@ -3,7 +3,7 @@ register, log in, convert a generated video (upload, conversion and download wit
 progress bars), list the jobs, show the email. ``make demo``.
 
 If a mesh is already running from ``make up``, the demo uses it; otherwise it starts one
-with honcho from the Procfile and stops it afterwards. The CLI talks to the mesh's Envoy
+with honcho from the Procfile (devstack) and stops it afterwards. The CLI talks to the mesh's Envoy
 edge and keeps the demo user's token under var/demo/config, not in your own config.
 """
 
@@ -19,14 +19,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-import imageio_ffmpeg
 from dotenv import dotenv_values
 
 from cli.client import is_serving
-
-ROOT = Path(__file__).resolve().parent.parent
+from devstack import ROOT, make_video, start_honcho, stop_honcho
 
 ENV = {k: v or "" for k, v in dotenv_values(ROOT / "stack.env").items()}
 VAR = ROOT / ENV["MP3MESH_VAR"]
@@ -50,50 +47,14 @@ def start_stack() -> subprocess.Popen[bytes] | None:
         print("Using the mesh that is already running.")
         return None
     VAR.mkdir(exist_ok=True)
-    log = (VAR / "demo-stack.log").open("wb")
     print(f"Starting the mesh (logs: {VAR / 'demo-stack.log'}) ...")
-    stack = subprocess.Popen(
-        ["honcho", "-e", "stack.env", "start"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"},
-    )
+    stack = start_honcho(ROOT / "stack.env", VAR / "demo-stack.log")
     deadline = time.monotonic() + 90
     while not mesh_ready():
         if stack.poll() is not None or time.monotonic() > deadline:
             sys.exit(f"the mesh did not start; see {VAR / 'demo-stack.log'}")
         time.sleep(0.5)
     return stack
-
-
-def make_sample(path: Path, seconds: int = 12) -> None:
-    """A test pattern with a 440 Hz tone, made by ffmpeg."""
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc=size=640x360:rate=25:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:sample_rate=44100:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-    )
 
 
 def find_mail(job_id: str, timeout: float = 60) -> email.message.EmailMessage:
@@ -114,8 +75,7 @@ def main() -> None:
         run()
     finally:
         if stack is not None:
-            stack.terminate()
-            stack.wait(30)
+            stop_honcho(stack)
             print("Mesh stopped.")
 
 
@@ -142,7 +102,7 @@ def run() -> None:
     out = VAR / "demo"
     out.mkdir(parents=True, exist_ok=True)
     video = out / "sample.mp4"
-    make_sample(video)
+    make_video(video, 12, size="640x360")
     print(f"Sample video: {video} ({video.stat().st_size} bytes, 12 s)")
 
     # Register answers alike whether or not the account exists: a second demo run is fine.

@@ -3,7 +3,7 @@
 The overlays stay the one source of truth: the chart's templates only read these
 renders and apply its values (images, replicas, resources, Secret names, toggles), so a
 change to k8s/ reaches the chart by re-running this (`make helm-chart`), and
-tests/test_helm_chart.py fails while the committed files differ from a fresh render.
+tests/k8s/test_helm_chart.py fails while the committed files differ from a fresh render.
 Secrets are dropped (the dev one would carry example passwords into the chart) and
 referenced by their plain name, which the chart replaces with the value's Secret name;
 Namespaces are dropped because Helm installs into the release's namespace.

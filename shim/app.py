@@ -80,8 +80,9 @@ WEB_PAGE_HEADERS = {
 }
 
 
-class Transcoder:
-    """Serves the routes: HTTP request in, gRPC call out, gRPC answer back as HTTP."""
+class RestBridge:
+    """Serves the routes: HTTP request in, gRPC call out, gRPC answer back as HTTP (what
+    Envoy's grpc_json_transcoder does at the other edge)."""
 
     def __init__(
         self,
@@ -355,7 +356,7 @@ async def _relay(
 def create_app(settings: ShimSettings) -> Starlette:
     services = (AUTH_SERVICE, FILE_SERVICE, MESH_HEALTH_SERVICE)
     routes = [route for service in services for route in routes_for(service)]
-    transcoder = Transcoder(
+    bridge = RestBridge(
         Router(routes),
         {
             AUTH_SERVICE: settings.auth_address,
@@ -382,20 +383,20 @@ def create_app(settings: ShimSettings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        transcoder.open()
+        bridge.open()
         try:
             yield
         finally:
-            await transcoder.close()
+            await bridge.close()
 
     return Starlette(
         routes=[
             StarletteRoute("/openapi.json", openapi, methods=["GET"]),
-            StarletteRoute("/healthz", transcoder.health, methods=["GET"]),
+            StarletteRoute("/healthz", bridge.health, methods=["GET"]),
             StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
-            # Everything else, any method: the transcoder answers 404 and 405 itself.
-            StarletteRoute("/{path:path}", transcoder),
+            # Everything else, any method: the bridge answers 404 and 405 itself.
+            StarletteRoute("/{path:path}", bridge),
         ],
         middleware=[Middleware(HttpTelemetry)],
         lifespan=lifespan,

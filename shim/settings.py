@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from meshcore import defaults
 from meshcore.settings import (
-    SHIM_PORT,
     AuthClientSettings,
     GatewayClientSettings,
     UploadLimitSettings,
@@ -9,7 +9,7 @@ from meshcore.settings import (
 
 
 class ShimSettings(AuthClientSettings, GatewayClientSettings, UploadLimitSettings):
-    shim_listen_host: str = "127.0.0.1"
-    shim_port: int = SHIM_PORT
+    shim_listen_host: str = defaults.SHIM_LISTEN_HOST
+    shim_port: int = defaults.SHIM_PORT
     # Deadline of unary calls; streams (upload, download, watch) run as long as they need.
     call_timeout_seconds: float = 30.0

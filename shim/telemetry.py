@@ -1,9 +1,9 @@
 """The shim's telemetry for each HTTP request: a SERVER span, and its count and duration.
 
 The span is the child of the caller's ``traceparent``, if it sent one, and the gRPC calls
-the request makes carry it on (``transcoder`` puts it in their metadata). Metrics and the
+the request makes carry it on (``RestBridge`` puts it in their metadata). Metrics and the
 span name the request by its handler: the gRPC method a transcoded request went to (set
-on the request's scope by the transcoder), else the app's own route (``/healthz``...);
+on the request's scope by the bridge), else the app's own route (``/healthz``...);
 never the raw path, whose ids would make a new series per job.
 """
 
@@ -29,7 +29,7 @@ HTTP_SECONDS = Histogram(
     ("method", "handler"),
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-# The scope key under which the transcoder leaves the gRPC method a request went to.
+# The scope key under which the bridge leaves the gRPC method a request went to.
 RPC_SCOPE_KEY = "mp3mesh.rpc"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Probes belong to no job: counted, not traced.

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack import AMQP_URL, ServiceStack, service_stack
 from tests.faults.helpers import Tally, proxy_to
-from tests.helpers import AMQP_URL
-from tests.services import ServiceStack, service_stack
-from tests.tcp_proxy import TcpProxy
+from tests.faults.tcp_proxy import TcpProxy
 
 TALLY_KEY = pytest.StashKey["Tally"]()
 

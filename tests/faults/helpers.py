@@ -12,10 +12,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bson import ObjectId
 
+from devstack import ServiceStack
 from meshcore import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
-from tests.services import ServiceStack
-from tests.tcp_proxy import TcpProxy
+from tests.faults.tcp_proxy import TcpProxy
 
 EXTRACTING = "-progress"  # only the extraction's ffmpeg command line has it (not the probes)
 

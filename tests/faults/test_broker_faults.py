@@ -20,6 +20,7 @@ import pytest
 from bson import ObjectId
 
 from cli.client import upload_requests
+from devstack import PASSWORD, ServiceStack
 from meshcore import gridfs_io, jobs
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -31,9 +32,7 @@ from tests.faults.helpers import (
     job_record,
     proxy_to,
 )
-from tests.helpers import PASSWORD
-from tests.services import ServiceStack
-from tests.tcp_proxy import TcpProxy
+from tests.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 

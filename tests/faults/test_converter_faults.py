@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack import ServiceStack
 from meshcore import jobs
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, job_record, mail_count
-from tests.services import ServiceStack
 
 pytestmark = pytest.mark.faults
 

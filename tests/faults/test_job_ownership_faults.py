@@ -13,6 +13,7 @@ import pika
 import psutil
 import pytest
 
+from devstack import AMQP_URL, ServiceStack
 from meshcore.amqp import retry_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
@@ -23,9 +24,8 @@ from tests.faults.helpers import (
     job_record,
     mail_count,
 )
-from tests.helpers import AMQP_URL, ffprobe, wait_for
-from tests.services import ServiceStack
-from tests.tcp_proxy import TcpProxy
+from tests.faults.tcp_proxy import TcpProxy
+from tests.helpers import ffprobe, wait_for
 
 pytestmark = pytest.mark.faults
 

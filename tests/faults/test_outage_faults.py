@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack import ServiceStack
 from meshcore.amqp import dead_letter_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import Tally, mail_count
-from tests.services import ServiceStack
 
 pytestmark = pytest.mark.faults
 

@@ -14,12 +14,12 @@ import pytest
 from bson import ObjectId
 
 from cli.client import MeshClient, upload_requests
+from devstack import PASSWORD, ServiceStack, free_port
 from gateway.store import UPLOADS
 from meshcore import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import Tally, assert_converted_once
-from tests.helpers import PASSWORD, free_port, wait_for
-from tests.services import ServiceStack
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 
