@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from auth.servicer import AuthServicer, live_revocations
 from auth.settings import AuthSettings
 from auth.store import MIGRATIONS, UserStore
-from auth.throttle import HashBound, LoginThrottle
+from auth.throttle import AddressLimits, HashBound, LoginThrottle
 from auth.tokens import (
     KeyFileError,
     TokenIssuer,
@@ -91,14 +91,25 @@ def main() -> None:
         future = publisher.publish_event(settings.revocations_exchange, key, message)
         await asyncio.wait_for(asyncio.wrap_future(future), PUBLISH_TIMEOUT_SECONDS)
 
+    register_hashing = HashBound(settings.register_hash_concurrency, settings.register_hash_queue)
     servicer = AuthServicer(
         store,
         tokens,
         PasswordHasher(),
-        LoginThrottle(settings.login_failures_per_email, settings.login_failures_per_address),
+        LoginThrottle(
+            settings.login_failures_per_email,
+            settings.login_failures_per_address,
+            settings.login_failures_per_account,
+            settings.login_account_slowdown_seconds,
+        ),
         hashing,
         LocalVerifier(tokens.verifier, feed.revocations),
         publish_revocation,
+        AddressLimits(
+            settings.login_requests_per_minute, settings.registrations_per_address_per_hour
+        ),
+        register_hashing,
+        settings.tls_trust_domain,
     )
     service = Service(
         auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -111,6 +122,7 @@ def main() -> None:
         await asyncio.to_thread(publisher.close)
         store.close()
         hashing.close()
+        register_hashing.close()
 
     asyncio.run(
         serve(
@@ -121,6 +133,8 @@ def main() -> None:
             credentials=tls.server_credentials(settings),
             reflection_on=settings.reflection,
             drain_delay=settings.drain_delay_seconds,
+            trust_domain=settings.tls_trust_domain,
+            health_port=settings.grpc_health_port,
         )
     )
 

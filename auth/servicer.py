@@ -18,10 +18,18 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 
 from auth.store import EmailTaken, UserRecord, UserStore
-from auth.throttle import HashBound, LoginThrottle, Throttled, client_address
+from auth.throttle import AddressLimits, HashBound, LoginThrottle, Throttled, client_address
 from auth.tokens import TokenIssuer
 from meshcore.credentials import basic_credentials, bearer_token
 from meshcore.grpc_server import abort, require_credentials
+from meshcore.identity import from_edge
+from meshcore.limits import (
+    MAX_DISPLAY_NAME_LENGTH,
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_TOKEN_LENGTH,
+    too_long,
+)
 from meshcore.revocations import revocation_message, user_revocation_message
 from meshcore.timestamps import timestamp
 from meshcore.tokens import MISSING, Claims, InvalidToken
@@ -31,8 +39,6 @@ from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 log = structlog.get_logger()
 
 MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
-MAX_NAME_LENGTH = 200
 BAD_CREDENTIALS = "email or password is incorrect"
 # How long an edge or a client may keep the JWKS: a new signing key is published this
 # long before it signs (list it in JWT_PREVIOUS_KEY_FILES first, see README: rotation),
@@ -110,6 +116,13 @@ async def _refuse_throttled(context: grpc.aio.ServicerContext, exc: Throttled) -
     raise AssertionError("context.abort returned")
 
 
+async def _refuse_long(context: grpc.aio.ServicerContext, *fields: tuple[str, str, int]) -> None:
+    """INVALID_ARGUMENT naming the first field over its length."""
+    for name, value, limit in fields:
+        if message := too_long(name, value, limit):
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
         self,
@@ -120,6 +133,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         hashing: HashBound,
         verifier: LocalVerifier,
         publish_revocation: PublishRevocation,
+        address_limits: AddressLimits,
+        register_hashing: HashBound,
+        trust_domain: str = "mp3mesh",
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -129,27 +145,41 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self.hasher = hasher
         self.throttle = throttle
         self.hashing = hashing
+        self.address_limits = address_limits
+        self.register_hashing = register_hashing
+        self.trust_domain = trust_domain
         # Verified against when the email is unknown, so both failures take as long.
         self._dummy_hash = hasher.hash("not-a-real-password")
 
     async def Register(
         self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RegisterResponse:
+        await _refuse_long(
+            context,
+            ("email", request.email, MAX_EMAIL_LENGTH),
+            ("username", request.username, MAX_EMAIL_LENGTH),
+            ("password", request.password, MAX_PASSWORD_LENGTH),
+            ("name", request.name, MAX_DISPLAY_NAME_LENGTH),
+        )
         try:
             email = _registration_email(request)
         except ValueError as exc:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         await _check_new_password(request.password, context)
         name = request.name.strip()
-        if len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        if len(name) > MAX_DISPLAY_NAME_LENGTH or not name.isprintable():
             await abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"name must be at most {MAX_NAME_LENGTH} printable characters",
+                f"name must be at most {MAX_DISPLAY_NAME_LENGTH} printable characters",
             )
         try:
-            password_hash = await self.hashing.run(partial(self.hasher.hash, request.password))
+            self.address_limits.admit_registration(self._address(context))
+            password_hash = await self.register_hashing.run(
+                partial(self.hasher.hash, request.password)
+            )
         except Throttled as exc:
+            log.info("registration throttled", reason=exc.message)
             await _refuse_throttled(context, exc)
         try:
             user = await asyncio.to_thread(self.store.create, email, password_hash, name)
@@ -162,6 +192,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
+        address = self._address(context)
+        try:
+            self.address_limits.admit_login(address)
+        except Throttled as exc:
+            log.info("login throttled", reason=exc.message)
+            await _refuse_throttled(context, exc)
         email, password = request.email, request.password
         if not email and not password:
             email, password = await require_credentials(
@@ -169,26 +205,47 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 context,
                 "send email and password, or HTTP Basic credentials (curl -u email:password)",
             )
+        await _refuse_long(
+            context,
+            ("email", email, MAX_EMAIL_LENGTH),
+            ("password", password, MAX_PASSWORD_LENGTH),
+        )
         email = email.strip().lower()
-        address = client_address(context.invocation_metadata(), context.peer())
         try:
-            self.throttle.check(email, address)
-            user = await asyncio.to_thread(self.store.by_email, email)
-            matches = await self.hashing.run(partial(self._password_matches, user, password))
+            self.throttle.begin(email, address)
         except Throttled as exc:
             log.info("login throttled", reason=exc.message)
             await _refuse_throttled(context, exc)
+        try:
+            user = await asyncio.to_thread(self.store.by_email, email)
+            matches = await self.hashing.run(partial(self._password_matches, user, password))
+        except Throttled as exc:
+            self.throttle.abandoned(email, address)
+            log.info("login throttled", reason=exc.message)
+            await _refuse_throttled(context, exc)
+        except BaseException:
+            self.throttle.abandoned(email, address)
+            raise
         if user is None or not matches:
             self.throttle.failed(email, address)
             log.info("login refused")
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, BAD_CREDENTIALS)
-        self.throttle.succeeded(email)
+        self.throttle.succeeded(email, address)
         token, expires = self.tokens.issue(user.id, user.email)
         log.info("logged in", user_id=user.id)
         return auth_pb2.LoginResponse(
             token=token,
             token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
             expire_time=timestamp(expires),
+        )
+
+    def _address(self, context: grpc.aio.ServicerContext) -> str:
+        """The client address the per-address limits count under: the one an edge
+        established, believed from edges only (by certificate, over TLS)."""
+        return client_address(
+            context.invocation_metadata(),
+            context.peer(),
+            from_edge=from_edge(context, self.trust_domain),
         )
 
     def _password_matches(self, user: UserRecord | None, password: str) -> bool:
@@ -264,18 +321,27 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> UserRecord:
         """The caller's account once ``password`` is its password: counted like a login
         (a stolen token cannot guess it), PERMISSION_DENIED otherwise."""
-        address = client_address(context.invocation_metadata(), context.peer())
+        address = self._address(context)
         try:
-            self.throttle.check(claims.email, address)
+            self.throttle.begin(claims.email, address)
+        except Throttled as exc:
+            await _refuse_throttled(context, exc)
+        try:
             user = await asyncio.to_thread(self.store.by_id, claims.user_id)
             matches = await self.hashing.run(partial(self._password_matches, user, password))
         except Throttled as exc:
+            self.throttle.abandoned(claims.email, address)
             await _refuse_throttled(context, exc)
+        except BaseException:
+            self.throttle.abandoned(claims.email, address)
+            raise
         if user is None:
+            self.throttle.abandoned(claims.email, address)
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, ACCOUNT_GONE)
         if not matches:
             self.throttle.failed(claims.email, address)
             await abort(context, grpc.StatusCode.PERMISSION_DENIED, WRONG_PASSWORD)
+        self.throttle.succeeded(claims.email, address)
         return user
 
     def _user_revocation(self) -> tuple[float, float]:
@@ -330,6 +396,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ValidateToken(
         self, request: auth_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ValidateTokenResponse:
+        await _refuse_long(context, ("token", request.token, MAX_TOKEN_LENGTH))
         claims = await self._verified(request.token, context)
         return auth_pb2.ValidateTokenResponse(
             user_id=claims.user_id, email=claims.email, expire_time=timestamp(claims.expires)

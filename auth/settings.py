@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import limits
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from meshcore import defaults
 from meshcore.settings import (
     AUTH_ADDRESS,
     DatabaseSettings,
@@ -26,17 +27,34 @@ class AuthSettings(DatabaseSettings, TokenCheckSettings, GrpcServerSettings):
     jwt_previous_key_files: tuple[str, ...] = ()
     # How long a token is valid after login; then the user logs in again.
     token_ttl_seconds: int = 3600
-    # Failed logins allowed per account and per client address within a moving window
-    # (`limits` notation: "5/minute", "100 per hour"); past either, Login answers
-    # RESOURCE_EXHAUSTED saying when to try again. A good password clears the account's.
+    # Failed logins (counted from the moment an attempt is admitted, before its hash)
+    # within moving windows (`limits` notation: "5/minute", "100 per hour"), see
+    # docs/security.md. Per account from one client address, and per address over all
+    # accounts: past either, RESOURCE_EXHAUSTED saying when to try again; a good password
+    # clears its account's count from its address. Per account over all addresses: past
+    # it, addresses the account has not logged in from lately get one attempt per
+    # LOGIN_ACCOUNT_SLOWDOWN_SECONDS between them; the account's own addresses are not
+    # slowed (so guessing cannot lock its owner out).
     login_failures_per_email: str = "5/minute"
     login_failures_per_address: str = "20/minute"
-    # argon2 hashes (64 MiB each) running at once, and calls queued behind them; past
-    # both, Login and Register answer RESOURCE_EXHAUSTED at once.
+    login_failures_per_account: str = "20/hour"
+    login_account_slowdown_seconds: int = Field(10, gt=0)
+    # Login calls per client address and minute, and Register calls per client address
+    # and hour, whatever edge or URL they came through; past either RESOURCE_EXHAUSTED
+    # (HTTP 429) with retry-after, before anything is looked up or hashed.
+    login_requests_per_minute: int = Field(defaults.LOGIN_REQUESTS_PER_MINUTE, gt=0)
+    registrations_per_address_per_hour: int = Field(20, gt=0)
+    # Login's argon2 hashes (64 MiB each) running at once, and calls queued behind them;
+    # past both, Login answers RESOURCE_EXHAUSTED at once.
     hash_concurrency: int = 2
     hash_queue: int = 16
+    # Register's, in a pool of their own: registrations never take Login's hash slots.
+    register_hash_concurrency: int = 1
+    register_hash_queue: int = 4
 
-    @field_validator("login_failures_per_email", "login_failures_per_address")
+    @field_validator(
+        "login_failures_per_email", "login_failures_per_address", "login_failures_per_account"
+    )
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:
         limits.parse(value)  # ValueError naming the bad string

@@ -153,7 +153,10 @@ class Converter:
         # publishes finished jobs' JobFinished (the MP3 queue).
         self.event_publisher = event_publisher
         self.transcoder = Transcoder(
-            Deadline(settings.ffmpeg_timeout_base_seconds, settings.ffmpeg_timeout_per_media_second)
+            Deadline(
+                settings.ffmpeg_timeout_base_seconds, settings.ffmpeg_timeout_per_media_second
+            ),
+            settings.max_media_seconds,
         )
         # Removals of converted videos, after their jobs were announced.
         self._cleanup = ThreadPoolExecutor(1, thread_name_prefix="cleanup")

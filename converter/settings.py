@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+from pydantic import Field
+
 from meshcore.settings import BrokerSettings, MongoSettings, RetentionSettings
 
 
@@ -27,6 +29,10 @@ class ConverterSettings(MongoSettings, BrokerSettings, RetentionSettings):
     # stopped and the job retried (MP3 encoding runs at ~300x real time on one core here).
     ffmpeg_timeout_base_seconds: float = 60.0
     ffmpeg_timeout_per_media_second: float = 0.5
+    # A job's media may last this long at most: a longer video fails at once, and no
+    # video writes more MP3 than this (or than its declared duration) at the bitrate,
+    # whatever its header claims (converter/transcode.py OutputBound).
+    max_media_seconds: float = Field(6 * 3600.0, gt=0)
 
     @property
     def conversions(self) -> int:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moviepy.config import FFMPEG_BINARY
-from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
+from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
 
 POLL_SECONDS = 0.2
 # How often ffmpeg rewrites its -progress report.
@@ -57,6 +57,20 @@ KILL_AFTER_SECONDS = 2.0
 # ffmpeg exits with 255 when it stopped because it received SIGINT/SIGTERM/SIGQUIT.
 FFMPEG_SIGNALLED_EXIT = 255
 _RESOURCE_ERRORS = ("No space left on device", "Cannot allocate memory")
+# What ffmpeg may open, given before every input (the probe's too): local files only (no
+# network, no pipes, no data: URLs), and only the demuxers of video containers, so a
+# playlist (HLS, DASH), a concat script or an image sequence is refused, not followed.
+VIDEO_DEMUXERS = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,mxf,nut,rm,dv"
+INPUT_GUARDS = ("-protocol_whitelist", "file", "-format_whitelist", VIDEO_DEMUXERS)
+MP3_DEMUXER = "mp3"
+PROBE_TIMEOUT_SECONDS = 60.0
+# The default cap on a job's media: longer videos are refused before ffmpeg runs.
+MAX_MEDIA_SECONDS = 6 * 3600.0
+# An honest file's audio runs this much past what it declares, at most (encoder
+# padding, rounding); past it the output is cut and the job refused.
+DURATION_SLACK = 1.02
+DURATION_SLACK_SECONDS = 2.0
+MP3_SLACK_BYTES = 256 * 1024
 
 
 class Unconvertible(Exception):
@@ -93,18 +107,59 @@ class Deadline:
         return self.base_seconds + self.per_media_second * max(duration, 0.0)
 
 
-def probe(path: Path) -> MediaInfo:
+def probe(path: Path, demuxers: str = VIDEO_DEMUXERS) -> MediaInfo:
+    """What ffmpeg finds in ``path`` (MoviePy's parser of ``ffmpeg -i``), opened as a
+    local file by one of ``demuxers`` (INPUT_GUARDS; "mp3" for the converter's own
+    output)."""
+    guards = ["-protocol_whitelist", "file", "-format_whitelist", demuxers]
+    command = [FFMPEG_BINARY, "-hide_banner", "-nostdin", *guards, "-i", str(path)]
     try:
-        infos = ffmpeg_parse_infos(str(path))
-    except OSError as exc:
+        output = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_SECONDS,
+            check=False,
+        ).stderr.decode("utf8", errors="ignore")
+        infos = FFmpegInfosParser(output, str(path)).parse()
+    except subprocess.TimeoutExpired as exc:
+        raise Unconvertible("ffmpeg could not read the uploaded file in time") from exc
+    except Exception as exc:  # the parser's own errors: what it cannot parse is no video
         raise Unconvertible(
-            "the uploaded file is not a video ffmpeg can read (invalid or unsupported data)"
+            "the uploaded file is not a video ffmpeg can read (invalid or unsupported data,"
+            " or a playlist or script rather than a video)"
         ) from exc
     return MediaInfo(
         duration=float(infos.get("duration") or 0.0),
         has_video=bool(infos.get("video_found")),
         has_audio=bool(infos.get("audio_found")),
     )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
+
+
+@dataclass(frozen=True)
+class OutputBound:
+    """How much MP3 a job may write: its declared duration (at most the cap) with some
+    slack, as time (ffmpeg's ``-t``) and as bytes at the bitrate (``-fs``). A file whose
+    audio runs past what it declares is cut there and refused, so no file, however it
+    lies, writes more than ``max_media_seconds`` worth of MP3 to the work volume."""
+
+    seconds: float
+    bytes: int
+
+    @classmethod
+    def for_media(cls, duration: float, max_media_seconds: float, bitrate_kbps: int) -> OutputBound:
+        declared = duration if duration > 0 else max_media_seconds  # unknown: the cap
+        seconds = min(declared * DURATION_SLACK + DURATION_SLACK_SECONDS, max_media_seconds)
+        return cls(seconds, math.ceil(seconds * bitrate_kbps * 1000 / 8) + MP3_SLACK_BYTES)
+
+    def reached(self, written_seconds: float | None, size: int) -> bool:
+        return size >= self.bytes or (
+            written_seconds is not None and written_seconds >= self.seconds - 0.05
+        )
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -128,8 +183,11 @@ class Transcoder:
     """Runs ffmpeg for any number of threads at once and lets another thread (the signal
     handler) ask all of them to stop."""
 
-    def __init__(self, deadline: Deadline | None = None) -> None:
+    def __init__(
+        self, deadline: Deadline | None = None, max_media_seconds: float = MAX_MEDIA_SECONDS
+    ) -> None:
         self.deadline = deadline or Deadline()
+        self.max_media_seconds = max_media_seconds
         self._stopping = threading.Event()
 
     @property
@@ -163,10 +221,16 @@ class Transcoder:
             raise Unconvertible(
                 "the video has no audio track, so there is nothing to convert to MP3"
             )
-        limit = self.deadline.for_duration(source.duration)
+        if source.duration > self.max_media_seconds:
+            raise Unconvertible(
+                f"the video is {_hours(source.duration)} long; at most"
+                f" {_hours(self.max_media_seconds)} of media is converted"
+            )
+        bound = OutputBound.for_media(source.duration, self.max_media_seconds, bitrate_kbps)
+        limit = self.deadline.for_duration(bound.seconds)
         report = mp3.with_name(mp3.name + ".progress")
         errors = mp3.with_name(mp3.name + ".stderr")
-        command = _extract_command(video, mp3, report, bitrate_kbps, sample_rate, limit)
+        command = _extract_command(video, mp3, report, bitrate_kbps, sample_rate, limit, bound)
         with errors.open("wb") as stderr:
             self.check_stopping()
             process = subprocess.Popen(
@@ -183,8 +247,14 @@ class Transcoder:
         if returncode != 0:
             _raise_for_failure(returncode, stopped_by_us, limit, _last_line(errors))
         written = _media_seconds_done(report)
+        if bound.reached(written, mp3.stat().st_size if mp3.exists() else 0):
+            mp3.unlink(missing_ok=True)
+            raise Unconvertible(
+                f"the video's audio runs longer than the {_hours(source.duration)} it declares"
+                f" (cut at {_hours(bound.seconds)}); re-encode it and upload it again"
+            )
         if written is None:  # no final report (should not happen): ask ffmpeg
-            return probe(mp3)
+            return probe(mp3, MP3_DEMUXER)
         return MediaInfo(duration=round(written, 2), has_video=False, has_audio=True)
 
     def _wait(
@@ -250,9 +320,16 @@ class _ExitWatch:
 
 
 def _extract_command(
-    video: Path, mp3: Path, report: Path, bitrate_kbps: int, sample_rate: int, limit: float
+    video: Path,
+    mp3: Path,
+    report: Path,
+    bitrate_kbps: int,
+    sample_rate: int,
+    limit: float,
+    bound: OutputBound,
 ) -> list[str]:
-    """ffmpeg_extract_audio's command line, with a time limit and a progress report."""
+    """ffmpeg_extract_audio's command line, with a time limit, a progress report, the
+    input guards and the output bound."""
     return [
         FFMPEG_BINARY,
         "-y",
@@ -266,6 +343,7 @@ def _extract_command(
         str(report),
         "-stats_period",
         str(PROGRESS_PERIOD_SECONDS),
+        *INPUT_GUARDS,
         "-i",
         str(video),
         "-vn",
@@ -273,6 +351,10 @@ def _extract_command(
         f"{bitrate_kbps}k",
         "-ar",
         str(sample_rate),
+        "-t",
+        f"{bound.seconds:.3f}",
+        "-fs",
+        str(bound.bytes),
         str(mp3),
     ]
 

@@ -116,6 +116,7 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         # throttling tests set their own; the per-account one stays).
         "LOGIN_FAILURES_PER_ADDRESS": "100000/minute",
         "LOGIN_REQUESTS_PER_MINUTE": "100000",
+        "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "100000",
         # The broker-cut fault test uploads 20 videos at once from one account.
         "MAX_UPLOADS_PER_USER": "32",
         "PYTHONUNBUFFERED": "1",

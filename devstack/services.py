@@ -330,11 +330,24 @@ def service_stack(
 ) -> Iterator[ServiceStack]:
     """A private stack of ``services`` (Procfile names, in start order; default: all but
     Envoy), each started separately; torn down afterwards with its database and queues."""
+    with service_stack_with(var, services, {}, overrides) as stack:
+        yield stack
+
+
+@contextmanager
+def service_stack_with(
+    var: Path,
+    services: tuple[str, ...],
+    service_env: dict[str, dict[str, str]],
+    overrides: dict[str, str],
+) -> Iterator[ServiceStack]:
+    """:func:`service_stack` with ``service_env``: settings of one service only (each
+    service's own certificate, say)."""
     procfile = parse_procfile((ROOT / "Procfile").read_text())
     commands = {name: procfile.processes[name] for name in services}
     with temp_database("mp3mesh_faults") as database_url:
         env = stack_env(var, database_url, **{**FAULT_SETTINGS, **overrides})
-        stack = ServiceStack(env=env, var=var, commands=commands)
+        stack = ServiceStack(env=env, var=var, commands=commands, service_env=dict(service_env))
         try:
             for name in services:
                 stack.start(name)

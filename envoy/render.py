@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import json
 import os
 import re
@@ -50,11 +51,15 @@ GRPC_CODE_FOR_HTTP_STATUS: dict[int, tuple[int, str]] = {
     504: (4, "DEADLINE_EXCEEDED"),
 }
 UNKNOWN_CODE = 2
+# Envoy's own words for an upstream it could not reach or that broke off ("upstream
+# connect error or disconnect/reset before headers. reset reason: ..., transport failure
+# reason: TLS_error: ... CERTIFICATE_VERIFY_FAILED") describe the mesh's insides: its
+# replies of these statuses say what the shim says instead (shim/errors.py
+# BACKEND_UNREACHABLE; tests/integration/test_envoy_config.py checks they agree).
+UNREACHABLE_STATUSES = (502, 503, 504)
+BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 HEALTH = "/(healthz|readyz)"
 NOT_READY = "not ready: draining, or no healthy AuthService or FileService host"
-LOGIN_THROTTLED = "too many login attempts from your address; try again in a minute"
-# What the login throttle counts: the REST login paths and native gRPC Login.
-LOGIN_PATHS = r"(/login|/v1/sessions|/mp3mesh\.auth\.v1\.AuthService/Login)(\?.*)?"
 # GET /health's answer when the gateway, which serves it, cannot be reached (the shim's
 # GATEWAY_UNREACHABLE_HEALTH; tests/integration/test_envoy_config.py checks they agree).
 GATEWAY_UNREACHABLE_HEALTH = {
@@ -119,7 +124,7 @@ DEFAULTS = {
     # The shim, for multipart uploads and the web page (unset: SHIM_LISTEN_HOST:SHIM_PORT).
     "SHIM_ADDRESS": f"{MESH.SHIM_LISTEN_HOST}:{MESH.SHIM_PORT}",
     "MAX_UPLOAD_BYTES": str(MESH.MAX_UPLOAD_BYTES),
-    "LOGIN_REQUESTS_PER_MINUTE": str(MESH.LOGIN_REQUESTS_PER_MINUTE),
+    "ENVOY_TRUSTED_PROXY_HOPS": "0",
     "JWT_ISSUER": MESH.JWT_ISSUER,
     "JWT_AUDIENCE": MESH.JWT_AUDIENCE,
 }
@@ -132,7 +137,9 @@ FALLBACKS = {
 }
 SHIM_FALLBACKS = ("SHIM_LISTEN_HOST", "SHIM_PORT")
 # TLS: the listener's certificate (HTTPS for clients), and the mesh's CA, certificate and
-# key for mTLS to the gRPC services (the same variables the services read). Unset: plaintext.
+# key for mTLS to the gRPC services (the same variables the services read), and the names
+# the services' certificates must carry (AUTH_TLS_NAME, GATEWAY_TLS_NAME; default: the
+# hosts of their addresses). Unset: plaintext.
 LISTENER_TLS = ("ENVOY_TLS_CERT_FILE", "ENVOY_TLS_KEY_FILE")
 UPSTREAM_TLS = ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")
 # Every environment variable the renderer reads.
@@ -146,6 +153,8 @@ ENV_NAMES = frozenset(
         "ENVOY_DESCRIPTOR",
         *LISTENER_TLS,
         *UPSTREAM_TLS,
+        "AUTH_TLS_NAME",
+        "GATEWAY_TLS_NAME",
     ]
 )
 
@@ -278,24 +287,6 @@ def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
             },
         )
     ]
-    mappers.append(
-        (
-            "the login throttle's 429 (local_ratelimit): 8 RESOURCE_EXHAUSTED",
-            {
-                "filter": {
-                    "and_filter": {
-                        "filters": [
-                            _status_is("EQ", 429, "login"),
-                            _header(":path", string_match={"safe_regex": {"regex": LOGIN_PATHS}}),
-                            not_native_grpc,
-                        ]
-                    }
-                },
-                "body": {"inline_string": LOGIN_THROTTLED},
-                "body_format_override": _status_json(8),
-            },
-        )
-    )
     mappers.extend(_jwt_mappers(not_native_grpc))
     mappers.append(
         (
@@ -316,16 +307,22 @@ def local_reply_mappers() -> list[tuple[str, dict[str, Any]]]:
         )
     )
     for status, (code, name) in sorted(GRPC_CODE_FOR_HTTP_STATUS.items()):
+        mapper: dict[str, Any] = {
+            "filter": {
+                "and_filter": {"filters": [_status_is("EQ", status, str(status)), not_native_grpc]}
+            },
+            "body_format_override": _status_json(code),
+        }
+        if status in UNREACHABLE_STATUSES:
+            mapper["body"] = {"inline_string": BACKEND_UNREACHABLE}
+        mappers.append((f"HTTP {status}: {code} {name}", mapper))
+    for status in UNREACHABLE_STATUSES:  # native gRPC: the words become grpc-message
         mappers.append(
             (
-                f"HTTP {status}: {code} {name}",
+                f"HTTP {status}, native gRPC: the upstream failure in the shim's words",
                 {
-                    "filter": {
-                        "and_filter": {
-                            "filters": [_status_is("EQ", status, str(status)), not_native_grpc]
-                        }
-                    },
-                    "body_format_override": _status_json(code),
+                    "filter": _status_is("EQ", status, f"{status}_grpc"),
+                    "body": {"inline_string": BACKEND_UNREACHABLE},
                 },
             )
         )
@@ -364,23 +361,40 @@ def _tls_files(env: Mapping[str, str], names: tuple[str, ...]) -> list[str] | No
     return files
 
 
-def _tls_socket(context: str, cert: str, key: str, ca: str | None = None) -> str:
-    """A transport_socket line (one JSON flow mapping) for the template."""
+def _san_matcher(name: str) -> dict[str, Any]:
+    """The upstream certificate must carry ``name``: an IP address SAN for an address, a
+    DNS SAN otherwise."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return {"san_type": "DNS", "matcher": {"exact": name}}
+    return {"san_type": "IP_ADDRESS", "matcher": {"exact": name}}
+
+
+def _tls_socket(
+    context: str, cert: str, key: str, ca: str | None = None, server_name: str | None = None
+) -> str:
+    """A transport_socket line (one JSON flow mapping) for the template. Upstream (with
+    ``ca``): the server's certificate must be the CA's and name ``server_name``, which
+    is also sent as SNI."""
     common: dict[str, Any] = {
         "tls_certificates": [
             {"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}
         ],
         "alpn_protocols": ["h2"] if ca else ["h2", "http/1.1"],
     }
+    typed: dict[str, Any] = {
+        "@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{context}",
+    }
     if ca:
         common["validation_context"] = {"trusted_ca": {"filename": ca}}
-    socket = {
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{context}",
-            "common_tls_context": common,
-        },
-    }
+        if server_name:
+            common["validation_context"]["match_typed_subject_alt_names"] = [
+                _san_matcher(server_name)
+            ]
+            typed["sni"] = server_name
+    typed["common_tls_context"] = common
+    socket = {"name": "envoy.transport_sockets.tls", "typed_config": typed}
     return f"transport_socket: {json.dumps(socket)}"
 
 
@@ -398,9 +412,12 @@ def _self_host(listen: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen, listen)  # noqa: S104
 
 
-def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
+def tls_lines(env: Mapping[str, str], upstream_names: Mapping[str, str]) -> dict[str, str]:
+    """The TLS lines of the template; ``upstream_names``: template key (AUTH_UPSTREAM_TLS,
+    GATEWAY_UPSTREAM_TLS) -> the name that upstream's certificate must carry."""
     listener = _tls_files(env, LISTENER_TLS)
     upstream = _tls_files(env, UPSTREAM_TLS)
+    plaintext = "# plaintext gRPC: TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE unset"
     return {
         "SELF_SCHEME": "https" if listener else "http",
         # Itself over loopback: nothing to verify, only to speak the listener's TLS.
@@ -410,9 +427,12 @@ def tls_lines(env: Mapping[str, str]) -> dict[str, str]:
         "LISTENER_TLS": _tls_socket("DownstreamTlsContext", *listener)
         if listener
         else "# plaintext listener: ENVOY_TLS_CERT_FILE and ENVOY_TLS_KEY_FILE unset",
-        "UPSTREAM_TLS": _tls_socket("UpstreamTlsContext", upstream[1], upstream[2], upstream[0])
-        if upstream
-        else "# plaintext gRPC: TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE unset",
+        **{
+            key: _tls_socket("UpstreamTlsContext", upstream[1], upstream[2], upstream[0], name)
+            if upstream
+            else plaintext
+            for key, name in upstream_names.items()
+        },
     }
 
 
@@ -475,12 +495,12 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
     auth_host, auth_port = _host_port("AUTH_ADDRESS", get("AUTH_ADDRESS"))
     gw_host, gw_port = _host_port("GATEWAY_ADDRESS", get("GATEWAY_ADDRESS"))
     shim_host, shim_port = _host_port("SHIM_ADDRESS", get("SHIM_ADDRESS"))
+    hops = get("ENVOY_TRUSTED_PROXY_HOPS")
+    if not hops.isdigit() or int(hops) > 10:
+        raise ConfigError(f"ENVOY_TRUSTED_PROXY_HOPS={hops!r} is not a count of proxies (0-10)")
     limit = get("MAX_UPLOAD_BYTES")
     if not limit.isdigit() or not 0 < int(limit) < INT64_MAX:
         raise ConfigError(f"MAX_UPLOAD_BYTES={limit!r} is not a positive byte count")
-    logins = get("LOGIN_REQUESTS_PER_MINUTE")
-    if not logins.isdigit() or not 0 < int(logins) < 2**32:
-        raise ConfigError(f"LOGIN_REQUESTS_PER_MINUTE={logins!r} is not a positive count")
     descriptor = Path(env.get("ENVOY_DESCRIPTOR") or DEFAULT_DESCRIPTOR).resolve()
     if not _HOST.match(descriptor.name) or any(c in str(descriptor) for c in " :#'\"{}[],&*"):
         raise ConfigError(f"ENVOY_DESCRIPTOR={descriptor} needs a plain path")
@@ -496,8 +516,8 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
         "SHIM_HOST": shim_host,
         "SHIM_PORT": str(shim_port),
         "MAX_UPLOAD_BYTES": str(int(limit)),
+        "ENVOY_TRUSTED_PROXY_HOPS": str(int(hops)),
         "MAX_UPLOAD_BYTES_PLUS_ONE": str(int(limit) + 1),
-        "LOGIN_REQUESTS_PER_MINUTE": str(int(logins)),
         "ENVOY_DESCRIPTOR": str(descriptor),
         "JWT_ISSUER": _claim("JWT_ISSUER", get("JWT_ISSUER")),
         "JWT_AUDIENCE": _claim("JWT_AUDIENCE", get("JWT_AUDIENCE")),
@@ -506,10 +526,16 @@ def values(env: Mapping[str, str]) -> dict[str, str]:
 
 def render(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    subs = values(env) | tls_lines(env)
+    subs = values(env)
+    names = {
+        "AUTH_UPSTREAM_TLS": _host("AUTH_TLS_NAME", env.get("AUTH_TLS_NAME") or subs["AUTH_HOST"]),
+        "GATEWAY_UPSTREAM_TLS": _host(
+            "GATEWAY_TLS_NAME", env.get("GATEWAY_TLS_NAME") or subs["GATEWAY_HOST"]
+        ),
+    }
+    subs |= tls_lines(env, names)
     subs["SELF_HOST"] = _self_host(subs["ENVOY_LISTEN_ADDRESS"])
     subs["LOCAL_REPLY_MAPPERS"] = _mappers_yaml(" " * 20)
-    subs["LOGIN_PATHS"] = json.dumps(LOGIN_PATHS)
     subs["METRICS_LISTENER"] = _metrics_listener_yaml(
         subs["ENVOY_LISTEN_ADDRESS"], subs["ENVOY_METRICS_PORT"], " " * 4
     )

@@ -59,7 +59,9 @@ async def run(settings: GatewaySettings) -> None:
     sweeping = asyncio.create_task(housekeeping.run())
     event_subscriber = JobEventSubscriber(settings.amqp_url, settings.job_events_exchange)
     await event_subscriber.start()
-    auth_channel = service_channel(settings.auth_address, tls.channel_credentials(settings))
+    auth_channel = service_channel(
+        settings.auth_address, tls.channel_credentials(settings), settings.auth_tls_name
+    )
     servicer = FileServicer(
         store,
         relay,
@@ -112,6 +114,8 @@ async def run(settings: GatewaySettings) -> None:
         credentials=tls.server_credentials(settings),
         reflection_on=settings.reflection,
         drain_delay=settings.drain_delay_seconds,
+        trust_domain=settings.tls_trust_domain,
+        health_port=settings.grpc_health_port,
     )
 
 

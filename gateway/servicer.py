@@ -22,6 +22,7 @@ from gateway.store import FileStore
 from gateway.upload import UploadRefused, receive_video
 from meshcore import gridfs_io, jobs, tracing
 from meshcore.grpc_server import abort
+from meshcore.limits import MAX_ID_LENGTH, too_long
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
 log = structlog.get_logger()
@@ -71,6 +72,8 @@ def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
 async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:
     if not value:
         await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} is required")
+    if message := too_long(what, value, MAX_ID_LENGTH):  # not echoed back
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{message}: not a valid id")
     try:
         return ObjectId(value)
     except (InvalidId, TypeError):

@@ -18,9 +18,14 @@ import grpc
 
 from gateway.metrics import UPLOAD_BYTES
 from meshcore import gridfs_io
+from meshcore.limits import (
+    MAX_CONTENT_TYPE_LENGTH,
+    MAX_FILENAME_LENGTH,
+    SHA256_HEX_LENGTH,
+    too_long,
+)
 from mp3mesh.files.v1 import files_pb2
 
-MAX_FILENAME_LENGTH = 255
 DEFAULT_FILENAME = "video"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -79,16 +84,20 @@ async def receive_video(
 
 
 def _name_and_type(first: files_pb2.UploadRequest) -> tuple[str, str]:
-    filename = first.metadata.filename or DEFAULT_FILENAME
-    if len(filename) > MAX_FILENAME_LENGTH:
-        raise UploadRefused(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"filename is longer than {MAX_FILENAME_LENGTH} characters",
-        )
-    content_type = (
-        first.metadata.content_type or first.http_body.content_type or DEFAULT_CONTENT_TYPE
-    )
-    return filename, content_type
+    """The file name and content type, each within its bound (the sha256 too, which is
+    checked against the content at the end)."""
+    metadata = first.metadata
+    content_type = metadata.content_type or first.http_body.content_type
+    # Over REST the content type is the request's Content-Type header (HttpBody's).
+    type_field = "metadata.content_type" if metadata.content_type else "Content-Type"
+    for field, value, limit in (
+        ("metadata.filename", metadata.filename, MAX_FILENAME_LENGTH),
+        (type_field, content_type, MAX_CONTENT_TYPE_LENGTH),
+        ("metadata.sha256", metadata.sha256, SHA256_HEX_LENGTH),
+    ):
+        if message := too_long(field, value, limit):
+            raise UploadRefused(grpc.StatusCode.INVALID_ARGUMENT, message)
+    return metadata.filename or DEFAULT_FILENAME, content_type or DEFAULT_CONTENT_TYPE
 
 
 def _check_declared(video: ReceivedVideo, declared: files_pb2.UploadMetadata) -> None:

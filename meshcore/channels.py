@@ -27,10 +27,17 @@ CHANNEL_OPTIONS = [
 
 
 def service_channel(
-    address: str, credentials: grpc.ChannelCredentials | None = None
+    address: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    server_name: str | None = None,
 ) -> grpc.aio.Channel:
     """A channel to another service at ``address`` (``host:port``, any gRPC target):
-    over TLS with ``credentials`` (meshcore.tls.channel_credentials), else plaintext."""
+    over TLS with ``credentials`` (meshcore.tls.channel_credentials), else plaintext.
+    Over TLS the server's certificate must name ``server_name`` (a DNS SAN), which is
+    also sent as SNI; unset, the host of ``address``, as gRPC checks by default."""
     if credentials is None:
         return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-    return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+    options = list(CHANNEL_OPTIONS)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.aio.secure_channel(address, credentials, options=options)

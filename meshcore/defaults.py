@@ -20,7 +20,8 @@ SHIM_PORT = 8080
 # stored; RESOURCE_EXHAUSTED at the gateway) and nothing of it is kept.
 MAX_UPLOAD_BYTES = 2 * 1024**3
 
-# Login requests one client address may make per minute at either edge before 429.
+# Login calls one client address may make per minute (auth counts them on the method,
+# whatever edge or path they came through) before RESOURCE_EXHAUSTED / 429.
 LOGIN_REQUESTS_PER_MINUTE = 30
 
 # The tokens auth issues: who signs them and for whom (Envoy's jwt_authn checks both).

@@ -23,6 +23,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from meshcore import limits
+from meshcore.identity import CallerAuthorization
+from meshcore.internal_errors import InternalErrorInterceptor
 from meshcore.metrics import RpcMetricsInterceptor
 from meshcore.store_errors import StoreOutageInterceptor
 from meshcore.tracing import ServerTracing
@@ -96,18 +98,25 @@ async def serve(
     credentials: grpc.ServerCredentials | None = None,
     reflection_on: bool = True,
     drain_delay: float = 0.0,
+    trust_domain: str = "mp3mesh",
+    health_port: int = 0,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
-    caller also reads (a new one by default); ``credentials``: TLS (meshcore.tls), else
-    plaintext; ``drain_delay``: how long to keep serving NOT_SERVING (a second signal
-    cuts it short)."""
+    caller also reads (a new one by default); ``credentials``: mTLS (meshcore.tls), and
+    then every call's caller is checked by its certificate (meshcore.identity, SPIFFE ids
+    in ``trust_domain``), else plaintext. ``drain_delay``: how long to keep serving
+    NOT_SERVING (a second signal cuts it short). ``health_port``: a plaintext port serving
+    the health checks alone (kubelet's gRPC probes speak no TLS)."""
     # Metrics first, so they count the status the client gets; then the call's span, so
-    # what the other interceptors do (the token check) is part of it; the store outage
-    # check last, closest to the servicer, so a store outage becomes UNAVAILABLE.
+    # what the other interceptors do (the token check) is part of it, and an unexpected
+    # error's INTERNAL answer names its trace; the store outage check last, closest to
+    # the servicer, so a store outage becomes UNAVAILABLE.
     server = grpc.aio.server(
         interceptors=[
             RpcMetricsInterceptor(),
             ServerTracing(),
+            InternalErrorInterceptor(),
+            *([CallerAuthorization(trust_domain)] if credentials is not None else []),
             *interceptors,
             StoreOutageInterceptor(),
         ],
@@ -137,6 +146,14 @@ async def serve(
     )
     if port == 0:
         raise RuntimeError(f"cannot bind {address}")
+    health_only = None
+    if health_port:
+        health_only = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        host = address.rsplit(":", 1)[0]
+        if health_only.add_insecure_port(f"{host}:{health_port}") == 0:
+            raise RuntimeError(f"cannot bind {host}:{health_port}")
+        await health_only.start()
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -161,6 +178,8 @@ async def serve(
             await asyncio.wait_for(signals.get(), drain_delay)
     log.info("stopping", grace_seconds=grace)
     await server.stop(grace)
+    if health_only is not None:
+        await health_only.stop(0)
     if on_stop is not None:
         await on_stop()
     log.info("stopped")

@@ -24,3 +24,22 @@ UPLOAD_MESSAGE_BYTES = 256 * KIB
 
 # JSON request bodies are small (credentials); a bigger one is refused, not read.
 MAX_JSON_BODY_BYTES = 1 * MIB
+
+# Every string a client sends is bounded; longer is INVALID_ARGUMENT naming the field
+# (the proto comments say the same). An email address: RFC 5321's 254.
+MAX_EMAIL_LENGTH = 254
+MAX_PASSWORD_LENGTH = 1024
+MAX_DISPLAY_NAME_LENGTH = 200
+MAX_FILENAME_LENGTH = 255
+# type "/" subtype, 127 each (RFC 6838), with a few parameters.
+MAX_CONTENT_TYPE_LENGTH = 255
+SHA256_HEX_LENGTH = 64
+# Object ids are 24 hexadecimal characters; a longer value is not echoed back.
+MAX_ID_LENGTH = 64
+# A bearer token (a JWT of ours is about 400 characters).
+MAX_TOKEN_LENGTH = 4096
+
+
+def too_long(field: str, value: str, limit: int) -> str | None:
+    """The INVALID_ARGUMENT message when ``value`` is over ``limit`` characters, else None."""
+    return f"{field} is longer than {limit} characters" if len(value) > limit else None

@@ -209,6 +209,9 @@ class GrpcTlsSettings(RuntimeSettings):
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Each certificate names its service as spiffe://TLS_TRUST_DOMAIN/<service> (a URI
+    # SAN); servers authorize callers by it, per method (meshcore/identity.py).
+    tls_trust_domain: str = "mp3mesh"
     # Production only: plaintext gRPC is allowed because something else (a
     # service mesh's sidecars) encrypts it.
     allow_plaintext_grpc: bool = False
@@ -246,6 +249,10 @@ class GrpcServerSettings(GrpcTlsSettings):
     # than a balancer needs to notice: Envoy checks every 5 s and drops a host after two
     # failed checks (envoy/envoy.yaml.tmpl). 0 locally, where nothing balances.
     drain_delay_seconds: float = 0.0
+    # A plaintext port on the same host that serves grpc.health.v1 and nothing else:
+    # kubelet's gRPC probes speak no TLS (the service port asks for a certificate when
+    # TLS is on). 0: none.
+    grpc_health_port: int = 0
 
     @property
     def reflection(self) -> bool:
@@ -257,6 +264,9 @@ class AuthClientSettings(GrpcTlsSettings):
 
     # host:port of AuthService as this process reaches it (a Service in Kubernetes).
     auth_address: str = AUTH_ADDRESS
+    # Over TLS: the name auth's certificate must carry (a DNS SAN), also sent as SNI.
+    # Unset: the host of AUTH_ADDRESS.
+    auth_tls_name: str | None = None
 
 
 class TokenCheckSettings(BrokerSettings):
@@ -293,6 +303,9 @@ class GatewayClientSettings(GrpcTlsSettings):
 
     # host:port of FileService as this process reaches it (a Service in Kubernetes).
     gateway_address: str = GATEWAY_ADDRESS
+    # Over TLS: the name the gateway's certificate must carry (DNS SAN, and SNI). Unset:
+    # the host of GATEWAY_ADDRESS.
+    gateway_tls_name: str | None = None
 
 
 class UploadLimitSettings(RuntimeSettings):

@@ -5,7 +5,8 @@
 # stopped). What Debian must provide is worked out first and installed in one go as root;
 # as another user, one message names all of it and nothing is changed.
 # With --test it also needs ffprobe (the tests check MP3s with it), libfaketime (a fault
-# test skews one service's clock), Debian's chromium
+# test skews one service's clock), nginx and iproute2 (a proxy in front of Envoy, and
+# clients in network namespaces of their own: tests/e2e/test_client_address.py), Debian's chromium
 # (the web page's test drives it with playwright) and the container tools
 # (scripts/container_tools.sh: the k8s smoke test's pods).
 set -euo pipefail
@@ -44,6 +45,9 @@ if [[ $for_tests == 1 ]]; then
   ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(faketime)
   # playwright's own browser download does not work everywhere: the tests use Debian's.
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  # A real reverse proxy in front of Envoy, and clients with addresses of their own.
+  [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+  command -v ip >/dev/null || missing+=(iproute2)
   read -ra container_tools <<<"$(scripts/container_tools.sh --missing)"
   missing+=("${container_tools[@]}")
 fi

@@ -19,6 +19,9 @@ def main() -> None:
         host=settings.shim_listen_host,
         port=settings.shim_port,
         log_config=None,  # keep the logging meshcore.logs set up
+        # The client address is the connection's, never an X-Forwarded-For a client can
+        # write (uvicorn would believe one from 127.0.0.1 by default).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

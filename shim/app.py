@@ -30,8 +30,10 @@ from starlette.types import Receive, Scope, Send
 
 from meshcore import tls, tracing
 from meshcore.channels import service_channel
+from meshcore.client_address import CLIENT_ADDRESS_KEY
 from meshcore.credentials import bearer_token
 from meshcore.grpc_server import STREAM_ACCEPTED
+from meshcore.internal_errors import internal_message, trace_id
 from meshcore.limits import MAX_JSON_BODY_BYTES
 from meshcore.revocations import RevocationFeed
 from meshcore.tokens import MISSING, InvalidToken
@@ -47,7 +49,6 @@ from shim.request import build_request, message_class
 from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from shim.settings import ShimSettings
 from shim.telemetry import RPC_SCOPE_KEY, HttpTelemetry
-from shim.throttle import LoginLimit
 
 log = structlog.get_logger()
 
@@ -67,7 +68,6 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # for Login) and request ids. Others (Host, Content-Length...) mean nothing to gRPC. The
 # trace context goes on too, as the request's own span (shim/telemetry.py).
 FORWARDED_HEADERS = ("authorization", "x-request-id")
-LOGIN = AUTH_SERVICE.methods_by_name["Login"]
 # Checked without the revocations, as auth does: logging out twice is no error.
 LOGOUT = AUTH_SERVICE.methods_by_name["Logout"]
 USER_AUTH_METHODS = ("WhoAmI", "Logout", "ChangePassword", "DeleteAccount")
@@ -104,19 +104,21 @@ class RestBridge:
         router: Router,
         addresses: Mapping[ServiceDescriptor, str],
         *,
+        server_names: Mapping[ServiceDescriptor, str | None] | None = None,
         max_upload_bytes: int,
         call_timeout: float,
-        login_limit: LoginLimit,
         probed: Sequence[ServiceDescriptor] = (),
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         """``probed``: the services /healthz asks (default: every one in ``addresses``)."""
         self.router = router
         self.addresses = {service.full_name: address for service, address in addresses.items()}
+        self.server_names = {
+            service.full_name: name for service, name in (server_names or {}).items()
+        }
         self.probed = [service.full_name for service in probed] or list(self.addresses)
         self.max_upload_bytes = max_upload_bytes
         self.call_timeout = call_timeout
-        self.login_limit = login_limit
         self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
         # Checks the tokens of USER_METHODS' calls; None leaves it to the backends.
@@ -125,7 +127,7 @@ class RestBridge:
     def open(self) -> None:
         """Open the channels; inside the event loop, as grpc.aio wants."""
         self._channels = {
-            service: service_channel(address, self.credentials)
+            service: service_channel(address, self.credentials, self.server_names.get(service))
             for service, address in self.addresses.items()
         }
 
@@ -153,8 +155,6 @@ class RestBridge:
             )
         request.scope[RPC_SCOPE_KEY] = match.route.grpc_path.lstrip("/")
         try:
-            if match.route.method == LOGIN:
-                self.login_limit.admit(request.client.host if request.client else "")
             if match.route.streams_request_body:
                 # Before the token, as Envoy answers: an upload over the limit is 413
                 # whoever sends it.
@@ -173,6 +173,10 @@ class RestBridge:
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
+        except Exception:
+            trace = trace_id()
+            log.exception("unexpected error", path=path, trace_id=trace)
+            return error_response(grpc.StatusCode.INTERNAL, internal_message(trace))
 
     async def _check_token(self, request: Request, *, revocations: bool) -> None:
         """HttpError (401, or 503 when nothing can be checked yet) unless the bearer
@@ -296,7 +300,9 @@ def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
     ]
     metadata.extend(tracing.carrier().items())
     if request.client is not None:
-        metadata.append(("x-forwarded-for", request.client.host))
+        # The connection's address (uvicorn runs without proxy headers): auth counts
+        # logins and registrations per address.
+        metadata.append((CLIENT_ADDRESS_KEY, request.client.host))
     return metadata
 
 
@@ -397,9 +403,13 @@ def create_app(settings: ShimSettings) -> Starlette:
             FILE_SERVICE: settings.gateway_address,
             MESH_HEALTH_SERVICE: settings.gateway_address,
         },
+        server_names={
+            AUTH_SERVICE: settings.auth_tls_name,
+            FILE_SERVICE: settings.gateway_tls_name,
+            MESH_HEALTH_SERVICE: settings.gateway_tls_name,
+        },
         max_upload_bytes=settings.max_upload_bytes,
         call_timeout=settings.call_timeout_seconds,
-        login_limit=LoginLimit(settings.login_requests_per_minute),
         probed=(AUTH_SERVICE, FILE_SERVICE),
         credentials=tls.channel_credentials(settings),
     )

@@ -15,6 +15,7 @@ import structlog
 from google.rpc import status_pb2
 from starlette.responses import Response
 
+from meshcore.internal_errors import INTERNAL_MESSAGE, internal_message, trace_id
 from shim.jsonpb import json_bytes
 
 log = structlog.get_logger()
@@ -87,13 +88,24 @@ def error_response(
     )
 
 
+# Codes whose text may be an exception's or gRPC's own, unless a mesh server wrote it.
+_INTERNAL_CODES = frozenset(
+    {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+)
+
+
 def backend_message(exc: grpc.aio.AioRpcError) -> str:
     """The backend's message for the client; the channel's own failure text, which names
-    hosts, goes to the log instead (the mesh's servers never name one)."""
+    hosts, goes to the log instead (the mesh's servers never name one), and so does any
+    INTERNAL or UNKNOWN text a mesh server did not write (meshcore.internal_errors)."""
     details = exc.details() or ""
     if exc.code() == grpc.StatusCode.UNAVAILABLE and _CHANNEL_FAILURE.search(details):
         log.warning("backend unreachable", details=details)
         return BACKEND_UNREACHABLE
+    if exc.code() in _INTERNAL_CODES and not details.startswith(INTERNAL_MESSAGE):
+        trace = trace_id()
+        log.warning("backend error", code=exc.code().name, details=details, trace_id=trace)
+        return internal_message(trace)
     return details
 
 

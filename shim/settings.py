@@ -15,5 +15,3 @@ class ShimSettings(AuthVerifierSettings, GatewayClientSettings, UploadLimitSetti
     shim_port: int = defaults.SHIM_PORT
     # Deadline of unary calls; streams (upload, download, watch) run as long as they need.
     call_timeout_seconds: float = 30.0
-    # Logins per client address and minute before 429 (Envoy's login_throttle reads it too).
-    login_requests_per_minute: int = defaults.LOGIN_REQUESTS_PER_MINUTE

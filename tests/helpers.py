@@ -3,7 +3,9 @@ for a condition, ffprobe, Envoy's renderer and the environment each process read
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
+import ipaddress
 import json
 import subprocess
 import sys
@@ -13,12 +15,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import grpc
 import jwt
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devstack.config import ROOT, SERVICE_SETTINGS
+from meshcore.client_address import CLIENT_ADDRESS_KEY
 from meshcore.settings import env_names
 from meshcore.tokens import key_id
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
 def envoy_renderer() -> ModuleType:
@@ -74,3 +84,57 @@ def ffprobe(path: Path) -> dict:
         text=True,
     ).stdout
     return json.loads(out)
+
+
+def service_certificate(
+    ca: trustme.CA, directory: Path, service: str | None, *names: str
+) -> dict[str, str]:
+    """A certificate of ``ca`` for ``service`` (its SPIFFE id spiffe://mp3mesh/<service>,
+    and the DNS names ``names`` or the service's name, and 127.0.0.1), for server and
+    client use; None: one naming no service. TLS_CERT_FILE and TLS_KEY_FILE settings."""
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    label = service or "nobody"
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in (names or (label,))]
+    sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    if service:
+        sans.append(x509.UniformResourceIdentifier(f"spiffe://mp3mesh/{service}"))
+    now = dt.datetime.now(dt.UTC)
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = directory / f"{label}.crt", directory / f"{label}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return {"TLS_CERT_FILE": str(cert_file), "TLS_KEY_FILE": str(key_file)}
+
+
+def login_from(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, address: str) -> str:
+    """Login as an edge calls it for a client at ``address``: "OK" or the status's name."""
+    try:
+        stub.Login(
+            auth_pb2.LoginRequest(email=email, password=password),
+            metadata=((CLIENT_ADDRESS_KEY, address),),
+            timeout=120,
+        )
+    except grpc.RpcError as exc:
+        return exc.code().name  # type: ignore[attr-defined, no-any-return]
+    return "OK"

@@ -18,6 +18,7 @@ import pytest
 from cli.client import MeshClient
 from devstack import ServiceStack, service_stack
 from meshcore import gridfs_io
+from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
@@ -57,7 +58,7 @@ def test_a_server_refuses_calls_past_its_concurrency_limit(mesh: ServiceStack) -
             try:
                 auth_pb2_grpc.AuthServiceStub(channel).Login(
                     auth_pb2.LoginRequest(email=f"c{i}@example.com", password="guess"),
-                    metadata=(("x-forwarded-for", f"192.0.2.{i}"),),
+                    metadata=((CLIENT_ADDRESS_KEY, f"192.0.2.{i}"),),
                     timeout=120,
                 )
             except grpc.RpcError as exc:

@@ -20,38 +20,52 @@ import trustme
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cli.client import channel
-from devstack import PASSWORD, ROOT, ServiceStack, service_stack
+from devstack import PASSWORD, ROOT, ServiceStack
+from devstack.services import service_stack_with
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from tests.helpers import service_certificate
 
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The mesh's CA, one certificate for the services (server and client use), one for
-    Envoy's listener; PEM files."""
+    """The mesh's CA, Envoy's certificate (spiffe://mp3mesh/envoy, the stack's: the tests'
+    own calls come as an edge's), one for Envoy's listener; PEM files. auth, the gateway
+    and the shim get their own (:func:`per_service`)."""
     d = tmp_path_factory.mktemp("pki")
     ca = trustme.CA(organization_name="mp3mesh test CA")
-    mesh = ca.issue_cert("127.0.0.1", "localhost", common_name="mp3mesh services")
     edge = ca.issue_cert("127.0.0.1", "localhost", common_name="mp3mesh edge")
     files = {
         "TLS_CA_FILE": ca.cert_pem,
-        "TLS_CERT_FILE": mesh.cert_chain_pems[0],
-        "TLS_KEY_FILE": mesh.private_key_pem,
         "ENVOY_TLS_CERT_FILE": edge.cert_chain_pems[0],
         "ENVOY_TLS_KEY_FILE": edge.private_key_pem,
     }
     for name, blob in files.items():
         blob.write_to_path(str(d / f"{name.lower()}.pem"))
-    return {name: str(d / f"{name.lower()}.pem") for name in files}
+    paths = {name: str(d / f"{name.lower()}.pem") for name in files}
+    CAS[paths["TLS_CA_FILE"]] = ca
+    return {**paths, **service_certificate(ca, d, "envoy")}
+
+
+# The CA of each certificates fixture, by its file: per_service issues more.
+CAS: dict[str, trustme.CA] = {}
+
+
+def per_service(certificates: dict[str, str], directory: Path) -> dict[str, dict[str, str]]:
+    """auth's, the gateway's and the shim's own certificates, of the stack's CA."""
+    ca = CAS[certificates["TLS_CA_FILE"]]
+    return {name: service_certificate(ca, directory, name) for name in ("auth", "gateway", "shim")}
 
 
 @pytest.fixture(scope="module")
 def mesh(
     tmp_path_factory: pytest.TempPathFactory, certificates: dict[str, str]
 ) -> Iterator[ServiceStack]:
-    with service_stack(
-        tmp_path_factory.mktemp("tls"),
+    var = tmp_path_factory.mktemp("tls")
+    with service_stack_with(
+        var,
         ("mongo", "auth", "gateway", "shim", "envoy"),
-        **certificates,
+        per_service(certificates, var / "pki"),
+        certificates,
     ) as stack:
         yield stack
 

@@ -18,10 +18,13 @@ CHUNK = 64 * 1024
 
 
 class TcpProxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port`` from a thread."""
+    """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port`` from a thread;
+    connecting from ``source_host`` if given (e.g. 127.0.0.7: the target then sees a
+    client of that address)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, source_host: str | None = None) -> None:
         self.target = (target_host, target_port)
+        self.source = (source_host, 0) if source_host else None
         self.port = 0
         self._cut = False
         self._writers: set[asyncio.StreamWriter] = set()
@@ -82,7 +85,9 @@ class TcpProxy:
             writer.transport.abort()
             return
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                *self.target, local_addr=self.source
+            )
         except OSError:
             writer.transport.abort()
             return

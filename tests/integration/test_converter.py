@@ -18,9 +18,7 @@ from converter.handler import (
     LeaseHeld,
 )
 from converter.settings import ConverterSettings
-from converter.transcode import (
-    Cancelled,
-)
+from converter.transcode import Cancelled
 from devstack import free_port
 from meshcore import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2

@@ -34,6 +34,8 @@ from meshcore.settings import DatabaseSettings, RuntimeSettings, env_names
 from tests.helpers import envoy_renderer, service_env_names
 
 OVERLAYS = ["dev", "prod", "prod-keda"]
+# Who speaks gRPC over mTLS in prod, each with its own certificate.
+MTLS_PARTIES = ("auth", "gateway", "shim", "envoy")
 KUBERNETES_VERSION = "1.32.0"
 MESH_IMAGES = {"mp3mesh", "mp3mesh-envoy"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
@@ -44,6 +46,8 @@ EXTERNAL_SECRETS = {
         "mp3mesh-secrets": ROOT / "k8s/overlays/prod/secrets.env.example",
         "mp3mesh-tls": {"tls.crt", "tls.key"},
         "mp3mesh-jwt": {"signing-key.pem"},
+        # Each gRPC party's own certificate (certificates.example.yaml: cert-manager's).
+        **{f"{name}-tls": {"tls.crt", "tls.key", "ca.crt"} for name in MTLS_PARTIES},
     },
 }
 EXTERNAL_SECRETS["prod-keda"] = EXTERNAL_SECRETS["prod"]
@@ -446,8 +450,11 @@ def test_grpc_servers_listen_where_services_and_probes_look(overlay: str) -> Non
         host, port = env[GRPC_SERVERS[service]].rsplit(":", 1)
         assert host == "0.0.0.0"  # noqa: S104 (a pod listens on its own interfaces)
         assert container_port(container, int(port)), (service, port)
+        # kubelet's probes (no TLS) ask the plaintext health-only port where there is one.
+        probed = int(env.get("GRPC_HEALTH_PORT") or port)
+        assert container_port(container, probed), (service, probed)
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[kind]["grpc"]["port"] == int(port), (service, kind)
+            assert container[kind]["grpc"]["port"] == probed, (service, kind)
         # Where its clients look for it: the ConfigMap's *_ADDRESS names this Service.
         address = env[GRPC_SERVERS[service].replace("LISTEN", "ADDRESS")]
         service_name, service_port = address.rsplit(":", 1)

@@ -13,6 +13,7 @@ from converter.handler import (
     work_dir_prefix,
 )
 from converter.transcode import (
+    MP3_DEMUXER,
     Deadline,
     Interrupted,
     Transcoder,
@@ -27,7 +28,7 @@ def test_extract_mp3_keeps_the_duration_and_reports_progress(media: Path, tmp_pa
         media / "clip.mp4", tmp_path / "a.mp3", 128, 44100, on_progress=progress.append
     )
     assert info.has_audio and not info.has_video and abs(info.duration - 12) < 0.2
-    assert probe(tmp_path / "a.mp3").duration == info.duration
+    assert probe(tmp_path / "a.mp3", MP3_DEMUXER).duration == info.duration
     assert progress == sorted(progress) and all(0 <= p <= 1 for p in progress)
 
 
