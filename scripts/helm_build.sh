@@ -12,6 +12,11 @@ out=${XDG_CACHE_HOME:-$HOME/.cache}/mp3mesh/helm/$HELM_VERSION
 if [[ -x $out/helm ]]; then echo "$out/helm"; exit 0; fi
 command -v go >/dev/null || { echo "helm needs Go >= 1.26 to build" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
+# One build at a time (.ci/run starts one in the background): a second caller waits
+# for it, then finds the binary.
+exec 9>"$(dirname "$out")/.build.lock"
+flock 9
+if [[ -x $out/helm ]]; then echo "$out/helm"; exit 0; fi
 tmp=$(mktemp -d "$(dirname "$out")/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS

@@ -24,6 +24,11 @@ if complete; then echo "$out"; exit 0; fi
 
 command -v go >/dev/null || { echo "k8s-cluster needs Go >= 1.26 (apt-get install golang or go.dev/dl)" >&2; exit 1; }
 mkdir -p "$root"
+# One build at a time (.ci/run starts one in the background): a second caller waits
+# for it, then finds the binaries.
+exec 9>"$root/.build.lock"
+flock 9
+if complete; then echo "$out"; exit 0; fi
 tmp=$(mktemp -d "$root/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -mod=readonly"
