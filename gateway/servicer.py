@@ -193,10 +193,11 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 "read_offset and read_limit must not be negative",
             )
         length = int(files_doc["length"])
-        await context.send_initial_metadata(
-            ((ETAG_KEY, mp3_etag(files_doc)), (SIZE_KEY, str(length)))
-        )
+        entity = ((ETAG_KEY, mp3_etag(files_doc)), (SIZE_KEY, str(length)))
+        await context.send_initial_metadata(entity)
         if request.read_offset > length:
+            # In the trailers too: an early end can reach the caller as trailers only.
+            context.set_trailing_metadata(entity)
             await abort(
                 context,
                 grpc.StatusCode.OUT_OF_RANGE,

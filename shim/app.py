@@ -258,8 +258,12 @@ class RestBridge:
         asked = wanted.guess() if wanted else (0, 0)
         call = open_call(*asked)
         try:
-            initial = dict(await call.initial_metadata() or ())
-            etag, size = str(initial.get(ETAG_KEY, "")), str(initial.get(SIZE_KEY, ""))
+            entity = dict(await call.initial_metadata() or ())
+            if SIZE_KEY not in entity and await call.code() != grpc.StatusCode.OK:
+                # Ended before sending anything: trailers only. A read_offset past the end
+                # (OUT_OF_RANGE) still says what the file is there.
+                entity = dict(await call.trailing_metadata() or ())
+            etag, size = str(entity.get(ETAG_KEY, "")), str(entity.get(SIZE_KEY, ""))
             if not etag or not size.isdigit():
                 # Refused before any metadata (no such file, bad token): the status says why.
                 return await _streaming_response(route, call)
@@ -443,6 +447,11 @@ def create_app(settings: ShimSettings) -> Starlette:
     async def web_page(_: Request) -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", headers=WEB_PAGE_HEADERS)
 
+    async def player_worker(_: Request) -> FileResponse:
+        """The page's service worker (it gives the audio player the token), at the root so
+        that its scope is the whole origin."""
+        return FileResponse(WEB_DIR / "sw.js", headers=WEB_PAGE_HEADERS)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         bridge.open()
@@ -456,6 +465,7 @@ def create_app(settings: ShimSettings) -> Starlette:
             StarletteRoute("/openapi.json", openapi, methods=["GET"]),
             StarletteRoute("/healthz", bridge.health, methods=["GET"]),
             StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
+            StarletteRoute("/sw.js", player_worker, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
             # Everything else, any method: the bridge answers 404 and 405 itself.
             StarletteRoute("/{path:path}", bridge),
