@@ -195,9 +195,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         length = int(files_doc["length"])
         entity = ((ETAG_KEY, mp3_etag(files_doc)), (SIZE_KEY, str(length)))
         await context.send_initial_metadata(entity)
+        # In the trailers too: a call that ends before any bytes (an offset at or past the
+        # end) can reach the caller as trailers only, without the initial metadata.
+        context.set_trailing_metadata(entity)
         if request.read_offset > length:
-            # In the trailers too: an early end can reach the caller as trailers only.
-            context.set_trailing_metadata(entity)
             await abort(
                 context,
                 grpc.StatusCode.OUT_OF_RANGE,

@@ -35,7 +35,7 @@ from meshcore.limits import MAX_JSON_BODY_BYTES
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
-from shim.errors import HttpError, backend_message, error_response, too_large
+from shim.errors import HttpError, backend_message, error_response, invalid, too_large
 from shim.jsonpb import json_bytes
 from shim.multipart import upload_body, upload_chunks, upload_messages
 from shim.openapi import openapi_document
@@ -243,6 +243,11 @@ class RestBridge:
         other bytes (a suffix range, an If-Range naming another entity) a second call asks
         for them. Only one call is ever read from.
         """
+        if message.read_offset or message.read_limit:  # type: ignore[attr-defined]
+            raise invalid(
+                "over HTTP, ask for part of the file with a Range header"
+                " (e.g. 'Range: bytes=0-99'), not readOffset or readLimit"
+            )
         metadata = _forwarded_metadata(request)
         wanted = parse_range(request.headers.get("range"))
         stub = self._channels[route.method.containing_service.full_name].unary_stream(
@@ -259,9 +264,10 @@ class RestBridge:
         call = open_call(*asked)
         try:
             entity = dict(await call.initial_metadata() or ())
-            if SIZE_KEY not in entity and await call.code() != grpc.StatusCode.OK:
-                # Ended before sending anything: trailers only. A read_offset past the end
-                # (OUT_OF_RANGE) still says what the file is there.
+            if SIZE_KEY not in entity:
+                # Ended before sending anything (trailers only): the gateway says what the
+                # file is in the trailers too, unless it refused the call before that.
+                await call.code()
                 entity = dict(await call.trailing_metadata() or ())
             etag, size = str(entity.get(ETAG_KEY, "")), str(entity.get(SIZE_KEY, ""))
             if not etag or not size.isdigit():

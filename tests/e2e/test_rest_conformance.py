@@ -365,6 +365,7 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         ("GET", "/status?fid=not-an-id", "owner", {}),
         ("GET", "/download?fid=123", "owner", {}),
         ("GET", f"/download?fid={done['mp3FileId']}", "none", {}),
+        ("GET", f"/download?fid={done['mp3FileId']}&readOffset=5", "owner", {}),
         ("GET", f"/v1/mp3s/{done['mp3FileId']}", "forged", {}),
         *(
             ("GET", f"{path}", "owner", {"headers": headers})
@@ -661,6 +662,9 @@ def test_ranged_downloads(edge: Edge, video: Path) -> None:
             assert (same.status_code, same.content) == (206, whole.content[:10])
             stale = get({"range": "bytes=0-9", "if-range": '"other"'})
             assert (stale.status_code, stale.content) == (200, whole.content)
+            # Over HTTP the part is asked with Range, not with Download's request fields.
+            asked = http.get(path, params={**params, "readOffset": "5"})
+            assert "Range" in _assert_status(asked, 400, 3)
     with edge.http() as http:
         _assert_status(
             http.get("/download", params={"fid": mp3_id}, headers={"range": "bytes=0-1"}), 401, 16

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from shim.app import FILE_SERVICE
+from shim.openapi import openapi_document
 from shim.ranges import ByteRange, none_match, parse_range, range_applies
+from shim.rules import routes_for
 
 SIZE = 1000
 ETAG = '"abc-1000"'
@@ -53,3 +56,13 @@ def test_validators() -> None:
     assert not range_applies('"other"', ETAG)
     assert not range_applies(f"W/{ETAG}", ETAG)  # If-Range compares strongly
     assert not range_applies("Sat, 05 Dec 2026 08:00:00 GMT", ETAG)
+
+
+def test_openapi_describes_the_ranged_answers() -> None:
+    paths = openapi_document(list(routes_for(FILE_SERVICE)))["paths"]
+    for path in ("/download", "/v1/mp3s/{file_id}"):
+        operation = paths[path]["get"]
+        assert {"200", "206", "304", "416", "default"} <= set(operation["responses"])
+        names = {p["name"] for p in operation["parameters"]}
+        assert {"Range", "If-Range", "If-None-Match"} <= names
+        assert not names & {"readOffset", "read_offset", "readLimit", "read_limit"}
