@@ -36,6 +36,17 @@ FINAL_STATUSES = {jobs.status_to_proto(status) for status in jobs.FINAL}
 DOWNLOAD_MESSAGE_BYTES = 1024 * 1024
 
 
+# Download's initial metadata: the MP3's entity tag and whole length (files.proto).
+ETAG_KEY = "etag"
+SIZE_KEY = "mp3mesh-size"
+
+
+def mp3_etag(files_doc: dict[str, Any]) -> str:
+    """A strong entity tag: an MP3 is written once and never changed, so its id and
+    length name its bytes."""
+    return f'"{files_doc["_id"]}-{files_doc["length"]}"'
+
+
 def _messages(chunks: list[bytes], size: int = DOWNLOAD_MESSAGE_BYTES) -> Iterator[bytes]:
     """The chunks joined into blocks of at most ``size`` bytes (a chunk bigger is one)."""
     group: list[bytes] = []
@@ -178,7 +189,26 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             await abort(
                 context, grpc.StatusCode.NOT_FOUND, await self._missing_mp3(caller.user_id, mp3_id)
             )
-        async for window in self.store.mp3_windows(files_doc):
+        if request.read_offset < 0 or request.read_limit < 0:
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "read_offset and read_limit must not be negative",
+            )
+        length = int(files_doc["length"])
+        entity = ((ETAG_KEY, mp3_etag(files_doc)), (SIZE_KEY, str(length)))
+        await context.send_initial_metadata(entity)
+        # In the trailers too: a call that ends before any bytes (an offset at or past the
+        # end) can reach the caller as trailers only, without the initial metadata.
+        context.set_trailing_metadata(entity)
+        if request.read_offset > length:
+            await abort(
+                context,
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"read_offset {request.read_offset} is past the end of the {length} byte file",
+            )
+        stop = request.read_offset + request.read_limit if request.read_limit else None
+        async for window in self.store.mp3_windows(files_doc, request.read_offset, stop):
             for data in _messages(window):
                 yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=data)
                 DOWNLOAD_BYTES.inc(len(data))

@@ -205,5 +205,9 @@ class FileStore:
     async def job_of_mp3(self, owner_id: str, mp3_id: ObjectId) -> dict[str, Any] | None:
         return await self.jobs.find_one(jobs.owned_with_mp3(owner_id, mp3_id))
 
-    def mp3_windows(self, files_doc: dict[str, Any]) -> AsyncIterator[list[bytes]]:
-        return gridfs_io.aiter_windows(self.db, gridfs_io.MP3S, files_doc["_id"], files_doc)
+    def mp3_windows(
+        self, files_doc: dict[str, Any], start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[list[bytes]]:
+        return gridfs_io.aiter_windows(
+            self.db, gridfs_io.MP3S, files_doc["_id"], files_doc, start, stop
+        )

@@ -43,33 +43,58 @@ class CorruptFile(RuntimeError):
 
 class _Window:
     """``WINDOW`` consecutive chunks of one file: the query that reads them, and the check
-    that they came back complete and in order (a gap means the file is corrupt)."""
+    that they came back complete and in order (a gap means the file is corrupt).
 
-    def __init__(self, file_id: Any, first: int, end: int) -> None:
+    ``cut`` is the byte range ``[start, stop)`` of the file wanted: the first and last
+    chunks of a ranged read give only their part of it."""
+
+    def __init__(
+        self, file_id: Any, first: int, end: int, cut: tuple[int, int, int] | None = None
+    ) -> None:
         self.file_id, self.end, self._next = file_id, end, first
         self.query = {"files_id": file_id, "n": {"$gte": first, "$lt": end}}
         self.sort = [("n", 1)]
+        self._cut = cut  # (chunk_size, start, stop)
 
     def data(self, chunk: dict[str, Any]) -> bytes:
-        """The chunk's bytes, if it is the next one expected."""
+        """The chunk's bytes (its wanted part), if it is the next one expected."""
         if chunk["n"] != self._next:
             raise CorruptFile(f"file {self.file_id}: chunk {self._next} is missing")
         self._next += 1
-        return bytes(chunk["data"])
+        if self._cut is None:
+            return bytes(chunk["data"])
+        chunk_size, start, stop = self._cut
+        base = chunk["n"] * chunk_size
+        return bytes(chunk["data"][max(start - base, 0) : max(stop - base, 0)])
 
     def check_complete(self) -> None:
         if self._next != self.end:
             raise CorruptFile(f"file {self.file_id}: chunk {self._next} is missing")
 
 
-def _windows(bucket: str, file_id: Any, files_doc: dict[str, Any] | None) -> Iterator[_Window]:
-    """The windows a file's chunks are read in; MissingFile without a files document."""
+def _windows(
+    bucket: str,
+    file_id: Any,
+    files_doc: dict[str, Any] | None,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[_Window]:
+    """The windows a file's chunks (those holding bytes ``[start, stop)``, by default all)
+    are read in; MissingFile without a files document. A range starts at the chunk that
+    holds its first byte: nothing before it is read."""
     if files_doc is None:
         raise MissingFile(f"no file {file_id} in {bucket}")
     length, chunk_size = files_doc["length"], files_doc["chunkSize"]
-    total = math.ceil(length / chunk_size) if length else 0
-    for first in range(0, total, WINDOW):
-        yield _Window(file_id, first, min(first + WINDOW, total))
+    stop = length if stop is None else min(stop, length)
+    if start <= 0 and stop == length:
+        first, total, cut = 0, math.ceil(length / chunk_size) if length else 0, None
+    elif start >= stop:
+        return
+    else:
+        first, total = start // chunk_size, math.ceil(stop / chunk_size)
+        cut = (chunk_size, start, stop)
+    for n in range(first, total, WINDOW):
+        yield _Window(file_id, n, min(n + WINDOW, total), cut)
 
 
 def iter_file(db: Database[Any], bucket: str, file_id: ObjectId) -> Iterator[bytes]:
@@ -89,10 +114,16 @@ async def aiter_file(
 
 
 async def aiter_windows(
-    db: AsyncDatabase[Any], bucket: str, file_id: ObjectId, files_doc: dict[str, Any] | None = None
+    db: AsyncDatabase[Any],
+    bucket: str,
+    file_id: ObjectId,
+    files_doc: dict[str, Any] | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> AsyncIterator[list[bytes]]:
     """The file's chunks a window at a time, the next window read while the caller handles
-    this one (storage and the caller's sending overlap): two windows in memory at most."""
+    this one (storage and the caller's sending overlap): two windows in memory at most.
+    With ``start``/``stop``, only bytes ``[start, stop)``, from the chunk holding ``start``."""
     if files_doc is None:
         files_doc = await db[f"{bucket}.files"].find_one({"_id": file_id})
     chunks = db[f"{bucket}.chunks"]
@@ -104,7 +135,7 @@ async def aiter_windows(
 
     reading: asyncio.Task[list[bytes]] | None = None
     try:
-        for window in _windows(bucket, file_id, files_doc):
+        for window in _windows(bucket, file_id, files_doc, start, stop):
             previous, reading = reading, asyncio.ensure_future(read(window))
             if previous is not None:
                 yield await previous

@@ -41,10 +41,17 @@ from meshcore.verification import CannotVerify, LocalVerifier, verifier_from_aut
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
-from shim.errors import HttpError, backend_message, error_response, too_large
+from shim.errors import HttpError, backend_message, error_response, invalid, too_large
 from shim.jsonpb import json_bytes
 from shim.multipart import upload_body, upload_chunks, upload_messages
 from shim.openapi import openapi_document
+from shim.ranges import (
+    content_range,
+    none_match,
+    parse_range,
+    range_applies,
+    unsatisfied_range,
+)
 from shim.request import build_request, message_class
 from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from shim.settings import ShimSettings
@@ -79,6 +86,9 @@ USER_METHODS = frozenset(
         *(AUTH_SERVICE.methods_by_name[name].full_name for name in USER_AUTH_METHODS),
     }
 )
+DOWNLOAD = FILE_SERVICE.methods_by_name["Download"]
+# Download's initial metadata (protos/mp3mesh/files/v1/files.proto).
+ETAG_KEY, SIZE_KEY = "etag", "mp3mesh-size"
 HEALTH_TIMEOUT_SECONDS = 2.0
 JSON = "application/json"
 # The web page (GET /) and its files (/static/...): plain HTML, CSS and JavaScript that use
@@ -220,6 +230,8 @@ class RestBridge:
         query = request.query_params.multi_items()
         if route.streams_request_body:
             return await self._upload(route, path_params, query, request, metadata)
+        if route.method == DOWNLOAD:
+            return await self._download(route, build_request(route, path_params, query), request)
         body = await _read_json_body(request) if route.body else b""
         message = build_request(route, path_params, query, body)
         channel = self._channels[route.method.containing_service.full_name]
@@ -266,6 +278,76 @@ class RestBridge:
         finally:
             call.cancel()  # a no-op once finished; otherwise the backend drops the upload
         return _response(route, reply)
+
+    async def _download(self, route: Route, message: Message, request: Request) -> Response:
+        """A download with HTTP ranges and validators (shim/ranges.py) on top of Download.
+
+        The call is opened with the range as far as it is known without the file's size;
+        its initial metadata brings the size and the entity tag, and if the answer needs
+        other bytes (a suffix range, an If-Range naming another entity) a second call asks
+        for them. Only one call is ever read from.
+        """
+        if message.read_offset or message.read_limit:  # type: ignore[attr-defined]
+            raise invalid(
+                "over HTTP, ask for part of the file with a Range header"
+                " (e.g. 'Range: bytes=0-99'), not readOffset or readLimit"
+            )
+        metadata = _forwarded_metadata(request)
+        wanted = parse_range(request.headers.get("range"))
+        stub = self._channels[route.method.containing_service.full_name].unary_stream(
+            route.grpc_path, **_codec(route)
+        )
+
+        def open_call(offset: int, limit: int) -> grpc.aio.UnaryStreamCall:
+            ask = type(message)()
+            ask.CopyFrom(message)
+            ask.read_offset, ask.read_limit = offset, limit  # type: ignore[attr-defined]
+            return stub(ask, metadata=metadata)
+
+        asked = wanted.guess() if wanted else (0, 0)
+        call = open_call(*asked)
+        try:
+            entity = dict(await call.initial_metadata() or ())
+            if SIZE_KEY not in entity:
+                # Ended before sending anything (trailers only): the gateway says what the
+                # file is in the trailers too, unless it refused the call before that.
+                await call.code()
+                entity = dict(await call.trailing_metadata() or ())
+            etag, size = str(entity.get(ETAG_KEY, "")), str(entity.get(SIZE_KEY, ""))
+            if not etag or not size.isdigit():
+                # Refused before any metadata (no such file, bad token): the status says why.
+                return await _streaming_response(route, call)
+            headers = {"accept-ranges": "bytes", "etag": etag}
+            if none_match(request.headers.get("if-none-match"), etag):
+                call.cancel()
+                return Response(status_code=304, headers=headers)
+            length, status, span = int(size), 200, (0, int(size))
+            if wanted is not None and range_applies(request.headers.get("if-range"), etag):
+                resolved = wanted.resolve(length)
+                if resolved is None:
+                    call.cancel()
+                    headers["content-range"] = unsatisfied_range(length)
+                    return error_response(
+                        grpc.StatusCode.OUT_OF_RANGE,
+                        f"the range {request.headers['range']!r} is not within the"
+                        f" {length} byte file",
+                        http_status=416,
+                        headers=headers,
+                    )
+                status, span = 206, resolved
+                headers["content-range"] = content_range(*span, length)
+            sent_stop = length if asked[1] == 0 else min(asked[0] + asked[1], length)
+            if (asked[0], sent_stop) != span:
+                call.cancel()
+                call = open_call(span[0], span[1] - span[0])
+        except BaseException:
+            call.cancel()
+            raise
+        headers["content-length"] = str(span[1] - span[0])
+        response = await _streaming_response(route, call)
+        response.status_code = status
+        response.headers.update(headers)
+        return response
 
 
 async def _send_once_accepted(
@@ -421,6 +503,11 @@ def create_app(settings: ShimSettings) -> Starlette:
     async def web_page(_: Request) -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", headers=WEB_PAGE_HEADERS)
 
+    async def player_worker(_: Request) -> FileResponse:
+        """The page's service worker (it gives the audio player the token), at the root so
+        that its scope is the whole origin."""
+        return FileResponse(WEB_DIR / "sw.js", headers=WEB_PAGE_HEADERS)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         bridge.open()
@@ -440,6 +527,7 @@ def create_app(settings: ShimSettings) -> Starlette:
             StarletteRoute("/openapi.json", openapi, methods=["GET"]),
             StarletteRoute("/healthz", bridge.health, methods=["GET"]),
             StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
+            StarletteRoute("/sw.js", player_worker, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
             # Everything else, any method: the bridge answers 404 and 405 itself.
             StarletteRoute("/{path:path}", bridge),

@@ -75,6 +75,8 @@ def openapi_document(routes: Sequence[Route], title: str = "mp3mesh") -> dict[st
                 },
             },
         }
+        if route.method.full_name == RANGED_DOWNLOAD:
+            _ranged(operation)
         if route.body:
             operation["requestBody"] = _request_body(route, components)
         paths.setdefault(route.template.openapi_path(), {})[route.http_method.lower()] = operation
@@ -83,6 +85,38 @@ def openapi_document(routes: Sequence[Route], title: str = "mp3mesh") -> dict[st
         "info": {"title": title, "version": "v1"},
         "paths": paths,
         "components": {"schemas": components.schemas},
+    }
+
+
+# Served with HTTP ranges by RestBridge._download (docs/downloads.md): the byte range comes
+# from the Range header, not from the request's read_offset/read_limit.
+RANGED_DOWNLOAD = "mp3mesh.files.v1.FileService.Download"
+_RANGE_FIELDS = ("read_offset", "read_limit", "readOffset", "readLimit")
+
+
+def _ranged(operation: dict[str, Any]) -> None:
+    operation["parameters"] = [
+        p for p in operation["parameters"] if p["name"] not in _RANGE_FIELDS
+    ] + [
+        {"name": name, "in": "header", "schema": {"type": "string"}, "description": why}
+        for name, why in (
+            ("Range", "One range: bytes=a-b, bytes=a- or bytes=-n (several: the whole file)"),
+            ("If-Range", "The ETag of the copy the range continues; another one: 200, all"),
+            ("If-None-Match", "ETags the client has: 304 if one is this file's"),
+        )
+    ]
+    responses = operation["responses"]
+    responses["200"]["headers"] = {
+        name: {"schema": {"type": "string"}} for name in ("ETag", "Accept-Ranges")
+    }
+    responses["206"] = {
+        "description": "The range asked for (Content-Range: bytes a-b/size)",
+        "content": {"audio/mpeg": {"schema": _BINARY}},
+    }
+    responses["304"] = {"description": "If-None-Match named this file's ETag"}
+    responses["416"] = {
+        "description": "The range is not within the file (Content-Range: bytes */size)",
+        "content": responses["default"]["content"],
     }
 
 

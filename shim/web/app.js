@@ -129,7 +129,13 @@ function renderJobs() {
       button.type = "button";
       button.textContent = "Download";
       button.addEventListener("click", () => download(job).catch(failed));
-      cell(row, button);
+      const play = document.createElement("button");
+      play.type = "button";
+      play.className = "quiet";
+      play.textContent = "Play";
+      play.addEventListener("click", () => listen(job).catch(failed));
+      const actions = cell(row, button);
+      actions.append(" ", play);
     } else {
       cell(row, job.error || "", "why");
     }
@@ -171,6 +177,12 @@ function signOut(message, kind = "error") {
   jobs.clear();
   renderJobs();
   $("current").hidden = true;
+  const player = $("player");
+  player.pause();
+  player.removeAttribute("src");
+  player.load();
+  $("player-box").hidden = true;
+  if (playerWorker) playerWorker.postMessage({ token: "" });
   show(false);
   notice(message, kind);
 }
@@ -252,6 +264,34 @@ async function convert(file) {
   setBar("upload", 100);
   showCurrent(job);
   await watch(job.id);
+}
+
+// The player streams from /v1/mp3s/<id> with HTTP ranges; the service worker (sw.js)
+// adds the token the <audio> element cannot send itself.
+let playerWorker = null;
+
+async function tellWorker(value) {
+  if (!("serviceWorker" in navigator)) throw new Error("this browser cannot play here: no service workers");
+  const registration = await navigator.serviceWorker.register("/sw.js");
+  await navigator.serviceWorker.ready;
+  if (!navigator.serviceWorker.controller) {
+    await new Promise((resolve) => navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
+  }
+  const worker = registration.active;
+  await new Promise((resolve) => {
+    navigator.serviceWorker.addEventListener("message", resolve, { once: true });
+    worker.postMessage({ token: value });
+  });
+  return worker;
+}
+
+async function listen(job) {
+  playerWorker = await tellWorker(token());
+  const player = $("player");
+  $("player-name").textContent = mp3Name(job);
+  $("player-box").hidden = false;
+  player.src = `/v1/mp3s/${encodeURIComponent(job.mp3FileId)}`;
+  player.dataset.job = job.id;
 }
 
 async function download(job) {

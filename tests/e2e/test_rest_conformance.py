@@ -364,6 +364,22 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         ("GET", f"/v1/jobs/{job['id']}:watch", "stranger", {}),
         ("GET", "/status?fid=not-an-id", "owner", {}),
         ("GET", "/download?fid=123", "owner", {}),
+        ("GET", f"/download?fid={done['mp3FileId']}", "none", {}),
+        ("GET", f"/download?fid={done['mp3FileId']}&readOffset=5", "owner", {}),
+        ("GET", f"/v1/mp3s/{done['mp3FileId']}", "forged", {}),
+        *(
+            ("GET", f"{path}", "owner", {"headers": headers})
+            for path in (f"/download?fid={done['mp3FileId']}", f"/v1/mp3s/{done['mp3FileId']}")
+            for headers in (
+                {"range": "bytes=0-99"},
+                {"range": "bytes=100-"},
+                {"range": "bytes=-100"},
+                {"range": "bytes=99999999-"},
+                {"range": "bytes=0-1,5-9"},
+                {"range": "bytes=0-9", "if-range": '"stale"'},
+                {"if-none-match": '"stale"'},
+            )
+        ),
         ("GET", "/v1/jobs?pageToken=zzz", "owner", {}),
         ("GET", "/v1/jobs?pageSize=-1", "owner", {}),
         ("GET", f"/status?fid={job['id']}", "none", {}),
@@ -592,3 +608,90 @@ def test_internal_auth_methods_are_not_routed_by_envoy(stack: Stack) -> None:
             with pytest.raises(grpc.RpcError) as exc:
                 call(request, timeout=60)
             assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+
+
+def test_ranged_downloads(edge: Edge, video: Path) -> None:
+    """Range (a-b, a-, -n), 416, If-None-Match and If-Range, with their headers."""
+    token = edge.new_user()
+    with edge.http(token) as http:
+        job = http.post("/v1/videos", content=video.read_bytes()).json()["job"]
+        mp3_id = _watch(http, job["id"])[-1]["mp3FileId"]
+        for path, params in (("/download", {"fid": mp3_id}), (f"/v1/mp3s/{mp3_id}", {})):
+            whole = http.get(path, params=params)
+            assert whole.status_code == 200
+            size, etag = len(whole.content), whole.headers["etag"]
+            assert whole.headers["accept-ranges"] == "bytes"
+            assert whole.headers["content-length"] == str(size)
+            assert etag.startswith('"') and etag.endswith('"')
+
+            def get(headers: dict[str, str], p: str = path, q: dict = params) -> httpx.Response:
+                return http.get(p, params=q, headers=headers)
+
+            for header, start, stop in (
+                ("bytes=0-99", 0, 100),
+                (f"bytes={size // 2}-", size // 2, size),
+                ("bytes=-100", size - 100, size),
+                (f"bytes=10-{size * 3}", 10, size),
+                (f"bytes={size - 1}-{size - 1}", size - 1, size),
+            ):
+                part = get({"range": header})
+                assert part.status_code == 206, (header, part.text)
+                assert part.content == whole.content[start:stop], header
+                assert part.headers["content-range"] == f"bytes {start}-{stop - 1}/{size}"
+                assert part.headers["content-length"] == str(stop - start)
+                assert part.headers["content-type"] == "audio/mpeg"
+                assert (part.headers["etag"], part.headers["accept-ranges"]) == (etag, "bytes")
+
+            for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+                refused = get({"range": header})
+                message = _assert_status(refused, 416, 11)
+                assert "range" in message and str(size) in message
+                assert refused.headers["content-range"] == f"bytes */{size}"
+
+            # Several ranges, or a malformed one: the whole file.
+            for header in ("bytes=0-1,5-9", "bytes=9-1", "pages=1-2"):
+                assert get({"range": header}).content == whole.content, header
+
+            not_modified = get({"if-none-match": etag})
+            assert (not_modified.status_code, not_modified.content) == (304, b"")
+            assert not_modified.headers["etag"] == etag
+            assert get({"if-none-match": f'"other", W/{etag}'}).status_code == 304
+            assert get({"if-none-match": '"other"'}).status_code == 200
+
+            same = get({"range": "bytes=0-9", "if-range": etag})
+            assert (same.status_code, same.content) == (206, whole.content[:10])
+            stale = get({"range": "bytes=0-9", "if-range": '"other"'})
+            assert (stale.status_code, stale.content) == (200, whole.content)
+            # Over HTTP the part is asked with Range, not with Download's request fields.
+            asked = http.get(path, params={**params, "readOffset": "5"})
+            assert "Range" in _assert_status(asked, 400, 3)
+    with edge.http() as http:
+        _assert_status(
+            http.get("/download", params={"fid": mp3_id}, headers={"range": "bytes=0-1"}), 401, 16
+        )
+
+
+def test_curl_resumes_a_cut_download(edge: Edge, video: Path, tmp_path: Path) -> None:
+    """A download cut short (curl --range) is completed by ``curl -C -``, byte for byte."""
+    token = edge.new_user()
+    with edge.http(token) as http:
+        job = http.post("/v1/videos", content=video.read_bytes()).json()["job"]
+        mp3_id = _watch(http, job["id"])[-1]["mp3FileId"]
+        whole = http.get("/download", params={"fid": mp3_id}).content
+    url = f"{edge.url}/download?fid={mp3_id}"
+    auth = ["-H", f"Authorization: Bearer {token}"]
+    out = tmp_path / "cut.mp3"
+    cut = len(whole) // 3
+    subprocess.run(
+        ["curl", "-sS", "--fail", *auth, "--range", f"0-{cut - 1}", "-o", str(out), url],
+        check=True,
+    )
+    assert out.read_bytes() == whole[:cut]
+    resumed = subprocess.run(
+        ["curl", "-sS", "--fail", "-C", "-", *auth, "-o", str(out), "-w", "%{http_code}", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.stdout == "206"
+    assert out.read_bytes() == whole

@@ -54,12 +54,16 @@ class UploadResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
-    __slots__ = ("file_id", "fid")
+    __slots__ = ("file_id", "fid", "read_offset", "read_limit")
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     FID_FIELD_NUMBER: _ClassVar[int]
+    READ_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    READ_LIMIT_FIELD_NUMBER: _ClassVar[int]
     file_id: str
     fid: str
-    def __init__(self, file_id: _Optional[str] = ..., fid: _Optional[str] = ...) -> None: ...
+    read_offset: int
+    read_limit: int
+    def __init__(self, file_id: _Optional[str] = ..., fid: _Optional[str] = ..., read_offset: _Optional[int] = ..., read_limit: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id", "fid")

@@ -88,8 +88,12 @@ class FileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Download(self, request, context):
-        """Download streams a finished MP3 (`audio/mpeg`) in chunks.
-        HttpBody is what lets Envoy and the shim answer with raw audio bytes.
+        """Download streams a finished MP3 (`audio/mpeg`) in chunks, all of it or the part
+        `read_offset` and `read_limit` name (as google.bytestream.ByteStream.Read).
+        The initial metadata, sent before any bytes, carries `etag` (the MP3's entity tag)
+        and `mp3mesh-size` (its whole length), so a caller can resume or check what it has.
+        HttpBody is what lets the edges answer with raw audio bytes; both edges serve HTTP
+        ranges (`Range`, `If-Range`, `If-None-Match`) on top of this call.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
