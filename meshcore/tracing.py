@@ -79,14 +79,6 @@ def set_job(job_id: str) -> None:
     trace.get_current_span().set_attribute("mp3mesh.job_id", job_id)
 
 
-@contextmanager
-def client_call(method: str) -> Iterator[tuple[tuple[str, str], ...]]:
-    """A CLIENT span for an outgoing gRPC call; yields the metadata that carries it."""
-    with tracer.start_as_current_span(method.strip("/"), kind=SpanKind.CLIENT) as span:
-        span.set_attributes({"rpc.system": "grpc", "rpc.method": method})
-        yield tuple(carrier().items())
-
-
 class ServerTracing(AroundInterceptor):
     """A SERVER span around each call, child of the caller's (``traceparent`` metadata)."""
 
