@@ -26,6 +26,7 @@ import pika
 import structlog
 from bson import ObjectId
 from bson.errors import InvalidId
+from google.protobuf.json_format import ParseError
 from prometheus_client import Counter, Histogram
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
@@ -34,9 +35,10 @@ from pymongo.synchronous.database import Database
 from converter.claim import Claim, JobLost, new_token, retrying
 from converter.settings import ConverterSettings
 from converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
-from meshcore import gridfs_io, jobs, tracing
+from meshcore import gridfs_io, jobs, options, tracing
 from meshcore.amqp.consumer import Outcome, Requeue, UndecodableMessage, decode
 from meshcore.amqp.publisher import ThreadedPublisher
+from meshcore.options import Effective
 from mp3mesh.events.v1 import events_pb2
 
 log = structlog.get_logger()
@@ -299,6 +301,8 @@ class Converter:
                     self.settings.mp3_sample_rate,
                     on_progress=progress.ffmpeg,
                     cancel=claim.lost,
+                    options=self._options(job),
+                    filename=job.get("filename") or "",
                 )
             self.transcoder.check_stopping()
             mp3_id, size = self._store_mp3(claim, mp3)
@@ -309,6 +313,19 @@ class Converter:
         self._drop_video_later(job["_id"])
         self._announce(done)
         return Outcome()
+
+    def _options(self, job: dict[str, Any]) -> Effective:
+        """The job's options (checked by the gateway), the defaults being this converter's
+        MP3_BITRATE_KBPS and MP3_SAMPLE_RATE. A record holding values out of range
+        (written by hand) makes the job fail, saying which."""
+        try:
+            return options.effective(
+                options.from_record(job.get("options")),
+                default_bitrate_kbps=self.settings.mp3_bitrate_kbps,
+                default_sample_rate_hz=self.settings.mp3_sample_rate,
+            )
+        except (options.OptionError, ParseError) as exc:
+            raise Unconvertible(f"the job's options are invalid: {exc}") from exc
 
     def _fetch_video(self, claim: Claim, video: Path) -> None:
         """Copy the job's video out of GridFS into ``video`` (ffmpeg needs a seekable file:

@@ -35,8 +35,10 @@ between them but the stop request.
 from __future__ import annotations
 
 import ctypes
+import json
 import math
 import os
+import re
 import select
 import signal
 import subprocess
@@ -48,6 +50,16 @@ from pathlib import Path
 
 from moviepy.config import FFMPEG_BINARY
 from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
+
+from meshcore.options import (
+    CBR_BITRATES_KBPS,
+    LOUDNORM_RANGE_LU,
+    LOUDNORM_TRUE_PEAK_DB,
+    MAX_TAG_LENGTH,
+    Effective,
+    effective,
+)
+from mp3mesh.files.v1.files_pb2 import ConversionOptions
 
 POLL_SECONDS = 0.2
 # How often ffmpeg rewrites its -progress report.
@@ -71,6 +83,14 @@ MAX_MEDIA_SECONDS = 6 * 3600.0
 DURATION_SLACK = 1.02
 DURATION_SLACK_SECONDS = 2.0
 MP3_SLACK_BYTES = 256 * 1024
+# A cover is a frame scaled to at most this width, as JPEG; its bytes are budgeted on top.
+COVER_WIDTH = 600
+COVER_BUDGET_BYTES = 2 * 1024 * 1024
+# A trim's end may lie this far past the probed duration (container rounding).
+TRIM_SLACK_SECONDS = 0.05
+# loudnorm's first-pass figures its second pass takes.
+_LOUDNORM_FIGURES = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 class Unconvertible(Exception):
@@ -94,6 +114,8 @@ class MediaInfo:
     duration: float
     has_video: bool
     has_audio: bool
+    # The container's own title tag, if any.
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +155,7 @@ def probe(path: Path, demuxers: str = VIDEO_DEMUXERS) -> MediaInfo:
         duration=float(infos.get("duration") or 0.0),
         has_video=bool(infos.get("video_found")),
         has_audio=bool(infos.get("audio_found")),
+        title=str((infos.get("metadata") or {}).get("title") or "")[:MAX_TAG_LENGTH],
     )
 
 
@@ -151,15 +174,64 @@ class OutputBound:
     bytes: int
 
     @classmethod
-    def for_media(cls, duration: float, max_media_seconds: float, bitrate_kbps: int) -> OutputBound:
+    def for_media(
+        cls, duration: float, max_media_seconds: float, bitrate_kbps: int, extra_bytes: int = 0
+    ) -> OutputBound:
         declared = duration if duration > 0 else max_media_seconds  # unknown: the cap
         seconds = min(declared * DURATION_SLACK + DURATION_SLACK_SECONDS, max_media_seconds)
-        return cls(seconds, math.ceil(seconds * bitrate_kbps * 1000 / 8) + MP3_SLACK_BYTES)
+        size = math.ceil(seconds * bitrate_kbps * 1000 / 8) + MP3_SLACK_BYTES + extra_bytes
+        return cls(seconds, size)
 
     def reached(self, written_seconds: float | None, size: int) -> bool:
         return size >= self.bytes or (
             written_seconds is not None and written_seconds >= self.seconds - 0.05
         )
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The part of the media the MP3 holds: from ``start`` to ``end`` (None: the end)."""
+
+    start: float
+    end: float | None
+    duration: float
+
+    @classmethod
+    def within(cls, options: Effective, duration: float) -> Cut:
+        """The options' trim, checked against the probed ``duration`` (0: unknown, not
+        checked): a trim or a cover time outside the media is Unconvertible, saying so."""
+        if duration > 0:
+            for name, at in (("start", options.start), ("cover_at", options.cover_at)):
+                if at is not None and at >= duration:
+                    raise Unconvertible(
+                        f"{name} {at:g} s is past the end of the video, which is"
+                        f" {duration:.2f} s long"
+                    )
+            if options.end is not None and options.end > duration + TRIM_SLACK_SECONDS:
+                raise Unconvertible(
+                    f"end {options.end:g} s is past the end of the video, which is"
+                    f" {duration:.2f} s long"
+                )
+        return cls(options.start, options.end, duration)
+
+    @property
+    def length(self) -> float:
+        """How long the MP3 should be (the media's duration for an untrimmed end)."""
+        end = self.end if self.end is not None else self.duration
+        return max(end - self.start, 0.0)
+
+    @property
+    def declared_seconds(self) -> float:
+        """What the output bound is measured against: the rest of the media after start
+        (0 if the duration is unknown, so the bound is the cap)."""
+        return max(self.duration - self.start, 0.0) if self.duration > 0 else 0.0
+
+
+def plain(bitrate_kbps: int, sample_rate: int) -> Effective:
+    """No options but a bitrate and a sample rate: the default job."""
+    return effective(
+        ConversionOptions(), default_bitrate_kbps=bitrate_kbps, default_sample_rate_hz=sample_rate
+    )
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -210,10 +282,15 @@ class Transcoder:
         sample_rate: int,
         on_progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        options: Effective | None = None,
+        filename: str = "",
     ) -> MediaInfo:
-        """Write the video's audio track to ``mp3``; returns what the MP3 turned out to be.
-        ``on_progress`` gets the fraction of the media done, from ffmpeg's own reports;
-        setting ``cancel`` stops this extraction alone (:class:`Cancelled`)."""
+        """Write the video's audio track to ``mp3`` as ``options`` say (without them: at
+        ``bitrate_kbps`` and ``sample_rate``); returns what the MP3 turned out to be.
+        ``on_progress`` gets the fraction done, from ffmpeg's own reports; setting
+        ``cancel`` stops this extraction alone (:class:`Cancelled`). ``filename`` is the
+        title tag when neither the options nor the video name one."""
         source = probe(video)
         if not source.has_video:
             raise Unconvertible("the uploaded file has no video stream; upload a video file")
@@ -226,11 +303,50 @@ class Transcoder:
                 f"the video is {_hours(source.duration)} long; at most"
                 f" {_hours(self.max_media_seconds)} of media is converted"
             )
-        bound = OutputBound.for_media(source.duration, self.max_media_seconds, bitrate_kbps)
+        if options is None:
+            options = plain(bitrate_kbps, sample_rate)
+        cut = Cut.within(options, source.duration)
+        cover_bytes = COVER_BUDGET_BYTES if options.cover_at is not None else 0
+        bound = OutputBound.for_media(
+            cut.declared_seconds, self.max_media_seconds, _bound_bitrate(options), cover_bytes
+        )
         limit = self.deadline.for_duration(bound.seconds)
+        cancel = cancel or threading.Event()
+        passes = 2 if options.loudness_lufs is not None else 1
+        measured = None
+        if options.loudness_lufs is not None:
+            command = measure_command(video, mp3, options, cut, limit)
+            measured = _loudnorm_measured(
+                self._run(command, mp3, limit, cut.length, _part(on_progress, 0, passes), cancel)
+            )
+        title = options.title or source.title or filename
+        command = extract_command(video, mp3, options, cut, limit, bound, title, measured)
+        self._run(command, mp3, limit, cut.length, _part(on_progress, passes - 1, passes), cancel)
         report = mp3.with_name(mp3.name + ".progress")
+        written = _media_seconds_done(report)
+        if bound.reached(written, mp3.stat().st_size if mp3.exists() else 0):
+            mp3.unlink(missing_ok=True)
+            raise Unconvertible(
+                f"the video's audio runs longer than the {_hours(source.duration)} it declares"
+                f" (cut at {_hours(bound.seconds)}); re-encode it and upload it again"
+            )
+        if written is None:  # no final report (should not happen): ask ffmpeg
+            return probe(mp3, MP3_DEMUXER)
+        return MediaInfo(duration=round(written, 2), has_video=False, has_audio=True)
+
+    def _run(
+        self,
+        command: list[str],
+        mp3: Path,
+        limit: float,
+        duration: float,
+        on_progress: Callable[[float], None] | None,
+        cancel: threading.Event,
+    ) -> Path:
+        """Run one ffmpeg command (its -progress report and stderr next to ``mp3``) to a
+        successful end, or raise what its failure means; returns its stderr's file."""
         errors = mp3.with_name(mp3.name + ".stderr")
-        command = _extract_command(video, mp3, report, bitrate_kbps, sample_rate, limit, bound)
+        report = mp3.with_name(mp3.name + ".progress")
         with errors.open("wb") as stderr:
             self.check_stopping()
             process = subprocess.Popen(
@@ -242,20 +358,11 @@ class Transcoder:
                 preexec_fn=_die_with_parent(os.getpid()),
             )
             returncode, stopped_by_us = self._wait(
-                process, limit, source.duration, report, on_progress, cancel or threading.Event()
+                process, limit, duration, report, on_progress, cancel
             )
         if returncode != 0:
             _raise_for_failure(returncode, stopped_by_us, limit, _last_line(errors))
-        written = _media_seconds_done(report)
-        if bound.reached(written, mp3.stat().st_size if mp3.exists() else 0):
-            mp3.unlink(missing_ok=True)
-            raise Unconvertible(
-                f"the video's audio runs longer than the {_hours(source.duration)} it declares"
-                f" (cut at {_hours(bound.seconds)}); re-encode it and upload it again"
-            )
-        if written is None:  # no final report (should not happen): ask ffmpeg
-            return probe(mp3, MP3_DEMUXER)
-        return MediaInfo(duration=round(written, 2), has_video=False, has_audio=True)
+        return errors
 
     def _wait(
         self,
@@ -319,17 +426,8 @@ class _ExitWatch:
         os.close(self._fd)
 
 
-def _extract_command(
-    video: Path,
-    mp3: Path,
-    report: Path,
-    bitrate_kbps: int,
-    sample_rate: int,
-    limit: float,
-    bound: OutputBound,
-) -> list[str]:
-    """ffmpeg_extract_audio's command line, with a time limit, a progress report, the
-    input guards and the output bound."""
+def _head(report: Path, limit: float) -> list[str]:
+    """What every ffmpeg run starts with: quiet, bounded in time, reporting progress."""
     return [
         FFMPEG_BINARY,
         "-y",
@@ -343,20 +441,163 @@ def _extract_command(
         str(report),
         "-stats_period",
         str(PROGRESS_PERIOD_SECONDS),
-        *INPUT_GUARDS,
-        "-i",
-        str(video),
-        "-vn",
-        "-ab",
-        f"{bitrate_kbps}k",
-        "-ar",
-        str(sample_rate),
-        "-t",
-        f"{bound.seconds:.3f}",
-        "-fs",
-        str(bound.bytes),
-        str(mp3),
     ]
+
+
+def _input(video: Path, seek: float) -> list[str]:
+    """The video as an input: guarded, from ``seek`` seconds on (input seeking: ffmpeg
+    decodes from the nearest point before it and drops what precedes, so the cut is
+    sample-accurate for audio)."""
+    return [*(["-ss", _seconds(seek)] if seek else []), *INPUT_GUARDS, "-i", str(video)]
+
+
+def _cover_input(video: Path, at: float) -> list[str]:
+    """The video again, as the cover's source: one second of it from ``at``, so only a
+    few frames are decoded whatever the video's length."""
+    return ["-ss", _seconds(at), "-t", "1", *INPUT_GUARDS, "-i", str(video)]
+
+
+# The cover: the first frame of that second, at most COVER_WIDTH wide, as a JPEG in the
+# ID3 tag's attached picture (APIC, front cover). ``select`` rather than ``-frames:v 1``:
+# a frame limit on one stream ends the whole output in this ffmpeg.
+_COVER_OUTPUT = [
+    "-filter:v",
+    f"select=eq(n\\,0),scale=w=min({COVER_WIDTH}\\,iw):h=-2",
+    "-fps_mode",
+    "passthrough",
+    "-c:v",
+    "mjpeg",
+    "-pix_fmt",
+    "yuvj420p",
+    "-disposition:v",
+    "attached_pic",
+    "-metadata:s:v",
+    "title=Album cover",
+    "-metadata:s:v",
+    "comment=Cover (front)",
+    "-id3v2_version",
+    "3",
+]
+
+
+def _audio_filters(options: Effective, loudnorm: str | None) -> list[str]:
+    """The audio filter chain, when loudness is normalised: the channel layout first, so
+    loudnorm measures what will be written (a stereo pair folded to mono is 3 LU
+    quieter by BS.1770), then loudnorm."""
+    if loudnorm is None:
+        return []
+    layout = {1: "aformat=channel_layouts=mono,", 2: "aformat=channel_layouts=stereo,"}
+    return ["-af", f"{layout.get(options.channels or 0, '')}{loudnorm}"]
+
+
+def _loudnorm(options: Effective, measured: dict[str, str] | None) -> str:
+    """loudnorm's arguments: the first pass only measures (print_format=json); the
+    second applies the target with the first pass's figures, linearly where it can."""
+    target = (
+        f"loudnorm=I={options.loudness_lufs:g}:TP={LOUDNORM_TRUE_PEAK_DB:g}"
+        f":LRA={LOUDNORM_RANGE_LU:g}"
+    )
+    if measured is None:
+        return target + ":print_format=json"
+    return (
+        f"{target}:measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
+        f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
+        f":offset={measured['target_offset']}:linear=true"
+    )
+
+
+def measure_command(
+    video: Path, mp3: Path, options: Effective, cut: Cut, limit: float
+) -> list[str]:
+    """loudnorm's first pass over the part of the audio the MP3 will hold; its figures
+    come as JSON at the end of stderr (at loglevel info)."""
+    report = mp3.with_name(mp3.name + ".progress")
+    command = _head(report, limit)
+    command[command.index("-loglevel") + 1] = "info"
+    return [
+        *command,
+        "-nostats",
+        *_input(video, cut.start),
+        "-vn",
+        *(["-t", _seconds(cut.length)] if cut.end is not None else []),
+        *_audio_filters(options, _loudnorm(options, None)),
+        "-f",
+        "null",
+        "-",
+    ]
+
+
+def extract_command(
+    video: Path,
+    mp3: Path,
+    options: Effective,
+    cut: Cut,
+    limit: float,
+    bound: OutputBound,
+    title: str,
+    measured: dict[str, str] | None = None,
+) -> list[str]:
+    """The one ffmpeg command that writes a job's MP3, every option in it. Without options
+    it is ffmpeg_extract_audio's command line (192 kb/s, 44.1 kHz, the video's channels)
+    with a time limit, a progress report, the input guards, the output bound and the title."""
+    report = mp3.with_name(mp3.name + ".progress")
+    command = [*_head(report, limit), *_input(video, cut.start)]
+    if options.cover_at is not None:
+        command += [*_cover_input(video, options.cover_at), "-map", "0:a:0", "-map", "1:v:0"]
+        command += _COVER_OUTPUT
+    else:
+        command += ["-vn"]
+    if options.vbr_quality is not None:
+        command += ["-q:a", str(options.vbr_quality)]
+    else:
+        command += ["-ab", f"{options.bitrate_kbps}k"]
+    command += ["-ar", str(options.sample_rate_hz)]
+    if options.channels is not None:
+        command += ["-ac", str(options.channels)]
+    if options.loudness_lufs is not None:
+        command += _audio_filters(options, _loudnorm(options, measured))
+    for tag, value in (("title", title), ("artist", options.artist), ("album", options.album)):
+        if value:
+            command += ["-metadata", f"{tag}={value}"]
+    seconds = min(cut.length, bound.seconds) if cut.end is not None else bound.seconds
+    command += ["-t", f"{seconds:.3f}", "-fs", str(bound.bytes), str(mp3)]
+    return command
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _bound_bitrate(options: Effective) -> int:
+    """The bitrate the output bound assumes: the CBR rate, or LAME's highest for VBR."""
+    return max(CBR_BITRATES_KBPS) if options.vbr_quality is not None else options.bitrate_kbps
+
+
+def _part(
+    on_progress: Callable[[float], None] | None, index: int, count: int
+) -> Callable[[float], None] | None:
+    """Progress of pass ``index`` of ``count`` as a share of the whole."""
+    if on_progress is None or count == 1:
+        return on_progress
+    return lambda done: on_progress((index + done) / count)
+
+
+def _loudnorm_measured(errors: Path) -> dict[str, str]:
+    """The first pass's figures: the last JSON object loudnorm wrote to stderr."""
+    text = errors.read_bytes()[-8192:].decode(errors="replace")
+    start, end = text.rfind("{"), text.rfind("}")
+    try:
+        figures = json.loads(text[start : end + 1])
+        measured = {key: str(figures[key]) for key in _LOUDNORM_FIGURES}
+    except (ValueError, KeyError) as exc:
+        raise Unconvertible("ffmpeg could not measure the audio's loudness") from exc
+    if any(not _NUMBER.match(value) for value in measured.values()):
+        # -inf: silence (nothing to normalise), or a part too short to measure.
+        raise Unconvertible(
+            "the audio's loudness cannot be measured (silent, or shorter than 0.4 s),"
+            " so it cannot be normalised; convert it without loudness_lufs"
+        )
+    return measured
 
 
 def _raise_for_failure(returncode: int, stopped_by_us: str, limit: float, last: str) -> None:

@@ -539,6 +539,10 @@ def render(env: Mapping[str, str] | None = None) -> str:
     subs["METRICS_LISTENER"] = _metrics_listener_yaml(
         subs["ENVOY_LISTEN_ADDRESS"], subs["ENVOY_METRICS_PORT"], " " * 4
     )
+    subs["OPTION_QUERY_NAMES_LUA"] = (
+        "{" + ", ".join(f"[{json.dumps(name)}] = true" for name in MESH.OPTION_QUERY_NAMES) + "}"
+    )
+    subs["OPTION_QUERY_PREFIX"] = MESH.OPTION_QUERY_PREFIX
     subs["GATEWAY_UNREACHABLE_HEALTH"] = json.dumps(
         GATEWAY_UNREACHABLE_HEALTH, separators=(",", ":"), sort_keys=True
     )

@@ -20,7 +20,7 @@ from gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from gateway.relay import OutboxRelay
 from gateway.store import FileStore
 from gateway.upload import UploadRefused, receive_video
-from meshcore import gridfs_io, jobs, tracing
+from meshcore import gridfs_io, jobs, options, tracing
 from meshcore.grpc_server import abort
 from meshcore.limits import MAX_ID_LENGTH, too_long
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
@@ -152,6 +152,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     filename=video.filename,
                     size=video.size,
                     sha256=video.sha256,
+                    options=video.options,
                 )
                 await self._record_and_queue(job)
         except UploadRefused as refused:  # answered once nothing of it is left
@@ -269,6 +270,11 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         return files_pb2.ListJobsResponse(
             jobs=[jobs.to_proto(d) for d in page], next_page_token=next_token
         )
+
+    async def ListPresets(
+        self, request: files_pb2.ListPresetsRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.ListPresetsResponse:
+        return files_pb2.ListPresetsResponse(presets=options.preset_protos())
 
     async def _missing_mp3(self, owner_id: str, mp3_id: ObjectId) -> str:
         """Why there is no such MP3: it expired (retention), or there never was one."""

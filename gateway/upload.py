@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import grpc
 
 from gateway.metrics import UPLOAD_BYTES
-from meshcore import gridfs_io
+from meshcore import gridfs_io, options
 from meshcore.limits import (
     MAX_CONTENT_TYPE_LENGTH,
     MAX_FILENAME_LENGTH,
@@ -50,6 +50,8 @@ class ReceivedVideo:
     content_type: str
     size: int
     sha256: str
+    # The conversion options, checked and resolved over their preset (meshcore/options.py).
+    options: files_pb2.ConversionOptions
 
 
 async def receive_video(
@@ -66,6 +68,10 @@ async def receive_video(
             "upload is empty: send metadata, then the video's bytes",
         )
     filename, content_type = _name_and_type(first)
+    try:  # before the file is opened: refused options leave nothing stored
+        resolved = options.resolve(first.metadata.options)
+    except options.OptionError as exc:
+        raise UploadRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
     video_file = open_file(filename, content_type)
     digest = hashlib.sha256()
     async for block in _data_chunks(first, requests):
@@ -77,7 +83,7 @@ async def receive_video(
             )
         digest.update(block)
         await video_file.write(block)
-    video = ReceivedVideo(filename, content_type, video_file.length, digest.hexdigest())
+    video = ReceivedVideo(filename, content_type, video_file.length, digest.hexdigest(), resolved)
     _check_declared(video, first.metadata)
     await video_file.close()
     return video

@@ -27,3 +27,23 @@ LOGIN_REQUESTS_PER_MINUTE = 30
 # The tokens auth issues: who signs them and for whom (Envoy's jwt_authn checks both).
 JWT_ISSUER = "mp3mesh-auth"
 JWT_AUDIENCE = "mp3mesh"
+
+# The conversion options' REST names (query parameters of POST /upload and /v1/videos,
+# and multipart form fields): each is a field of mp3mesh.files.v1.ConversionOptions,
+# reached in the request as ``metadata.options.<name>``. Both edges map them so
+# (Envoy's Lua filter, rendered from this list; the shim through meshcore/options.py).
+OPTION_QUERY_NAMES = (
+    "preset",
+    "bitrate_kbps",
+    "vbr_quality",
+    "channels",
+    "sample_rate_hz",
+    "start",
+    "end",
+    "loudness_lufs",
+    "title",
+    "artist",
+    "album",
+    "cover_at",
+)
+OPTION_QUERY_PREFIX = "metadata.options."

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from meshcore import options as conversion_options
 from meshcore.timestamps import timestamp
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -53,9 +54,17 @@ def now() -> dt.datetime:
 
 
 def new_job(
-    *, job_id: Any, owner_id: str, owner_email: str, filename: str, size: int, sha256: str
+    *,
+    job_id: Any,
+    owner_id: str,
+    owner_email: str,
+    filename: str,
+    size: int,
+    sha256: str,
+    options: files_pb2.ConversionOptions | None = None,
 ) -> dict[str, Any]:
-    """The record of a job whose video ``job_id`` was just stored, QUEUED."""
+    """The record of a job whose video ``job_id`` was just stored, QUEUED, to be
+    converted with ``options`` (resolved over their preset: meshcore/options.py)."""
     t = now()
     return {
         "_id": job_id,
@@ -64,6 +73,7 @@ def new_job(
         "filename": filename,
         "video_size": size,
         "video_sha256": sha256,
+        "options": conversion_options.to_record(options or files_pb2.ConversionOptions()),
         "status": QUEUED,
         "progress": 0,
         "error": "",
@@ -105,6 +115,7 @@ def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
         video_sha256=doc.get("video_sha256", ""),
         duration_seconds=float(doc.get("duration", 0.0)),
         mp3_size_bytes=int(doc.get("mp3_size", 0)),
+        options=conversion_options.from_record(doc.get("options")),
     )
 
 

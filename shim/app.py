@@ -28,7 +28,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from meshcore import tls, tracing
+from meshcore import options, tls, tracing
 from meshcore.channels import service_channel
 from meshcore.client_address import CLIENT_ADDRESS_KEY
 from meshcore.credentials import bearer_token
@@ -263,6 +263,9 @@ class RestBridge:
         swallows an iterator's exceptions, and a 413 or a malformed multipart body found
         mid-stream has to reach the client.
         """
+        # The conversion options' short names (bitrate_kbps=128) set their fields
+        # (metadata.options.bitrate_kbps), as Envoy's Lua filter maps them.
+        query = [(options.query_name(name), value) for name, value in query]
         first = build_request(route, path_params, query)
         content_type, body = await upload_body(
             first, request.headers.get("content-type", ""), request.stream()

@@ -15,15 +15,21 @@ from google.protobuf.message import Message
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from meshcore import options
 from meshcore.limits import UPLOAD_MESSAGE_BYTES
 from shim.errors import invalid, too_large
 from shim.jsonpb import descriptor_of
-from shim.request import FieldPath, submessage
+from shim.request import FieldPath, set_field, submessage
 from shim.rules import FieldPathError, resolve_field_path
 
 # The file part's name and type fill these request fields, where the request type has
 # them and the query string did not set them.
 MULTIPART_FIELDS = {"filename": "metadata.filename", "content_type": "metadata.content_type"}
+# Form fields beside the file: the conversion options by their REST names (the query
+# parameters'), before the file part. Any other field is skipped, as before. Bounds: a
+# value's length and how many fields are read.
+MAX_FORM_VALUE_BYTES = 1024
+MAX_FORM_FIELDS = 32
 
 
 async def upload_chunks(source: AsyncIterable[bytes], max_bytes: int) -> AsyncIterator[bytes]:
@@ -81,6 +87,8 @@ class FilePart:
     filename: str
     content_type: str
     chunks: AsyncIterator[bytes]
+    # The option fields that came before the file, in order: (REST name, value).
+    fields: list[tuple[str, str]]
 
 
 async def open_file_part(content_type: str, body: AsyncIterable[bytes]) -> FilePart:
@@ -102,7 +110,7 @@ async def open_file_part(content_type: str, body: AsyncIterable[bytes]) -> FileP
             raise invalid("the multipart body has no file part: send one, e.g. -F file=@video.mp4")
         file_data = reader.feed(data)
     filename, part_type = reader.file
-    return FilePart(filename, part_type, _file_chunks(reader, file_data, source))
+    return FilePart(filename, part_type, _file_chunks(reader, file_data, source), reader.fields)
 
 
 async def _file_chunks(
@@ -142,6 +150,10 @@ class _MultipartReader:
         self._headers: dict[bytes, bytes] = {}
         self._header_name = bytearray()
         self._header_value = bytearray()
+        # The current form field (not a file): its name, and its value so far.
+        self._field: str | None = None
+        self._value = bytearray()
+        self.fields: list[tuple[str, str]] = []
 
     def feed(self, data: bytes) -> list[bytes]:
         """Parse one read; return the file bytes it held."""
@@ -167,21 +179,45 @@ class _MultipartReader:
         self._header_value.clear()
 
     def _on_headers_finished(self) -> None:
-        options = parse_options_header(self._headers.get(b"content-disposition", b""))[1]
-        self._in_file = b"filename" in options
+        disposition = parse_options_header(self._headers.get(b"content-disposition", b""))[1]
+        self._in_file = b"filename" in disposition
         if not self._in_file:
+            self._start_field(_text(disposition.get(b"name", b"")))
             return
         if self.file is not None:
             raise invalid("the multipart body has more than one file; send exactly one")
         part_type = self._headers.get(b"content-type", b"application/octet-stream")
-        self.file = (_text(options[b"filename"]), _text(part_type).strip())
+        self.file = (_text(disposition[b"filename"]), _text(part_type).strip())
+
+    def _start_field(self, name: str) -> None:
+        """A form field begins: kept if it names an option (and comes before the file)."""
+        if name not in options.FIELDS:
+            return
+        if self.file is not None:
+            raise invalid(
+                f"the form field {name!r} comes after the file: put option fields before"
+                " the file part (e.g. -F bitrate_kbps=128 -F file=@video.mp4)"
+            )
+        if len(self.fields) >= MAX_FORM_FIELDS:
+            raise invalid(f"the multipart body has more than {MAX_FORM_FIELDS} option fields")
+        self._field = name
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             self._file_data.append(data[start:end])
+        elif self._field is not None:
+            self._value += data[start:end]
+            if len(self._value) > MAX_FORM_VALUE_BYTES:
+                raise invalid(
+                    f"the form field {self._field!r} is longer than {MAX_FORM_VALUE_BYTES} bytes"
+                )
 
     def _on_part_end(self) -> None:
         self._in_file = False
+        if self._field is not None:
+            self.fields.append((self._field, _text(bytes(self._value))))
+            self._field = None
+            self._value.clear()
 
     def _on_end(self) -> None:
         self.finished = True
@@ -196,7 +232,14 @@ def _text(header_bytes: bytes) -> str:
 
 
 def apply_file_part(request: Message, part: FilePart) -> None:
-    """Fill the MULTIPART_FIELDS the request type has and the query left empty."""
+    """Fill the MULTIPART_FIELDS the request type has and the query left empty, and the
+    option fields (a form field overrides the query parameter of its name)."""
+    for name, value in part.fields:
+        try:
+            fields = resolve_field_path(descriptor_of(request), options.query_name(name))
+        except FieldPathError as exc:
+            raise invalid(f"the form field {name!r} does not apply here") from exc
+        set_field(request, fields, [value])
     for attribute, path in MULTIPART_FIELDS.items():
         try:
             fields = resolve_field_path(descriptor_of(request), path)

@@ -206,6 +206,7 @@ def test_routes_come_from_the_annotations_with_additional_bindings() -> None:
         ("GET", "/status", "GetJob", ""),
         ("GET", "/v1/jobs/{job_id}:watch", "WatchJob", ""),
         ("GET", "/v1/jobs", "ListJobs", ""),
+        ("GET", "/v1/presets", "ListPresets", ""),
     }  # ValidateToken has no rule: not on REST
 
 

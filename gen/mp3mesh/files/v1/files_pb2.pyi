@@ -26,16 +26,66 @@ JOB_STATUS_SUCCEEDED: JobStatus
 JOB_STATUS_FAILED: JobStatus
 
 class UploadMetadata(_message.Message):
-    __slots__ = ("filename", "content_type", "size_bytes", "sha256")
+    __slots__ = ("filename", "content_type", "size_bytes", "sha256", "options")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     filename: str
     content_type: str
     size_bytes: int
     sha256: str
-    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    options: ConversionOptions
+    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., options: _Optional[_Union[ConversionOptions, _Mapping]] = ...) -> None: ...
+
+class ConversionOptions(_message.Message):
+    __slots__ = ("preset", "bitrate_kbps", "vbr_quality", "channels", "sample_rate_hz", "start", "end", "loudness_lufs", "title", "artist", "album", "cover_at")
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    BITRATE_KBPS_FIELD_NUMBER: _ClassVar[int]
+    VBR_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    LOUDNESS_LUFS_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ARTIST_FIELD_NUMBER: _ClassVar[int]
+    ALBUM_FIELD_NUMBER: _ClassVar[int]
+    COVER_AT_FIELD_NUMBER: _ClassVar[int]
+    preset: str
+    bitrate_kbps: int
+    vbr_quality: int
+    channels: str
+    sample_rate_hz: int
+    start: str
+    end: str
+    loudness_lufs: float
+    title: str
+    artist: str
+    album: str
+    cover_at: str
+    def __init__(self, preset: _Optional[str] = ..., bitrate_kbps: _Optional[int] = ..., vbr_quality: _Optional[int] = ..., channels: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., loudness_lufs: _Optional[float] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., album: _Optional[str] = ..., cover_at: _Optional[str] = ...) -> None: ...
+
+class Preset(_message.Message):
+    __slots__ = ("name", "description", "options")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    options: ConversionOptions
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., options: _Optional[_Union[ConversionOptions, _Mapping]] = ...) -> None: ...
+
+class ListPresetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPresetsResponse(_message.Message):
+    __slots__ = ("presets",)
+    PRESETS_FIELD_NUMBER: _ClassVar[int]
+    presets: _containers.RepeatedCompositeFieldContainer[Preset]
+    def __init__(self, presets: _Optional[_Iterable[_Union[Preset, _Mapping]]] = ...) -> None: ...
 
 class UploadRequest(_message.Message):
     __slots__ = ("metadata", "chunk", "http_body")
@@ -108,7 +158,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "owner_id", "video_file_id", "mp3_file_id", "status", "progress_percent", "error", "attempts", "create_time", "update_time", "filename", "video_size_bytes", "video_sha256", "duration_seconds", "mp3_size_bytes")
+    __slots__ = ("id", "owner_id", "video_file_id", "mp3_file_id", "status", "progress_percent", "error", "attempts", "create_time", "update_time", "filename", "video_size_bytes", "video_sha256", "duration_seconds", "mp3_size_bytes", "options")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +174,7 @@ class Job(_message.Message):
     VIDEO_SHA256_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MP3_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner_id: str
     video_file_id: str
@@ -139,4 +190,5 @@ class Job(_message.Message):
     video_sha256: str
     duration_seconds: float
     mp3_size_bytes: int
-    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., video_file_id: _Optional[str] = ..., mp3_file_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., progress_percent: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., video_size_bytes: _Optional[int] = ..., video_sha256: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ...) -> None: ...
+    options: ConversionOptions
+    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., video_file_id: _Optional[str] = ..., mp3_file_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., progress_percent: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., video_size_bytes: _Optional[int] = ..., video_sha256: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ..., options: _Optional[_Union[ConversionOptions, _Mapping]] = ...) -> None: ...

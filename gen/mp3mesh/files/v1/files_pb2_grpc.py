@@ -66,6 +66,11 @@ class FileServiceStub:
                 request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListPresets = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/ListPresets',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsResponse.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -121,6 +126,13 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPresets(self, request, context):
+        """ListPresets returns the named option sets a job may name (ConversionOptions.preset).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +160,11 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListJobsRequest.FromString,
                     response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'ListPresets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPresets,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -291,6 +308,33 @@ class FileService:
             '/mp3mesh.files.v1.FileService/ListJobs',
             mp3mesh_dot_files_dot_v1_dot_files__pb2.ListJobsRequest.SerializeToString,
             mp3mesh_dot_files_dot_v1_dot_files__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPresets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/ListPresets',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
