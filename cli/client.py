@@ -48,13 +48,14 @@ def upload_requests(
     with_checks: bool = True,
     on_chunk: ProgressCallback | None = None,
     on_hash: ProgressCallback | None = None,
+    options: files_pb2.ConversionOptions | None = None,
 ) -> Iterator[files_pb2.UploadRequest]:
     """Metadata first, then the file in chunks, read lazily: memory stays at one chunk.
 
     With checks, the size and SHA-256 go in the metadata, so the gateway refuses a file
     that changed or was cut on the way (``on_hash`` follows the hashing pass).
     """
-    meta = files_pb2.UploadMetadata(filename=path.name, content_type=content_type)
+    meta = files_pb2.UploadMetadata(filename=path.name, content_type=content_type, options=options)
     if with_checks:
         meta.size_bytes = path.stat().st_size
         meta.sha256 = sha256_of(path, on_hash)
@@ -184,14 +185,22 @@ class MeshClient:
         on_chunk: ProgressCallback | None = None,
         on_hash: ProgressCallback | None = None,
         timeout: float | None = STREAM_TIMEOUT_SECONDS,
+        options: files_pb2.ConversionOptions | None = None,
     ) -> files_pb2.Job:
         requests = upload_requests(
-            path, content_type=content_type, on_chunk=on_chunk, on_hash=on_hash
+            path, content_type=content_type, on_chunk=on_chunk, on_hash=on_hash, options=options
         )
         reply: files_pb2.UploadResponse = self.files.Upload(
             requests, metadata=self.metadata, timeout=timeout
         )
         return reply.job
+
+    def presets(self) -> list[files_pb2.Preset]:
+        return list(
+            self.files.ListPresets(
+                files_pb2.ListPresetsRequest(), metadata=self.metadata, timeout=CALL_TIMEOUT_SECONDS
+            ).presets
+        )
 
     def job(self, job_id: str) -> files_pb2.Job:
         return self.files.GetJob(

@@ -39,6 +39,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli import conversion
 from cli.client import MeshClient, ProgressCallback
 from cli.credentials import CredentialStore, Session
 from cli.errors import LOGIN_HINT, CliError, rpc_error
@@ -313,15 +314,32 @@ def convert(
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video file to convert.")],
     output: OutputOption = None,
     json_output: JsonOption = False,
+    preset: conversion.Preset = "",
+    bitrate: conversion.Bitrate = 0,
+    vbr: conversion.Vbr = None,
+    mono: conversion.Mono = None,
+    sample_rate: conversion.SampleRate = 0,
+    start: conversion.Start = "",
+    end: conversion.End = "",
+    loudness: conversion.Loudness = None,
+    title: conversion.Title = "",
+    artist: conversion.Artist = "",
+    album: conversion.Album = "",
+    cover_at: conversion.CoverAt = "",
 ) -> None:
     """Upload VIDEO, follow its conversion, download the MP3 (next to VIDEO unless -o)."""
     opts: Options = ctx.obj
+    chosen = conversion.build(
+        preset=preset, bitrate=bitrate, vbr=vbr, mono=mono, sample_rate=sample_rate,
+        start=start, end=end, loudness=loudness, title=title, artist=artist, album=album,
+        cover_at=cover_at,
+    )  # fmt: skip
     check_readable(video)
     dest = output or video.with_suffix(".mp3")
     if dest.resolve() == video.resolve():
         raise CliError(f"{video} is already an .mp3: give another name with -o")
     with opts.client(opts.session()) as client:
-        queued = upload_with_progress(client, video, opts)
+        queued = upload_with_progress(client, video, opts, chosen)
         job = follow(client, queued.id, opts)
         if job.status != files_pb2.JOB_STATUS_SUCCEEDED:
             job_failed(job, opts)
@@ -337,12 +355,29 @@ def upload(
     ctx: typer.Context,
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video file to upload.")],
     json_output: JsonOption = False,
+    preset: conversion.Preset = "",
+    bitrate: conversion.Bitrate = 0,
+    vbr: conversion.Vbr = None,
+    mono: conversion.Mono = None,
+    sample_rate: conversion.SampleRate = 0,
+    start: conversion.Start = "",
+    end: conversion.End = "",
+    loudness: conversion.Loudness = None,
+    title: conversion.Title = "",
+    artist: conversion.Artist = "",
+    album: conversion.Album = "",
+    cover_at: conversion.CoverAt = "",
 ) -> None:
     """Upload VIDEO and print its job id; the conversion runs on without you."""
     opts: Options = ctx.obj
+    chosen = conversion.build(
+        preset=preset, bitrate=bitrate, vbr=vbr, mono=mono, sample_rate=sample_rate,
+        start=start, end=end, loudness=loudness, title=title, artist=artist, album=album,
+        cover_at=cover_at,
+    )  # fmt: skip
     check_readable(video)
     with opts.client(opts.session()) as client:
-        job = upload_with_progress(client, video, opts)
+        job = upload_with_progress(client, video, opts, chosen)
     if opts.json:
         emit({"job": as_dict(job)})
     else:
@@ -404,6 +439,20 @@ def jobs(
 
 
 @command()
+def presets(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """List the presets a conversion may name (--preset NAME)."""
+    opts: Options = ctx.obj
+    with opts.client(opts.session()) as client:
+        found = client.presets()
+    if opts.json:
+        emit({"presets": [as_dict(preset) for preset in found]})
+        return
+    for preset in found:
+        out.print(f"{preset.name:>17}  {escape(options_text(preset.options))}")
+        out.print(f"{'':>17}  {escape(preset.description)}", style="dim")
+
+
+@command()
 def download(
     ctx: typer.Context,
     file_id: Annotated[
@@ -451,12 +500,22 @@ def byte_progress(opts: Options, *bars: tuple[str, int | None]) -> Iterator[list
         yield [functools.partial(progress.advance, task) for task in tasks]
 
 
-def upload_with_progress(client: MeshClient, video: Path, opts: Options) -> files_pb2.Job:
+def upload_with_progress(
+    client: MeshClient,
+    video: Path,
+    opts: Options,
+    chosen: files_pb2.ConversionOptions | None = None,
+) -> files_pb2.Job:
     size = video.stat().st_size
     content_type = mimetypes.guess_type(video.name)[0] or "application/octet-stream"
     with byte_progress(opts, ("checksum", size), ("upload", size)) as (hashed, sent):
         return client.upload(
-            video, content_type=content_type, on_chunk=sent, on_hash=hashed, timeout=None
+            video,
+            content_type=content_type,
+            on_chunk=sent,
+            on_hash=hashed,
+            timeout=None,
+            options=chosen,
         )
 
 
@@ -549,10 +608,19 @@ def show_job(job: files_pb2.Job) -> None:
     if job.mp3_file_id:
         mp3 = f"{job.mp3_file_id} ({_size(job.mp3_size_bytes)}, {job.duration_seconds:.1f} s)"
         rows.append(("mp3", mp3))
+    if job.HasField("options") and job.options.ByteSize():
+        rows.append(("options", options_text(job.options)))
     if job.error:
         rows.append(("error", job.error))
     for key, value in rows:
         out.print(f"{key:>9}  {escape(value)}")
+
+
+def options_text(chosen: files_pb2.ConversionOptions) -> str:
+    """The options set, as their REST names: "preset=podcast-mono-64 bitrate_kbps=128"."""
+    fields = json_format.MessageToDict(chosen, preserving_proto_field_name=True)
+    return " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                    for name, value in fields.items())  # fmt: skip
 
 
 def _status(job: files_pb2.Job) -> str:
