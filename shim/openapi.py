@@ -14,7 +14,8 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.rpc import status_pb2
 
-from shim.rules import Route, resolve_field_path
+from meshcore import options
+from shim.rules import FieldPathError, Route, resolve_field_path
 
 Schema = dict[str, Any]
 
@@ -181,7 +182,27 @@ def _parameters(route: Route, components: _Components) -> list[dict[str, Any]]:
         for name, fields in _leaf_fields(message)
         if not any(bound and fields[: len(bound)] == bound for bound in taken)
     ]
+    if route.streams_request_body:
+        parameters += [{**option, "in": "query"} for option in _option_fields(message, components)]
     return parameters
+
+
+def _option_fields(message: Descriptor, components: _Components) -> list[dict[str, Any]]:
+    """The conversion options by their REST names (``bitrate_kbps``), which an upload takes
+    as query parameters and form fields beside ``metadata.options.*`` (docs/options.md)."""
+    try:
+        fields = resolve_field_path(message, options.QUERY_PREFIX.rstrip("."))
+    except FieldPathError:
+        return []
+    conversion = fields[-1].message_type
+    return [
+        {
+            "name": name,
+            "schema": components.field(conversion.fields_by_name[name]),
+            "description": f"The conversion option {options.QUERY_PREFIX}{name}",
+        }
+        for name in options.FIELDS
+    ]
 
 
 def _leaf_fields(
@@ -213,7 +234,14 @@ def _request_body(route: Route, components: _Components) -> dict[str, Any]:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"file": _BINARY},
+                        # The option fields come before the file.
+                        "properties": {
+                            **{
+                                option["name"]: option["schema"]
+                                for option in _option_fields(route.method.input_type, components)
+                            },
+                            "file": _BINARY,
+                        },
                         "required": ["file"],
                     }
                 },

@@ -121,8 +121,10 @@ def test_default_job_is_todays_mp3(stack: Stack, clip: Path, tmp_path: Path) -> 
 
 def test_cbr_mono_rate_trim_and_tags(stack: Stack, clip: Path, tmp_path: Path) -> None:
     client, _ = stack.new_user()
-    chosen = dict(bitrate_kbps=128, channels="mono", sample_rate_hz=22050, start="1.5",
-                  end="0:04.5", title="T", artist="A", album="B", cover_at="2")  # fmt: skip
+    chosen: dict[str, Any] = dict(
+        bitrate_kbps=128, channels="mono", sample_rate_hz=22050, start="1.5", end="0:04.5",
+        title="T", artist="A", album="B", cover_at="2",
+    )  # fmt: skip
     job = convert(client, clip, tmp_path / "a.mp3", **chosen)
     assert job.options == files_pb2.ConversionOptions(**chosen)
     assert client.job(job.id).options == job.options  # GetJob
@@ -206,8 +208,8 @@ def test_out_of_range_is_invalid_argument_before_anything_is_stored(
     client, _ = stack.new_user()
     with pytest.raises(grpc.RpcError) as exc:
         client.upload(clip, options=files_pb2.ConversionOptions(**chosen))
-    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-    message = exc.value.details()  # type: ignore[attr-defined]
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    message = exc.value.details()
     assert message.startswith(f"{field}: ") and allowed in message, message
     assert stored(stack, client.whoami().id) == (0, 0, 0)
 
@@ -235,7 +237,9 @@ def test_rest_options_by_query_and_form(
     given = {"preset": "music-320", "bitrate_kbps": "64", "channels": "mono",
              "sample_rate_hz": "32000", "start": "1", "end": "3.5", "title": "Q t",
              "artist": "Ar", "album": "Al", "cover_at": "1"}  # fmt: skip
-    with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as http:
+    with httpx.Client(
+        base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
         if how == "query":
             reply = http.post("/v1/videos", params={**given, "metadata.filename": "c.mp4"},
                               content=clip.read_bytes())  # fmt: skip
@@ -274,7 +278,9 @@ def test_rest_out_of_range_is_400_naming_the_field(
 ) -> None:  # fmt: skip
     url = stack.envoy_url if edge_name == "envoy" else stack.shim_url
     token = _rest_user(url)
-    with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+    with httpx.Client(
+        base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
         if form is None:
             reply = http.post(path, params=params, content=clip.read_bytes())
         else:
@@ -292,7 +298,7 @@ def test_presets_over_rest(stack: Stack, edge_name: str) -> None:
         reply = http.get("/v1/presets")
     assert reply.status_code == 200
     presets = {p["name"]: p for p in reply.json()["presets"]}
-    assert list(presets)[0] == "default"
+    assert next(iter(presets)) == "default"
     assert presets["music-320"]["options"]["bitrateKbps"] == 320
     assert presets["voice-normalized"]["options"]["vbrQuality"] == 4
 
@@ -306,8 +312,9 @@ def test_cli_convert_with_flags_and_presets(stack: Stack, clip: Path, tmp_path: 
     assert "podcast-mono-64" in {p["name"] for p in listed["presets"]}
     video = tmp_path / "clip.mp4"
     video.write_bytes(clip.read_bytes())
-    done = cli.json("convert", str(video), "--preset", "podcast-mono-64", "--bitrate", "128",
-                    "--stereo", "--start", "0:01", "--end", "0:04", "--title", "From CLI")  # fmt: skip
+    flags = ["--preset", "podcast-mono-64", "--bitrate", "128", "--stereo", "--start", "0:01",
+             "--end", "0:04", "--title", "From CLI"]  # fmt: skip
+    done = cli.json("convert", str(video), *flags)
     assert done["job"]["options"]["channels"] == "stereo"
     seen = probe(Path(done["output"]))
     assert (seen["bitrate"], seen["channels"], seen["rate"]) == (128000, 2, 44100)

@@ -273,11 +273,20 @@ def test_openapi_and_health(shim: Edge) -> None:
         "/v1/mp3s/{file_id}", "/download", "/v1/jobs/{job_id}", "/status",
         "/v1/jobs/{job_id}:watch", "/v1/jobs", "/health", "/v1/sessions/current", "/logout",
         "/.well-known/jwks.json", "/v1/users/me:changePassword", "/v1/users/me:delete",
+        "/v1/presets",
     }  # fmt: skip
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}
     upload_query = {p["name"] for p in document["paths"]["/v1/videos"]["post"]["parameters"]}
     assert "metadata.filename" in upload_query and "httpBody.data" not in upload_query
+    # The conversion options, by their REST names and by their field paths.
+    assert {"bitrate_kbps", "preset", "cover_at", "metadata.options.bitrateKbps"} <= upload_query
+    form = document["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert {"bitrate_kbps", "loudness_lufs", "file"} <= set(form["schema"]["properties"])
+    presets = document["paths"]["/v1/presets"]["get"]["responses"]["200"]
+    assert presets["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/mp3mesh.files.v1.ListPresetsResponse"
+    }
     schemas = document["components"]["schemas"]
     assert set(_refs(document)) == {f"#/components/schemas/{name}" for name in schemas}
     job = schemas["mp3mesh.files.v1.Job"]["properties"]
@@ -426,6 +435,26 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         ),
         ("GET", "/health", "none", {}),
         ("GET", "/health?bogus=1", "none", {}),
+        # Conversion options and presets (docs/options.md): refused before a byte is kept.
+        ("GET", "/v1/presets", "owner", {}),
+        ("GET", "/v1/presets", "none", {}),
+        ("GET", "/v1/presets?bogus=1", "owner", {}),
+        ("POST", "/v1/videos?bitrate_kbps=100", "owner", {"content": b"abc"}),
+        ("POST", "/upload?vbr_quality=12&metadata.filename=a.mp4", "owner", {"content": b"abc"}),
+        ("POST", "/v1/videos?channels=quad", "owner", {"content": b"abc"}),
+        ("POST", "/v1/videos?sample_rate_hz=fast", "owner", {"content": b"abc"}),
+        ("POST", "/v1/videos?metadata.options.sampleRateHz=8000", "owner", {"content": b"abc"}),
+        ("POST", "/v1/videos?start=10&end=5", "owner", {"content": b"abc"}),
+        ("POST", "/upload?loudness_lufs=-99", "owner", {"content": b"abc"}),
+        ("POST", "/upload?preset=nope", "owner", {"content": b"abc"}),
+        ("POST", "/upload?bitrate_kbps=64&vbr_quality=0", "owner", {"content": b"abc"}),
+        ("POST", "/upload?Bitrate_kbps=64", "owner", {"content": b"abc"}),
+        (
+            "POST",
+            "/upload?bitrate_kbps=64",
+            "owner",
+            {"data": {"cover_at": "later"}, "files": {"file": ("a.mp4", b"abc", "video/mp4")}},
+        ),
     ]
     differences = []
     for method, path, who, kwargs in requests:
