@@ -202,7 +202,7 @@ async function enter() {
   const me = await (await api("/v1/users/me")).json();
   localStorage.setItem(EMAIL_KEY, me.user.email);
   show(true);
-  await loadJobs();
+  await Promise.all([loadJobs(), loadPresets()]);
 }
 
 async function loadJobs() {
@@ -212,10 +212,50 @@ async function loadJobs() {
   renderJobs();
 }
 
-function upload(file) {
+// The LAME constant bitrates and VBR qualities the gateway takes (meshcore/options.py).
+const BITRATES = [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+const VBR_QUALITIES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const OPTION_NAMES = ["preset", "bitrate_kbps", "vbr_quality", "channels", "sample_rate_hz", "start", "end",
+  "loudness_lufs", "title", "artist", "album", "cover_at"];
+
+function addOptions(select, values, label = (v) => String(v)) {
+  for (const value of values) {
+    const option = document.createElement("option");
+    option.value = String(value);
+    option.textContent = label(value);
+    select.append(option);
+  }
+}
+
+async function loadPresets() {
+  const select = $("preset");
+  if (select.options.length > 1) return;
+  const { presets } = await (await api("/v1/presets")).json();
+  addOptions(select, presets.map((p) => p.name));
+  presets.forEach((p, i) => { select.options[i + 1].title = p.description; });
+}
+
+// The options form's non-empty controls as query parameters (the gateway checks them).
+function optionQuery(form) {
+  const data = new FormData(form);
+  const query = new URLSearchParams();
+  for (const name of OPTION_NAMES) {
+    const value = String(data.get(name) || "").trim();
+    if (value) query.set(name, value);
+  }
+  return query;
+}
+
+// What a job was asked to do, as "preset=podcast-mono-64 bitrateKbps=128".
+function optionsText(options) {
+  return Object.entries(options || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+}
+
+function upload(file, options) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/v1/videos?metadata.filename=${encodeURIComponent(file.name)}`);
+    options.set("metadata.filename", file.name);
+    xhr.open("POST", `/v1/videos?${options}`);
     xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
     xhr.upload.onprogress = (event) => {
@@ -252,6 +292,7 @@ async function watch(jobId) {
 
 async function convert(file) {
   notice("");
+  $("current-options").hidden = true;
   $("current").hidden = false;
   $("current-file").textContent = file.name;
   $("current-status").textContent = "uploading";
@@ -260,8 +301,11 @@ async function convert(file) {
   $("current-download").hidden = true;
   setBar("upload", 0);
   setBar("convert", 0);
-  const job = await upload(file);
+  const job = await upload(file, optionQuery($("upload-form")));
   setBar("upload", 100);
+  const asked = optionsText(job.options);
+  $("current-options").textContent = asked ? `Options: ${asked}` : "";
+  $("current-options").hidden = !asked;
   showCurrent(job);
   await watch(job.id);
 }
@@ -322,6 +366,8 @@ function busy(form, work) {
 }
 
 function wire() {
+  addOptions($("bitrate"), BITRATES);
+  addOptions($("vbr"), VBR_QUALITIES, (q) => (q === 0 ? "0 (best)" : q === 9 ? "9 (smallest)" : String(q)));
   const login = $("login-form");
   login.addEventListener("submit", busy(login, (data) => logIn(data.get("email"), data.get("password"))));
   const signup = $("signup-form");
