@@ -18,9 +18,9 @@ import jwt
 import pytest
 from bson import ObjectId
 
-from cli.client import MeshClient
+from mp3mesh.cli.client import MeshClient
 from devstack import PASSWORD, ROOT, Stack
-from meshcore import options
+from mp3mesh.core import options
 from mp3mesh.files.v1 import files_pb2
 from tests.e2e.test_cli import Cli
 
@@ -326,7 +326,7 @@ def test_cli_convert_with_flags_and_presets(stack: Stack, clip: Path, tmp_path: 
 
 
 def test_the_options_module_names_every_rest_field() -> None:
-    """The REST names (meshcore/defaults.py, rendered into Envoy's Lua) are exactly the
+    """The REST names (mp3mesh/core/defaults.py, rendered into Envoy's Lua) are exactly the
     fields of ConversionOptions."""
     names = {f.name for f in files_pb2.ConversionOptions.DESCRIPTOR.fields}
     assert set(options.FIELDS) == names

@@ -66,10 +66,10 @@ def test_options_from_the_page_shape_the_mp3(
 
 
 def test_the_page_lists_lames_bitrates() -> None:
-    """The page's bitrate and VBR lists are the gateway's (meshcore/options.py)."""
-    from meshcore import options
+    """The page's bitrate and VBR lists are the gateway's (mp3mesh/core/options.py)."""
+    from mp3mesh.core import options
 
-    script = (Path(__file__).parents[2] / "shim/web/app.js").read_text()
+    script = (Path(__file__).parents[2] / "mp3mesh/shim/web/app.js").read_text()
     bitrates = ", ".join(map(str, options.CBR_BITRATES_KBPS))
     assert f"const BITRATES = [{bitrates}];" in script
     names = ", ".join(f'"{n}"' for n in options.FIELDS)
@@ -77,7 +77,7 @@ def test_the_page_lists_lames_bitrates() -> None:
     assert f"const OPTION_NAMES = [{names}];" in flat
     assert (
         subprocess.run(
-            ["node", "--check", "shim/web/app.js"], cwd=Path(__file__).parents[2]
+            ["node", "--check", "mp3mesh/shim/web/app.js"], cwd=Path(__file__).parents[2]
         ).returncode
         == 0
     )

@@ -1,5 +1,5 @@
-"""The conversion options' one home (meshcore/options.py) and the ffmpeg command the
-converter builds from them (converter/transcode.py), without running anything."""
+"""The conversion options' one home (mp3mesh/core/options.py) and the ffmpeg command the
+converter builds from them (mp3mesh/converter/transcode.py), without running anything."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from converter.transcode import Cut, OutputBound, Unconvertible, extract_command, measure_command
-from meshcore import options
-from meshcore.defaults import OPTION_QUERY_NAMES
+from mp3mesh.converter.transcode import Cut, OutputBound, Unconvertible, extract_command, measure_command
+from mp3mesh.core import options
+from mp3mesh.core.defaults import OPTION_QUERY_NAMES
 from mp3mesh.files.v1.files_pb2 import ConversionOptions
 
 VIDEO, MP3 = Path("/w/video"), Path("/w/audio.mp3")
