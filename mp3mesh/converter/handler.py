@@ -34,7 +34,13 @@ from pymongo.synchronous.database import Database
 
 from mp3mesh.converter.claim import Claim, JobLost, new_token, retrying
 from mp3mesh.converter.settings import ConverterSettings
-from mp3mesh.converter.transcode import Deadline, Interrupted, ShuttingDown, Transcoder, Unconvertible
+from mp3mesh.converter.transcode import (
+    Deadline,
+    Interrupted,
+    ShuttingDown,
+    Transcoder,
+    Unconvertible,
+)
 from mp3mesh.core import gridfs_io, jobs, options, tracing
 from mp3mesh.core.amqp.consumer import Outcome, Requeue, UndecodableMessage, decode
 from mp3mesh.core.amqp.publisher import ThreadedPublisher

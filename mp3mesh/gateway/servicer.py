@@ -13,13 +13,6 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from google.api import httpbody_pb2
 
-from mp3mesh.gateway.auth_interceptor import Caller, current_caller
-from mp3mesh.gateway.bounds import ClientBounds, TooMany
-from mp3mesh.gateway.job_events import JobEventSubscriber
-from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
-from mp3mesh.gateway.relay import OutboxRelay
-from mp3mesh.gateway.store import FileStore
-from mp3mesh.gateway.upload import UploadRefused, receive_video
 from mp3mesh.core import gridfs_io, jobs, options, tracing
 from mp3mesh.core.grpc_server import abort
 from mp3mesh.core.limits import MAX_ID_LENGTH, too_long

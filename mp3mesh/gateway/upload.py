@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import grpc
 
-from mp3mesh.gateway.metrics import UPLOAD_BYTES
 from mp3mesh.core import gridfs_io, options
 from mp3mesh.core.limits import (
     MAX_CONTENT_TYPE_LENGTH,

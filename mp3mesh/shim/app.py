@@ -28,18 +28,8 @@ from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from mp3mesh.core import options, tls, tracing
-from mp3mesh.core.channels import service_channel
-from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
-from mp3mesh.core.credentials import bearer_token
-from mp3mesh.core.grpc_server import STREAM_ACCEPTED
-from mp3mesh.core.internal_errors import internal_message, trace_id
-from mp3mesh.core.limits import MAX_JSON_BODY_BYTES
-from mp3mesh.core.revocations import RevocationFeed
-from mp3mesh.core.tokens import MISSING, InvalidToken
-from mp3mesh.core.verification import CannotVerify, LocalVerifier, verifier_from_auth
 from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.core import tls, tracing
+from mp3mesh.core import options, tls, tracing
 from mp3mesh.core.channels import service_channel
 from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.core.credentials import bearer_token

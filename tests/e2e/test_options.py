@@ -18,8 +18,8 @@ import jwt
 import pytest
 from bson import ObjectId
 
-from mp3mesh.cli.client import MeshClient
 from devstack import PASSWORD, ROOT, Stack
+from mp3mesh.cli.client import MeshClient
 from mp3mesh.core import options
 from mp3mesh.files.v1 import files_pb2
 from tests.e2e.test_cli import Cli

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from mp3mesh.converter.transcode import Cut, OutputBound, Unconvertible, extract_command, measure_command
+from mp3mesh.converter.transcode import (
+    Cut,
+    OutputBound,
+    Unconvertible,
+    extract_command,
+    measure_command,
+)
 from mp3mesh.core import options
 from mp3mesh.core.defaults import OPTION_QUERY_NAMES
 from mp3mesh.files.v1.files_pb2 import ConversionOptions
