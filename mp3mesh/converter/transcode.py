@@ -1,10 +1,13 @@
 """Audio extraction with ffmpeg, and what each way ffmpeg can end means for the job.
 
-MoviePy's ffmpeg tools probe the input; the extraction itself runs the same ffmpeg command
-line as ``moviepy.video.io.ffmpeg_tools.ffmpeg_extract_audio`` but under our own
-``subprocess.Popen``, because MoviePy's call can be neither stopped nor timed out nor
-report progress. The MP3's duration comes from ffmpeg's own final ``-progress`` report
-(no second probe); the progress file is read while ffmpeg runs, for the job's percentage.
+MoviePy's ffmpeg tools probe the input; the extraction itself runs, for a job without
+options, the same ffmpeg command line as ``moviepy.video.io.ffmpeg_tools.ffmpeg_extract_audio``
+but under our own ``subprocess.Popen``, because MoviePy's call can be neither stopped nor
+timed out nor report progress. A job's options (mp3mesh/core/options.py, docs/options.md)
+shape that one command (:func:`extract_command`); loudness normalisation adds a first,
+measuring pass (:func:`measure_command`). The MP3's duration comes from ffmpeg's own final
+``-progress`` report (no second probe); the progress file is read while ffmpeg runs, for
+the job's percentage.
 
 How an ffmpeg run is classified:
 
@@ -315,7 +318,7 @@ class Transcoder:
         passes = 2 if options.loudness_lufs is not None else 1
         measured = None
         if options.loudness_lufs is not None:
-            command = measure_command(video, mp3, options, cut, limit)
+            command = measure_command(video, mp3, options, cut, limit, bound)
             measured = _loudnorm_measured(
                 self._run(command, mp3, limit, cut.length, _part(on_progress, 0, passes), cancel)
             )
@@ -507,7 +510,7 @@ def _loudnorm(options: Effective, measured: dict[str, str] | None) -> str:
 
 
 def measure_command(
-    video: Path, mp3: Path, options: Effective, cut: Cut, limit: float
+    video: Path, mp3: Path, options: Effective, cut: Cut, limit: float, bound: OutputBound
 ) -> list[str]:
     """loudnorm's first pass over the part of the audio the MP3 will hold; its figures
     come as JSON at the end of stderr (at loglevel info)."""
@@ -519,7 +522,7 @@ def measure_command(
         "-nostats",
         *_input(video, cut.start),
         "-vn",
-        *(["-t", _seconds(cut.length)] if cut.end is not None else []),
+        *("-t", _seconds(_output_seconds(cut, bound))),
         *_audio_filters(options, _loudnorm(options, None)),
         "-f",
         "null",
@@ -559,9 +562,13 @@ def extract_command(
     for tag, value in (("title", title), ("artist", options.artist), ("album", options.album)):
         if value:
             command += ["-metadata", f"{tag}={value}"]
-    seconds = min(cut.length, bound.seconds) if cut.end is not None else bound.seconds
-    command += ["-t", f"{seconds:.3f}", "-fs", str(bound.bytes), str(mp3)]
+    command += ["-t", _seconds(_output_seconds(cut, bound)), "-fs", str(bound.bytes), str(mp3)]
     return command
+
+
+def _output_seconds(cut: Cut, bound: OutputBound) -> float:
+    """How much the output may hold: the trim's length, never past the output bound."""
+    return min(cut.length, bound.seconds) if cut.end is not None else bound.seconds
 
 
 def _seconds(value: float) -> str:

@@ -67,12 +67,12 @@ def test_each_option_lands_in_the_command() -> None:
 def test_loudness_measures_first_then_applies_the_figures() -> None:
     effective = options.effective(ConversionOptions(loudness_lufs=-23))
     cut = Cut.within(effective, 10.0)
-    first = measure_command(VIDEO, MP3, effective, cut, 60.0)
+    bound = OutputBound.for_media(10.0, 3600, 192)
+    first = measure_command(VIDEO, MP3, effective, cut, 60.0, bound)
     assert after(first, "-af") == "loudnorm=I=-23:TP=-1.5:LRA=11:print_format=json"
     assert first[-3:] == ["-f", "null", "-"]
     figures = {"input_i": "-30.1", "input_tp": "-12.0", "input_lra": "1.0",
                "input_thresh": "-40.2", "target_offset": "0.3"}  # fmt: skip
-    bound = OutputBound.for_media(10.0, 3600, 192)
     second = extract_command(VIDEO, MP3, effective, cut, 60.0, bound, "t", figures)
     assert "measured_I=-30.1:measured_TP=-12.0" in after(second, "-af")
     assert after(second, "-af").endswith("offset=0.3:linear=true")
