@@ -27,6 +27,8 @@ from tests.e2e.test_cli import Cli
 pytestmark = pytest.mark.e2e
 
 SECONDS = 6.0
+# What the tests print of each MP3, for the record (docs/options.md's table).
+FIGURES = ("bitrate", "mode", "channels", "rate", "duration")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_default_job_is_todays_mp3(stack: Stack, clip: Path, tmp_path: Path) -> 
     assert seen["tags"]["title"] == "The Clip's Own Title"
     assert not seen["pictures"]
     assert job.options == files_pb2.ConversionOptions()
-    print("default:", {k: seen[k] for k in ("bitrate", "mode", "channels", "rate", "duration")})
+    print("default:", {k: seen[k] for k in FIGURES})
 
 
 def test_cbr_mono_rate_trim_and_tags(stack: Stack, clip: Path, tmp_path: Path) -> None:
@@ -138,8 +140,7 @@ def test_cbr_mono_rate_trim_and_tags(stack: Stack, clip: Path, tmp_path: Path) -
         "title": "T", "artist": "A", "album": "B"
     }  # fmt: skip
     assert len(seen["pictures"]) == 1 and seen["pictures"][0]["codec_name"] == "mjpeg"
-    print("cbr/mono/trim:", {k: seen[k] for k in ("bitrate", "mode", "channels", "rate",
-                                                  "duration")})  # fmt: skip
+    print("cbr/mono/trim:", {k: seen[k] for k in FIGURES})
 
 
 def test_vbr_quality_and_48k(stack: Stack, clip: Path, tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_vbr_quality_and_48k(stack: Stack, clip: Path, tmp_path: Path) -> None:
     seen = probe(tmp_path / "a.mp3")
     assert (seen["mode"], seen["rate"], seen["channels"]) == ("VBR", 48000, 2)
     assert seen["bitrate"] not in {k * 1000 for k in options.CBR_BITRATES_KBPS}
-    print("vbr:", {k: seen[k] for k in ("bitrate", "mode", "channels", "rate", "duration")})
+    print("vbr:", {k: seen[k] for k in FIGURES})
 
 
 def test_loudness_is_normalised_to_the_target(stack: Stack, clip: Path, tmp_path: Path) -> None:
@@ -173,7 +174,9 @@ def test_presets_are_listed_and_a_job_overrides_one(
     assert (job.options.bitrate_kbps, job.options.channels) == (96, "mono")
     seen = probe(tmp_path / "a.mp3")
     assert (seen["bitrate"], seen["channels"], seen["mode"]) == (96000, 1, "CBR")
-    assert abs(loudness(tmp_path / "a.mp3") - -16) <= 1
+    measured = loudness(tmp_path / "a.mp3")
+    assert abs(measured - -16) <= 1
+    print("preset+override:", {k: seen[k] for k in FIGURES}, "LUFS", measured)
 
 
 def test_a_trim_past_the_end_fails_the_job_saying_so(stack: Stack, clip: Path) -> None:
@@ -260,6 +263,7 @@ def test_rest_options_by_query_and_form(
     assert (seen["bitrate"], seen["channels"], seen["rate"]) == (64000, 1, 32000)
     assert abs(seen["duration"] - 2.5) <= 0.1, seen["duration"]
     assert seen["tags"]["title"] == "Q t" and len(seen["pictures"]) == 1
+    print(f"REST {edge_name} {how}:", {k: seen[k] for k in FIGURES})
 
 
 @pytest.mark.parametrize("edge_name", ["envoy", "shim"])

@@ -5,6 +5,7 @@ the MP3 (ffprobe), and an out-of-range value is refused with the gateway's words
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,19 @@ from playwright.sync_api import Page, expect
 
 from devstack import make_video
 from tests.e2e.test_options import probe
-from tests.e2e.test_web import ARTIFACTS, browser, edge, page, sign_up
+from tests.e2e.test_web import ARTIFACTS, WAIT_MS, browser, edge, page, sign_up
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser", "edge", "page"]  # fixtures of test_web, used here
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """A loaded machine registers and converts slowly: expect() waits as long as the
+    page's actions do (WAIT_MS) rather than its 5 s default, for this module's tests."""
+    expect.set_options(timeout=WAIT_MS)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture(scope="module")
