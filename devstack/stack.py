@@ -27,7 +27,15 @@ from pymongo import MongoClient
 
 from auth.tokens import load_private_key
 from cli.client import MeshClient, is_serving
-from devstack.config import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp_database
+from devstack.config import (
+    AMQP_URL,
+    PASSWORD,
+    ROOT,
+    TEST_WEBHOOK_RETRY_DELAYS,
+    drop_queues,
+    stack_env,
+    temp_database,
+)
 from meshcore.tokens import key_id
 
 
@@ -197,4 +205,5 @@ def honcho_stack(var: Path, timeout: float = 120) -> Iterator[Stack]:
             env["MP3_QUEUE"],
             exchanges=[env["JOB_EVENTS_EXCHANGE"], env["REVOCATIONS_EXCHANGE"]],
         )
+        drop_queues(env["WEBHOOK_QUEUE"], retry_delays=TEST_WEBHOOK_RETRY_DELAYS)
         resources.close()

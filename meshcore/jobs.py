@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from meshcore import webhooks
 from meshcore.timestamps import timestamp
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -105,6 +106,7 @@ def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
         video_sha256=doc.get("video_sha256", ""),
         duration_seconds=float(doc.get("duration", 0.0)),
         mp3_size_bytes=int(doc.get("mp3_size", 0)),
+        webhook_deliveries=webhooks.deliveries_to_proto(doc),
     )
 
 
