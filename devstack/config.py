@@ -41,7 +41,7 @@ PASSWORD = "correct horse battery staple"
 TEST_RETRY_DELAYS = (1.0, 2.0, 5.0)
 # Webhook retries: short, but together over a minute, so a receiver down for 60 s still
 # gets every event (tests/e2e/test_webhooks.py).
-TEST_WEBHOOK_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0)
+TEST_WEBHOOK_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, *(10.0,) * 10)
 # The local stack lets webhooks go to loopback, as stack.env does for `make up`.
 LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
 

@@ -59,9 +59,7 @@ class WebhookServicer(webhooks_pb2_grpc.WebhookServiceServicer):
         }
         await self.webhooks.insert_one(doc)
         log.info("webhook registered", webhook_id=str(doc["_id"]), events=events)
-        return webhooks_pb2.CreateWebhookResponse(
-            webhook=webhooks.to_proto(doc, with_secret=True)
-        )
+        return webhooks_pb2.CreateWebhookResponse(webhook=webhooks.to_proto(doc, with_secret=True))
 
     async def ListWebhooks(
         self, request: webhooks_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext

@@ -37,7 +37,7 @@ EVENT_TYPES = ("job.succeeded", "job.failed", "job.cancelled")
 MAX_URL_LENGTH = 2048
 # Endpoints one user may have; more is RESOURCE_EXHAUSTED.
 MAX_WEBHOOKS_PER_USER = 20
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix of every secret, not one)
 SECRET_BYTES = 32
 
 PENDING = "PENDING"

@@ -25,9 +25,9 @@ class NotificationSettings(
     # A failed delivery is tried again after each of these delays in turn (RabbitMQ
     # retry queues), then given up: 10 s to 12 h, 27.6 h in all. JSON list in the
     # environment.
-    webhook_retry_delays_seconds: list[float] = [
+    webhook_retry_delays_seconds: tuple[float, ...] = (
         10, 60, 300, 1800, 3600, 7200, 14400, 28800, 43200
-    ]  # fmt: skip
+    )  # fmt: skip
     # Each delivery's connect, and each read and write of it, ends within this.
     webhook_timeout_seconds: float = 10
     # Networks deliveries may go to although they are not public (CIDRs, comma-separated):

@@ -91,7 +91,7 @@ def resolve(url: str, allowed: Sequence[Network]) -> Target:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
-        ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
@@ -109,9 +109,7 @@ def resolve(url: str, allowed: Sequence[Network]) -> Target:
     )
 
 
-def post(
-    client: httpx.Client, target: Target, body: bytes, headers: dict[str, str]
-) -> int:
+def post(client: httpx.Client, target: Target, body: bytes, headers: dict[str, str]) -> int:
     """POST ``body`` to the resolved address; the answer's status. Reads at most
     MAX_RESPONSE_BYTES of the answer's body; raises httpx.HTTPError for no answer."""
     request = client.build_request(

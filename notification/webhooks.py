@@ -211,8 +211,8 @@ class WebhookDeliverer:
             WEBHOOKS.labels("dropped").inc()
             return Outcome()
         if endpoint.get("disabled"):
-            self.log.update(due.job_id, due.message_id, state=webhooks.DROPPED,
-                            last_error=f"the webhook is disabled: {endpoint.get('disabled_reason', '')}")  # fmt: skip
+            reason = f"the webhook is disabled: {endpoint.get('disabled_reason', '')}"
+            self.log.update(due.job_id, due.message_id, state=webhooks.DROPPED, last_error=reason)
             WEBHOOKS.labels("dropped").inc()
             return Outcome()
         entry = self.log.entry(due.job_id, due.message_id)

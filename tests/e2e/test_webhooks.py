@@ -100,9 +100,7 @@ def _final(client: Any, job_id: str) -> files_pb2.Job:
     return client.wait(job_id, timeout=300)
 
 
-def test_events_survive_a_60_second_outage_each_id_accepted_once(
-    stack: Stack, media: Path
-) -> None:
+def test_events_survive_a_60_second_outage_each_id_accepted_once(stack: Stack, media: Path) -> None:
     client, _ = stack.new_user()
     receiver = Receiver(free_port())  # down: nothing listens yet
     hook = client.create_webhook(receiver.url, ["job.succeeded", "job.failed"])
@@ -141,8 +139,7 @@ def test_events_survive_a_60_second_outage_each_id_accepted_once(
 
         def delivered() -> bool:
             return all(
-                _deliveries(client, job)[0].state
-                == webhooks_pb2.WEBHOOK_DELIVERY_STATE_DELIVERED
+                _deliveries(client, job)[0].state == webhooks_pb2.WEBHOOK_DELIVERY_STATE_DELIVERED
                 for job in (ok, bad)
             )
 
@@ -204,9 +201,7 @@ def test_a_private_target_is_refused_without_a_try(stack: Stack, media: Path) ->
 
     def both_failed() -> bool:
         d = _deliveries(client, job)
-        return len(d) == 2 and all(
-            x.state == webhooks_pb2.WEBHOOK_DELIVERY_STATE_FAILED for x in d
-        )
+        return len(d) == 2 and all(x.state == webhooks_pb2.WEBHOOK_DELIVERY_STATE_FAILED for x in d)
 
     wait_for(both_failed, "both deliveries refused", 60)
     by_hook = {d.webhook_id: d for d in _deliveries(client, job)}
@@ -253,3 +248,30 @@ def test_registration_checks_over_grpc(stack: Stack) -> None:
         other.delete_webhook(hook.id)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     assert other.list_webhooks() == []
+
+
+def test_cli_adds_lists_and_deletes_webhooks(stack: Stack, tmp_path: Path) -> None:
+    import uuid
+
+    from tests.e2e.test_cli import Cli, one_line_error
+
+    cli = Cli(tmp_path, f"127.0.0.1:{stack.env['ENVOY_PORT']}")
+    email = f"cli-{uuid.uuid4().hex[:12]}@example.com"
+    assert cli("register", email).returncode == 0
+    assert cli("login", email).returncode == 0
+    added = cli(
+        "webhooks", "add", "https://example.com/hook", "--events", "job.succeeded,job.failed"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "job.succeeded, job.failed" in added.stdout and "whsec_" in added.stdout
+    listed = cli.json("webhooks", "list")["webhooks"]
+    assert [(w["url"], w["events"], w["disabled"]) for w in listed] == [
+        ("https://example.com/hook", ["job.succeeded", "job.failed"], False)
+    ]
+    assert "secret" not in listed[0] or listed[0]["secret"] == ""
+    bad = cli("webhooks", "add", "http://", "--events", "job.succeeded")
+    assert one_line_error(bad) == "url must name a host"
+    assert cli("webhooks", "delete", listed[0]["id"]).returncode == 0
+    assert cli.json("webhooks", "list") == {"webhooks": []}
+    missing = cli("webhooks", "delete", listed[0]["id"])
+    assert f"no webhook {listed[0]['id']}" in one_line_error(missing)

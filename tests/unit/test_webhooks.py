@@ -25,7 +25,7 @@ LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
         "192.168.1.1",
         "127.0.0.1",
         "100.64.0.1",  # shared address space (CGNAT)
-        "0.0.0.0",
+        "0.0.0.0",  # noqa: S104 (an address judged, not bound)
         "224.0.0.1",
         "::1",
         "fe80::1",
@@ -96,7 +96,7 @@ def test_events_are_checked_and_default_to_all() -> None:
         "job.succeeded",
         "job.failed",
     ]
-    with pytest.raises(webhooks.InvalidWebhook, match="events: unknown event 'job.started'"):
+    with pytest.raises(webhooks.InvalidWebhook, match=r"events: unknown event 'job\.started'"):
         webhooks.check_events(["job.started"])
 
 
