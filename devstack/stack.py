@@ -25,8 +25,6 @@ import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo import MongoClient
 
-from auth.tokens import load_private_key
-from cli.client import MeshClient, is_serving
 from devstack.config import (
     AMQP_URL,
     PASSWORD,
@@ -36,7 +34,9 @@ from devstack.config import (
     stack_env,
     temp_database,
 )
-from meshcore.tokens import key_id
+from mp3mesh.auth.tokens import load_private_key
+from mp3mesh.cli.client import MeshClient, is_serving
+from mp3mesh.core.tokens import key_id
 
 
 @dataclass
@@ -123,16 +123,16 @@ class Stack:
         finally:
             conn.close()
 
-    def service_process(self, module: str) -> psutil.Process:
-        """The process of ``python -m <module>`` under this stack's honcho."""
+    def service_process(self, service: str) -> psutil.Process:
+        """The process of ``python -m mp3mesh.<service>`` under this stack's honcho."""
         for child in psutil.Process(self.process.pid).children(recursive=True):
             try:
                 cmd = child.cmdline()
             except psutil.NoSuchProcess:
                 continue
-            if cmd[-2:] == ["-m", module]:
+            if cmd[-2:] == ["-m", f"mp3mesh.{service}"]:
                 return child
-        raise LookupError(module)
+        raise LookupError(service)
 
 
 def http_ok(url: str, verify: ssl.SSLContext | bool = True) -> bool:

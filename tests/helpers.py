@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devstack.config import ROOT, SERVICE_SETTINGS
-from meshcore.client_address import CLIENT_ADDRESS_KEY
-from meshcore.settings import env_names
-from meshcore.tokens import key_id
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
+from mp3mesh.core.settings import env_names
+from mp3mesh.core.tokens import key_id
 
 
 def envoy_renderer() -> ModuleType:

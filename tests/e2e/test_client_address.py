@@ -27,8 +27,8 @@ import grpc
 import pytest
 
 from devstack import PASSWORD, ServiceStack, free_port, service_stack
-from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 from tests.helpers import wait_for
 
 LIMIT = 3

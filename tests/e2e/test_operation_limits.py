@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from devstack import PASSWORD, ServiceStack, service_stack
-from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 from tests.faults.tcp_proxy import TcpProxy
 from tests.helpers import login_from
 

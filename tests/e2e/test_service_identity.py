@@ -1,7 +1,7 @@
 """Service identity over mTLS: every service has a certificate of its own (one CA), naming
 it spiffe://mp3mesh/<service> and by its DNS name; callers check the server's name (SAN)
 and send it as SNI; servers authorize each method by the caller's identity
-(meshcore/identity.py). A certificate of the same CA issued to another service is refused.
+(mp3mesh/core/identity.py). A certificate of the same CA issued to another service is refused.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from cli.client import upload_requests
 from devstack import PASSWORD, ServiceStack
-from meshcore import gridfs_io, jobs
 from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.cli.client import upload_requests
+from mp3mesh.core import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
     EXTRACTING,

@@ -1,6 +1,6 @@
 """Who owns a job when its holder stalls, the store stalls or the broker drops everyone:
 the claim's fencing, the lease judged on the sweeper's own clock, and the result's outbox
-(meshcore/jobs.py, converter/claim.py, gateway/relay.py), injected for real."""
+(mp3mesh/core/jobs.py, mp3mesh/converter/claim.py, mp3mesh/gateway/relay.py), injected for real."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from devstack import AMQP_URL, ServiceStack
-from meshcore.amqp.topology import retry_queue
+from mp3mesh.core.amqp.topology import retry_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
     EXTRACTING,

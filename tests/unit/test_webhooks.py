@@ -9,9 +9,14 @@ import ipaddress
 import pytest
 from standardwebhooks import Webhook
 
-from meshcore import webhooks
+from mp3mesh.core import webhooks
 from mp3mesh.files.v1 import files_pb2
-from notification.webhook_targets import TargetRefused, check_address, parse_networks, resolve
+from mp3mesh.notification.webhook_targets import (
+    TargetRefused,
+    check_address,
+    parse_networks,
+    resolve,
+)
 
 LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
 
