@@ -13,11 +13,15 @@ proxies from the environment are not used, since either would connect elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -131,12 +135,50 @@ def post(client: httpx.Client, target: Target, body: bytes, headers: dict[str, s
         response.close()
 
 
-def http_client(timeout: float) -> httpx.Client:
+class InterruptibleBackend(httpcore.SyncBackend):
+    """httpcore's own network backend, keeping the sockets it opened so that
+    :meth:`interrupt` can end the tries in flight at once (a stopping service does not
+    wait out a receiver that does not answer), as the mailer does with its SMTP socket."""
+
+    def __init__(self) -> None:
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(host, port, timeout, local_address, socket_options)
+        sock = stream.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets = {s for s in self._sockets if s.fileno() != -1} | {sock}
+        return stream
+
+    def interrupt(self) -> None:
+        """Signal-safe enough: shutdown() wakes a thread blocked on the socket."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def http_client(timeout: float, backend: InterruptibleBackend | None = None) -> httpx.Client:
     """A client for deliveries: certificates verified against the URL's host, no proxies
-    from the environment, every phase (connect, each read and write) bounded."""
+    from the environment, every phase (connect, each read and write) bounded; its sockets
+    opened through ``backend``."""
+    transport = httpx.HTTPTransport(verify=True, trust_env=False)
+    if backend is not None:
+        # httpx takes no backend of its own; its pool (httpcore's) does.
+        transport._pool._network_backend = backend
     return httpx.Client(
+        transport=transport,
         timeout=httpx.Timeout(timeout),
-        verify=True,
         trust_env=False,
         follow_redirects=False,
         headers={"user-agent": "mp3mesh-webhooks/1"},

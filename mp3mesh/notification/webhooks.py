@@ -43,7 +43,14 @@ from mp3mesh.core.amqp.consumer import Outcome, Requeue, decode, retries_of
 from mp3mesh.core.amqp.publisher import ThreadedPublisher
 from mp3mesh.events.v1 import events_pb2, webhook_events_pb2
 from mp3mesh.files.v1 import files_pb2
-from mp3mesh.notification.webhook_targets import Network, TargetRefused, http_client, post, resolve
+from mp3mesh.notification.webhook_targets import (
+    InterruptibleBackend,
+    Network,
+    TargetRefused,
+    http_client,
+    post,
+    resolve,
+)
 
 log = structlog.get_logger()
 
@@ -185,13 +192,16 @@ class WebhookDeliverer:
         self.endpoints = db[webhooks.COLLECTION]
         self.log = DeliveryLog(db)
         self.allowed = list(allowed_networks)
-        self.client = http_client(timeout)
+        self._backend = InterruptibleBackend()
+        self.client = http_client(timeout, self._backend)
         self.tries = len(retry_delays) + 1
         self._stopping = threading.Event()
 
     def stop(self) -> None:
-        """Signal-safe: no new try starts; a try in flight ends within its timeout."""
+        """Signal-safe: no new try starts, and the try in flight is cut off now; its
+        message goes back to the queue, not counted as a try."""
         self._stopping.set()
+        self._backend.interrupt()
 
     def close(self) -> None:
         self.client.close()
@@ -242,6 +252,8 @@ class WebhookDeliverer:
             with tracing.tracer.start_as_current_span("webhook post"):
                 status = post(self.client, target, due.payload, headers)
         except httpx.HTTPError as exc:
+            if self._stopping.is_set():
+                raise Requeue("the notification service is stopping") from exc
             return self._failed(due, tried, 0, f"no answer: {type(exc).__name__}: {exc}")
         if 200 <= status < 300:
             self.log.update(due.job_id, due.message_id, state=webhooks.DELIVERED,

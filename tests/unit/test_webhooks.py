@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
+import threading
+import time
 
+import httpx
 import pytest
 from standardwebhooks import Webhook
 
 from mp3mesh.core import webhooks
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.notification.webhook_targets import (
+    InterruptibleBackend,
     TargetRefused,
     check_address,
+    http_client,
     parse_networks,
+    post,
     resolve,
 )
 
@@ -135,3 +142,61 @@ def test_secret_signs_what_standardwebhooks_verifies() -> None:
     parsed = Webhook(secret).verify(body, headers)
     assert parsed["type"] == "job.succeeded"
     assert parsed["data"]["job"]["status"] == "JOB_STATUS_SUCCEEDED"
+
+
+def _listener() -> socket.socket:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    return server
+
+
+def test_a_stop_cuts_off_a_try_to_a_receiver_that_never_answers() -> None:
+    server = _listener()
+    backend = InterruptibleBackend()
+    client = http_client(60, backend)
+    target = resolve(f"http://127.0.0.1:{server.getsockname()[1]}/hook", LOOPBACK)
+    outcome: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            post(client, target, b"{}", {})
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=deliver)
+    thread.start()
+    accepted, _ = server.accept()  # connected; the request is sent and never answered
+    started = time.monotonic()
+    backend.interrupt()
+    thread.join(10)
+    assert not thread.is_alive() and outcome, "the try was not cut off"
+    assert time.monotonic() - started < 5  # not the 60 s timeout
+    accepted.close()
+    server.close()
+
+
+def test_an_answer_is_read_no_further_than_the_bound() -> None:
+    server = _listener()
+    sent: list[int] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000000\r\n\r\n")
+        chunk = b"x" * 65536
+        try:
+            for _ in range(1500):  # ~100 MB offered
+                conn.sendall(chunk)
+                sent.append(len(chunk))
+        except OSError:
+            pass  # the client hung up
+        conn.close()
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    with http_client(10) as client:
+        target = resolve(f"http://127.0.0.1:{server.getsockname()[1]}/hook", LOOPBACK)
+        assert post(client, target, b"{}", {}) == 200
+    thread.join(30)
+    assert sum(sent) < 100_000_000  # hung up long before the end
+    server.close()
