@@ -275,3 +275,43 @@ def test_cli_adds_lists_and_deletes_webhooks(stack: Stack, tmp_path: Path) -> No
     assert cli.json("webhooks", "list") == {"webhooks": []}
     missing = cli("webhooks", "delete", listed[0]["id"])
     assert f"no webhook {listed[0]['id']}" in one_line_error(missing)
+
+
+def test_a_job_finished_announced_again_is_not_sent_again(stack: Stack, media: Path) -> None:
+    """The same JobFinished handled twice (a redelivery, or the relay announcing it again)
+    queues no second delivery: the webhook-id is derived from job, event and endpoint."""
+    import pika
+    from bson import ObjectId
+
+    from devstack import AMQP_URL
+    from mp3mesh.core import jobs
+    from mp3mesh.core.amqp.publisher import publish
+
+    client, _ = stack.new_user()
+    receiver = Receiver(free_port())
+    receiver.secret = client.create_webhook(receiver.url).secret
+    receiver.start()
+    try:
+        job_id = client.upload(media / "notes.txt").id
+        _final(client, job_id)
+        wait_for(lambda: len(receiver.accepted) == 1, "the event delivered", 60)
+        record = stack.mongo()[stack.env["MONGO_DB"]]["jobs"].find_one({"_id": ObjectId(job_id)})
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        publish(channel, stack.env["MP3_QUEUE"], jobs.job_finished(record), job_id)
+        connection.close()
+
+        def handled_again() -> bool:  # the mail handler runs the fan-out first
+            return any(
+                '"already notified; skipping"' in line and job_id in line
+                for line in stack.log.read_text().splitlines()
+            )
+
+        wait_for(handled_again, "the JobFinished handled again", 60)
+        deliveries = _deliveries(client, job_id)
+    finally:
+        receiver.stop()
+    assert len(deliveries) == 1 and deliveries[0].attempts == 1
+    assert deliveries[0].state == webhooks_pb2.WEBHOOK_DELIVERY_STATE_DELIVERED
+    assert len(receiver.requests) == 1 and receiver.duplicates == []
