@@ -34,7 +34,8 @@ class Receiver:
     """A webhook endpoint on 127.0.0.1:``port``: verifies every request's signature,
     accepts each webhook-id once, and answers ``status``. ``drop_first`` ids get their
     first valid request accepted but no answer (the connection is cut), as when an
-    answer is lost on the way back."""
+    answer is lost on the way back. While ``stalled`` is set, a request is read and
+    never answered (until ``released``), as by a receiver that hangs."""
 
     port: int
     secret: str = ""
@@ -44,6 +45,9 @@ class Receiver:
     duplicates: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     requests: list[tuple[float, str]] = field(default_factory=list)
+    stalled: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    stalls: list[str] = field(default_factory=list)
     _server: http.server.ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -54,6 +58,11 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 mid = headers.get("webhook-id", "")
+                if receiver.stalled.is_set():
+                    receiver.stalls.append(mid)
+                    receiver.released.wait(120)
+                    self.close_connection = True
+                    return
                 receiver.requests.append((time.monotonic(), mid))
                 try:
                     event = Webhook(receiver.secret).verify(body, headers)
