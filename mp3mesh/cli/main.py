@@ -43,6 +43,7 @@ from mp3mesh.cli.client import MeshClient, ProgressCallback
 from mp3mesh.cli.credentials import CredentialStore, Session
 from mp3mesh.cli.errors import LOGIN_HINT, CliError, rpc_error
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.webhooks.v1 import webhooks_pb2
 
 DEFAULT_SERVER = "127.0.0.1:8000"  # the Envoy edge of `make up`
 EXIT_JOB_FAILED = 3
@@ -554,6 +555,17 @@ def show_job(job: files_pb2.Job) -> None:
         rows.append(("mp3", mp3))
     if job.error:
         rows.append(("error", job.error))
+    for delivery in job.webhook_deliveries:  # docs/webhooks.md
+        state = webhooks_pb2.WebhookDeliveryState.Name(delivery.state)
+        line = (
+            f"{delivery.event_type} to {delivery.webhook_id}:"
+            f" {state.removeprefix('WEBHOOK_DELIVERY_STATE_')}, {delivery.attempts} tries"
+        )
+        if delivery.last_status_code:
+            line += f", last answer {delivery.last_status_code}"
+        if delivery.last_error:
+            line += f" ({delivery.last_error})"
+        rows.append(("webhook", line))
     for key, value in rows:
         out.print(f"{key:>9}  {escape(value)}")
 

@@ -259,7 +259,7 @@ def test_registration_checks_over_grpc(stack: Stack) -> None:
     assert other.list_webhooks() == []
 
 
-def test_cli_adds_lists_and_deletes_webhooks(stack: Stack, tmp_path: Path) -> None:
+def test_cli_adds_lists_and_deletes_webhooks(stack: Stack, tmp_path: Path, media: Path) -> None:
     import uuid
 
     from tests.e2e.test_cli import Cli, one_line_error
@@ -284,6 +284,12 @@ def test_cli_adds_lists_and_deletes_webhooks(stack: Stack, tmp_path: Path) -> No
     assert cli.json("webhooks", "list") == {"webhooks": []}
     missing = cli("webhooks", "delete", listed[0]["id"])
     assert f"no webhook {listed[0]['id']}" in one_line_error(missing)
+
+    # A job's deliveries in `mp3mesh status` (a private target: refused at its first try).
+    refused = cli.json("webhooks", "add", "http://10.0.0.9/hook")["webhook"]["id"]
+    job_id = cli.json("upload", str(media / "notes.txt"))["job"]["id"]
+    expected = f"webhook  job.failed to {refused}: FAILED, 1 tries (webhook target address"
+    wait_for(lambda: expected in cli("status", job_id).stdout, "the delivery in status", 60)
 
 
 def test_a_job_finished_announced_again_is_not_sent_again(stack: Stack, media: Path) -> None:
