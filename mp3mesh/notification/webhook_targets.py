@@ -143,6 +143,7 @@ class InterruptibleBackend(httpcore.SyncBackend):
     def __init__(self) -> None:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._interrupted = False
 
     def connect_tcp(
         self,
@@ -157,15 +158,24 @@ class InterruptibleBackend(httpcore.SyncBackend):
         if isinstance(sock, socket.socket):
             with self._lock:
                 self._sockets = {s for s in self._sockets if s.fileno() != -1} | {sock}
+                interrupted = self._interrupted
+            if interrupted:  # connected while being interrupted: cut off at once
+                _shutdown(sock)
         return stream
 
     def interrupt(self) -> None:
-        """Signal-safe enough: shutdown() wakes a thread blocked on the socket."""
+        """Cut off every try in flight, and any that connects from now on. shutdown()
+        wakes a thread blocked on the socket."""
         with self._lock:
+            self._interrupted = True
             sockets = list(self._sockets)
         for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def http_client(timeout: float, backend: InterruptibleBackend | None = None) -> httpx.Client:

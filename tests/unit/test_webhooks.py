@@ -165,7 +165,9 @@ def test_a_stop_cuts_off_a_try_to_a_receiver_that_never_answers() -> None:
 
     thread = threading.Thread(target=deliver)
     thread.start()
-    accepted, _ = server.accept()  # connected; the request is sent and never answered
+    accepted, _ = server.accept()
+    accepted.settimeout(10)
+    assert accepted.recv(65536).startswith(b"POST /hook")  # sent, and never answered
     started = time.monotonic()
     backend.interrupt()
     thread.join(10)
