@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -133,6 +133,15 @@ class Stack:
             if cmd[-2:] == ["-m", f"mp3mesh.{service}"]:
                 return child
         raise LookupError(service)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.3)
 
 
 def http_ok(url: str, verify: ssl.SSLContext | bool = True) -> bool:

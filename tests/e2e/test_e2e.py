@@ -30,6 +30,7 @@ from devstack import (
     drop_queues,
     free_port,
     make_video,
+    wait_for,
 )
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.cli.client import is_serving, upload_requests
@@ -39,7 +40,7 @@ from mp3mesh.core.amqp.topology import declare_queues
 from mp3mesh.core.tokens import key_id
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import ffprobe, sign_token, wait_for
+from tests.helpers import ffprobe, sign_token
 
 pytestmark = pytest.mark.e2e
 

@@ -16,11 +16,11 @@ import pytest
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from devstack import PASSWORD, ServiceStack, free_port
+from devstack import PASSWORD, ServiceStack, free_port, wait_for
 from devstack.services import service_stack_with
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import service_certificate, wait_for
+from tests.helpers import service_certificate
 
 SERVICES = ("auth", "gateway", "shim")
 

@@ -20,6 +20,7 @@ import pytest
 from bson import ObjectId
 
 from devstack import PASSWORD, ServiceStack
+from devstack.tcp_proxy import TcpProxy
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.cli.client import upload_requests
 from mp3mesh.core import gridfs_io, jobs
@@ -32,7 +33,6 @@ from tests.faults.helpers import (
     job_record,
     proxy_to,
 )
-from tests.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 

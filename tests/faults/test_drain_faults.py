@@ -21,10 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from devstack import ROOT, ServiceStack, free_port, http_ok
+from devstack import ROOT, ServiceStack, free_port, http_ok, wait_for
 from mp3mesh.cli.client import MeshClient, is_serving
 from mp3mesh.files.v1 import files_pb2
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -13,7 +13,8 @@ import pika
 import psutil
 import pytest
 
-from devstack import AMQP_URL, ServiceStack
+from devstack import AMQP_URL, ServiceStack, wait_for
+from devstack.tcp_proxy import TcpProxy
 from mp3mesh.core.amqp.topology import retry_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
@@ -25,8 +26,7 @@ from tests.faults.helpers import (
     libfaketime,
     mail_count,
 )
-from tests.faults.tcp_proxy import TcpProxy
-from tests.helpers import ffprobe, wait_for
+from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.faults
 

@@ -13,13 +13,12 @@ import grpc
 import pytest
 from bson import ObjectId
 
-from devstack import PASSWORD, ServiceStack, free_port, make_long_audio_video
+from devstack import PASSWORD, ServiceStack, free_port, make_long_audio_video, wait_for
 from mp3mesh.cli.client import MeshClient, upload_requests
 from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.store import UPLOADS
 from tests.faults.helpers import Tally, assert_converted_once
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -45,9 +45,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from devstack import ROOT, drop_queues, make_video, temp_database, with_password
+from devstack import ROOT, drop_queues, make_video, temp_database, wait_for, with_password
 from mp3mesh.core.settings import BrokerSettings
-from tests.helpers import wait_for
 
 pytestmark = [
     pytest.mark.k8s_smoke,
