@@ -20,11 +20,10 @@ import httpx
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from devstack import Stack
+from devstack import Stack, wait_for
 from devstack.ports import free_port
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.webhooks.v1 import webhooks_pb2
-from tests.helpers import wait_for
 
 OUTAGE_SECONDS = 60.0
 

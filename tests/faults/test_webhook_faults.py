@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from devstack import ServiceStack
+from devstack import ServiceStack, wait_for
 from devstack.ports import free_port
 from mp3mesh.core import jobs
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.webhooks.v1 import webhooks_pb2
 from tests.e2e.test_webhooks import Receiver
 from tests.faults.helpers import Tally
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 
