@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from pymongo import MongoClient
@@ -27,6 +28,9 @@ from mp3mesh.notification.webhooks import WebhookDeliverer, WebhookFanOut
 def main() -> None:
     settings = NotificationSettings()
     log = logs.configure("notification", settings.log_level, settings.log_format)
+    # httpx logs every request's URL at INFO, and webhook URLs often carry a token of
+    # their owner's; the deliveries log what they need themselves (no URL).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     metrics.serve(settings)
     tracing.configure("notification", settings)
     migrate(settings.database_url, MIGRATIONS)
