@@ -39,6 +39,11 @@ TEST_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 PASSWORD = "correct horse battery staple"
 # The stacks' retry delays: short, so a retried job does not keep a test waiting.
 TEST_RETRY_DELAYS = (1.0, 2.0, 5.0)
+# Webhook retries: short, but together over a minute, so a receiver down for 60 s still
+# gets every event (tests/e2e/test_webhooks.py).
+TEST_WEBHOOK_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, *(10.0,) * 10)
+# The local stack lets webhooks go to loopback, as stack.env does for `make up`.
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
 
 
 # Each process of the mesh and the settings class it reads its environment with.
@@ -96,6 +101,10 @@ def stack_env(var: Path, database_url: str, **overrides: str) -> dict[str, str]:
         "AMQP_URL": f"{AMQP_URL}?heartbeat=30",
         "VIDEO_QUEUE": f"video.test-{tag}",
         "MP3_QUEUE": f"mp3.test-{tag}",
+        "WEBHOOK_QUEUE": f"webhook.test-{tag}",
+        "WEBHOOK_RETRY_DELAYS_SECONDS": json.dumps(TEST_WEBHOOK_RETRY_DELAYS),
+        "WEBHOOK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        "WEBHOOK_TIMEOUT_SECONDS": "3",
         "JOB_EVENTS_EXCHANGE": f"job.events.test-{tag}",
         "REVOCATIONS_EXCHANGE": f"auth.revocations.test-{tag}",
         "AUTH_LISTEN": auth,

@@ -360,3 +360,7 @@ def service_stack_with(
                 retry_delays=json.loads(env["RETRY_DELAYS_SECONDS"]),
                 exchanges=[env["JOB_EVENTS_EXCHANGE"], env["REVOCATIONS_EXCHANGE"]],
             )
+            drop_queues(
+                env["WEBHOOK_QUEUE"],
+                retry_delays=json.loads(env["WEBHOOK_RETRY_DELAYS_SECONDS"]),
+            )

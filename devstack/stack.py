@@ -25,7 +25,15 @@ import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo import MongoClient
 
-from devstack.config import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp_database
+from devstack.config import (
+    AMQP_URL,
+    PASSWORD,
+    ROOT,
+    TEST_WEBHOOK_RETRY_DELAYS,
+    drop_queues,
+    stack_env,
+    temp_database,
+)
 from mp3mesh.auth.tokens import load_private_key
 from mp3mesh.cli.client import MeshClient, is_serving
 from mp3mesh.core.tokens import key_id
@@ -206,4 +214,5 @@ def honcho_stack(var: Path, timeout: float = 120) -> Iterator[Stack]:
             env["MP3_QUEUE"],
             exchanges=[env["JOB_EVENTS_EXCHANGE"], env["REVOCATIONS_EXCHANGE"]],
         )
+        drop_queues(env["WEBHOOK_QUEUE"], retry_delays=TEST_WEBHOOK_RETRY_DELAYS)
         resources.close()

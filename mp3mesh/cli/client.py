@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.core import limits
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from mp3mesh.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 CHUNK_SIZE = limits.UPLOAD_MESSAGE_BYTES
 # Deadline of the unary calls; streams run as long as they move data.
@@ -114,6 +115,7 @@ class MeshClient:
         self._files_channel = channel(gateway_address or auth_address, credentials, options)
         self.auth = auth_pb2_grpc.AuthServiceStub(self._auth_channel)
         self.files = files_pb2_grpc.FileServiceStub(self._files_channel)
+        self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self._files_channel)
         self.token = token
 
     def close(self) -> None:
@@ -201,6 +203,30 @@ class MeshClient:
             self.files.ListPresets(
                 files_pb2.ListPresetsRequest(), metadata=self.metadata, timeout=CALL_TIMEOUT_SECONDS
             ).presets
+        )
+
+    def create_webhook(self, url: str, events: Sequence[str] = ()) -> webhooks_pb2.Webhook:
+        """Register an endpoint; the answer carries its secret, shown this once."""
+        return self.webhooks.CreateWebhook(
+            webhooks_pb2.CreateWebhookRequest(url=url, events=list(events)),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
+        ).webhook
+
+    def list_webhooks(self) -> list[webhooks_pb2.Webhook]:
+        return list(
+            self.webhooks.ListWebhooks(
+                webhooks_pb2.ListWebhooksRequest(),
+                metadata=self.metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            ).webhooks
+        )
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self.webhooks.DeleteWebhook(
+            webhooks_pb2.DeleteWebhookRequest(webhook_id=webhook_id),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
         )
 
     def job(self, job_id: str) -> files_pb2.Job:

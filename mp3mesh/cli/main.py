@@ -44,6 +44,7 @@ from mp3mesh.cli.client import MeshClient, ProgressCallback
 from mp3mesh.cli.credentials import CredentialStore, Session
 from mp3mesh.cli.errors import LOGIN_HINT, CliError, rpc_error
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.webhooks.v1 import webhooks_pb2
 
 DEFAULT_SERVER = "127.0.0.1:8000"  # the Envoy edge of `make up`
 EXIT_JOB_FAILED = 3
@@ -130,9 +131,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def command(*, uses_token: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def command(
+    *, uses_token: bool = True, group: typer.Typer | None = None, name: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """A CLI command (taking ``ctx``): failures become one line on stderr (and a JSON
-    error with --json) and an exit code, never a traceback."""
+    error with --json) and an exit code, never a traceback. ``group``: a command of a
+    sub-command group (``mp3mesh webhooks add``) instead of the top level."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
@@ -152,7 +156,7 @@ def command(*, uses_token: bool = True) -> Callable[[Callable[P, R]], Callable[P
             except KeyboardInterrupt:
                 fail(CliError("interrupted", code="CANCELLED", exit_code=130), opts)
 
-        return app.command()(run)
+        return (group or app).command(name)(run)
 
     return decorate
 
@@ -612,6 +616,17 @@ def show_job(job: files_pb2.Job) -> None:
         rows.append(("options", options_text(job.options)))
     if job.error:
         rows.append(("error", job.error))
+    for delivery in job.webhook_deliveries:  # docs/webhooks.md
+        state = webhooks_pb2.WebhookDeliveryState.Name(delivery.state)
+        line = (
+            f"{delivery.event_type} to {delivery.webhook_id}:"
+            f" {state.removeprefix('WEBHOOK_DELIVERY_STATE_')}, {delivery.attempts} tries"
+        )
+        if delivery.last_status_code:
+            line += f", last answer {delivery.last_status_code}"
+        if delivery.last_error:
+            line += f" ({delivery.last_error})"
+        rows.append(("webhook", line))
     for key, value in rows:
         out.print(f"{key:>9}  {escape(value)}")
 
@@ -640,3 +655,71 @@ def _size(n: int) -> str:
 
 def main() -> None:
     app()
+
+
+webhooks_app = typer.Typer(
+    help="Your webhooks: URLs told, signed, when a job of yours ends (docs/webhooks.md).",
+    no_args_is_help=True,
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@command(group=webhooks_app, name="add")
+def webhooks_add(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(metavar="URL", help="Where to POST events (https).")],
+    events: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--events",
+            "-e",
+            help="job.succeeded, job.failed, job.cancelled (repeat or comma-separate);"
+            " default: all.",
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Register a webhook; prints its signing secret, shown this once."""
+    opts: Options = ctx.obj
+    wanted = [e.strip() for item in events or [] for e in item.split(",") if e.strip()]
+    with opts.client(opts.session()) as client:
+        hook = client.create_webhook(url, wanted)
+    if opts.json:
+        emit({"webhook": as_dict(hook)})
+        return
+    out.print(f"Webhook {hook.id} registered for {', '.join(hook.events)}: {escape(hook.url)}")
+    out.print(f"Signing secret (shown this once, keep it safe): {hook.secret}", soft_wrap=True)
+
+
+@command(group=webhooks_app, name="list")
+def webhooks_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """List your webhooks."""
+    opts: Options = ctx.obj
+    with opts.client(opts.session()) as client:
+        hooks = client.list_webhooks()
+    if opts.json:
+        emit({"webhooks": [as_dict(hook) for hook in hooks]})
+        return
+    if not hooks:
+        out.print("No webhooks yet. Add one: mp3mesh webhooks add URL")
+        return
+    for hook in hooks:
+        state = f"disabled: {hook.disabled_reason}" if hook.disabled else "active"
+        line = f"{hook.id}  {escape(hook.url)}  {','.join(hook.events)}  {escape(state)}"
+        out.print(line, soft_wrap=True)
+
+
+@command(group=webhooks_app, name="delete")
+def webhooks_delete(
+    ctx: typer.Context,
+    webhook_id: Annotated[str, typer.Argument(metavar="ID", help="The webhook's id.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a webhook; events not yet delivered to it are dropped."""
+    opts: Options = ctx.obj
+    with opts.client(opts.session()) as client:
+        client.delete_webhook(webhook_id)
+    if opts.json:
+        emit({"deleted": webhook_id})
+        return
+    out.print(f"Webhook {webhook_id} deleted.")

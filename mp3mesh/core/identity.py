@@ -34,6 +34,7 @@ CALLERS: dict[str, frozenset[str]] = {
     _AUTH + "GetJwks": EDGES | {"gateway"},
     _AUTH + "ListRevocations": EDGES | {"gateway"},
     _FILES: EDGES,
+    "/mp3mesh.webhooks.v1.WebhookService/": EDGES,
     "/mp3mesh.health.v1.MeshHealthService/": EDGES,
 }
 # Open to every certificate of the mesh: load balancers' and peers' health checks, and

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mp3mesh.core import options as conversion_options
+from mp3mesh.core import webhooks
 from mp3mesh.core.timestamps import timestamp
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -116,6 +117,7 @@ def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
         duration_seconds=float(doc.get("duration", 0.0)),
         mp3_size_bytes=int(doc.get("mp3_size", 0)),
         options=conversion_options.from_record(doc.get("options")),
+        webhook_deliveries=webhooks.deliveries_to_proto(doc),
     )
 
 

@@ -24,13 +24,16 @@ from mp3mesh.gateway.relay import OutboxRelay
 from mp3mesh.gateway.servicer import FileServicer
 from mp3mesh.gateway.settings import GatewaySettings
 from mp3mesh.gateway.store import FileStore
+from mp3mesh.gateway.webhooks import WebhookServicer
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from mp3mesh.health.v1 import health_pb2_grpc as mesh_health_pb2_grpc
+from mp3mesh.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 log = structlog.get_logger()
 
 FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
 MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthService"].full_name
 
 
@@ -38,6 +41,8 @@ async def run(settings: GatewaySettings) -> None:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, **settings.mongo_options)
     store = FileStore(mongo[settings.mongo_db], settings.unfinished_upload_age_seconds)
     await store.ensure_indexes()
+    webhook_servicer = WebhookServicer(mongo[settings.mongo_db])
+    await webhook_servicer.ensure_indexes()
     publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
     await asyncio.to_thread(publisher.start)
     relay = OutboxRelay(
@@ -77,7 +82,9 @@ async def run(settings: GatewaySettings) -> None:
         ),
     )
     verifier, revocations = await verifier_from_auth(settings, auth_channel)
-    interceptor = AuthInterceptor(verifier, protected_prefix=f"/{FILE_SERVICE}/")
+    interceptor = AuthInterceptor(
+        verifier, protected_prefix=(f"/{FILE_SERVICE}/", f"/{WEBHOOK_SERVICE}/")
+    )
 
     health_servicer = health.aio.HealthServicer()
     mesh_health = MeshHealthServicer(
@@ -100,6 +107,11 @@ async def run(settings: GatewaySettings) -> None:
     await serve(
         [
             Service(FILE_SERVICE, servicer, files_pb2_grpc.add_FileServiceServicer_to_server),
+            Service(
+                WEBHOOK_SERVICE,
+                webhook_servicer,
+                webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
+            ),
             Service(
                 MESH_HEALTH_SERVICE,
                 mesh_health,

@@ -52,7 +52,10 @@ RECHECK_SECONDS = 1.0
 
 class AuthInterceptor(AroundInterceptor):
     def __init__(
-        self, verifier: LocalVerifier, protected_prefix: str, recheck: float = RECHECK_SECONDS
+        self,
+        verifier: LocalVerifier,
+        protected_prefix: str | tuple[str, ...],
+        recheck: float = RECHECK_SECONDS,
     ) -> None:
         self.verifier = verifier
         self.prefix = protected_prefix

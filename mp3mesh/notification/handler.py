@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import pika
 import structlog
@@ -37,7 +38,11 @@ class Notifier:
         public_url: str,
         claim_lease: float = 120.0,
         ledger_retention: float = 2 * 24 * 3600,
+        fan_out: Callable[[events_pb2.JobFinished], int] | None = None,
     ) -> None:
+        """``fan_out``: queues the event for the owner's webhooks
+        (mp3mesh/notification/webhooks.py), first, so a mail that keeps failing does not
+        hold them back."""
         self.ledger = ledger
         self.mailer = mailer
         self.sender = sender
@@ -45,6 +50,7 @@ class Notifier:
         self.claim_lease = claim_lease
         self.ledger_retention = ledger_retention
         self._forgotten_at = -math.inf
+        self.fan_out = fan_out
 
     def stop(self) -> None:
         """Signal-safe: the mail in hand goes back to the queue at once (its claim
@@ -64,6 +70,8 @@ class Notifier:
         self.forget_old_mails()
         event = decode(body, properties, events_pb2.JobFinished)
         tracing.set_job(event.job_id)
+        if self.fan_out is not None:
+            self.fan_out(event)
         if not event.owner_email:
             log.warning("job has no owner email; nothing to send", job_id=event.job_id)
             return Outcome()

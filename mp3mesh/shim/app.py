@@ -56,12 +56,14 @@ from mp3mesh.shim.request import build_request, message_class
 from mp3mesh.shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from mp3mesh.shim.settings import ShimSettings
 from mp3mesh.shim.telemetry import RPC_SCOPE_KEY, HttpTelemetry
+from mp3mesh.webhooks.v1 import webhooks_pb2
 
 log = structlog.get_logger()
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
 FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"]
 MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthService"]
+WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"]
 # grpc-gateway's convention: this response metadata key sets a unary answer's HTTP status.
 HTTP_CODE_KEY = "x-http-code"
 # GET /health when the gateway, which answers it, cannot be reached; Envoy's Lua filter
@@ -83,6 +85,7 @@ USER_AUTH_METHODS = ("WhoAmI", "Logout", "ChangePassword", "DeleteAccount")
 USER_METHODS = frozenset(
     {
         *(method.full_name for method in FILE_SERVICE.methods),
+        *(method.full_name for method in WEBHOOK_SERVICE.methods),
         *(AUTH_SERVICE.methods_by_name[name].full_name for name in USER_AUTH_METHODS),
     }
 )
@@ -479,18 +482,20 @@ async def _relay(
 
 
 def create_app(settings: ShimSettings) -> Starlette:
-    services = (AUTH_SERVICE, FILE_SERVICE, MESH_HEALTH_SERVICE)
+    services = (AUTH_SERVICE, FILE_SERVICE, WEBHOOK_SERVICE, MESH_HEALTH_SERVICE)
     routes = [route for service in services for route in routes_for(service)]
     bridge = RestBridge(
         Router(routes),
         {
             AUTH_SERVICE: settings.auth_address,
             FILE_SERVICE: settings.gateway_address,
+            WEBHOOK_SERVICE: settings.gateway_address,
             MESH_HEALTH_SERVICE: settings.gateway_address,
         },
         server_names={
             AUTH_SERVICE: settings.auth_tls_name,
             FILE_SERVICE: settings.gateway_tls_name,
+            WEBHOOK_SERVICE: settings.gateway_tls_name,
             MESH_HEALTH_SERVICE: settings.gateway_tls_name,
         },
         max_upload_bytes=settings.max_upload_bytes,

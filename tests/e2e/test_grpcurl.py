@@ -29,7 +29,8 @@ def test_list_and_health_over_reflection(stack: Stack, server: str, service: str
     address = stack.auth_address if server == "auth" else stack.gateway_address
     listed = grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
-    mesh_health = {"mp3mesh.health.v1.MeshHealthService"} if server == "gateway" else set()
+    gateway_also = {"mp3mesh.health.v1.MeshHealthService", "mp3mesh.webhooks.v1.WebhookService"}
+    mesh_health = gateway_also if server == "gateway" else set()
     assert set(listed.stdout.split()) == {
         service,
         *mesh_health,

@@ -274,7 +274,13 @@ def test_openapi_and_health(shim: Edge) -> None:
         "/v1/jobs/{job_id}:watch", "/v1/jobs", "/health", "/v1/sessions/current", "/logout",
         "/.well-known/jwks.json", "/v1/users/me:changePassword", "/v1/users/me:delete",
         "/v1/presets",
+        "/v1/webhooks", "/v1/webhooks/{webhook_id}",
     }  # fmt: skip
+    create_webhook = document["paths"]["/v1/webhooks"]["post"]
+    assert create_webhook["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/mp3mesh.webhooks.v1.CreateWebhookRequest"
+    }
+    assert "delete" in document["paths"]["/v1/webhooks/{webhook_id}"]
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}
     upload_query = {p["name"] for p in document["paths"]["/v1/videos"]["post"]["parameters"]}
@@ -354,6 +360,8 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         job = http.post("/v1/videos", content=video.read_bytes()).json()["job"]
         done = _watch(http, job["id"])[-1]
         email = http.get("/v1/users/me").json()["user"]["email"]
+        hook = http.post("/v1/webhooks", json={"url": "https://example.com/hook"}).json()
+        hook_id = hook["webhook"]["id"]
     forged = jwt.encode({"sub": "x", "exp": time.time() + 60}, "y" * 48, algorithm="HS256")
     bearer = {
         "owner": owner, "stranger": stranger, "none": "", "forged": forged,
@@ -455,6 +463,27 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
             "owner",
             {"data": {"cover_at": "later"}, "files": {"file": ("a.mp4", b"abc", "video/mp4")}},
         ),
+        ("GET", "/v1/webhooks", "owner", {}),
+        ("GET", "/v1/webhooks", "stranger", {}),
+        ("GET", "/v1/webhooks", "none", {}),
+        ("GET", "/v1/webhooks", "forged", {}),
+        ("GET", "/v1/webhooks?bogus=1", "owner", {}),
+        ("POST", "/v1/webhooks", "owner", {"json": {"url": "ftp://example.com/x"}}),
+        ("POST", "/v1/webhooks", "owner", {"json": {"url": "https://x.example/" + "a" * 3000}}),
+        ("POST", "/v1/webhooks", "owner", {"json": {"url": "https://user:pw@example.com/"}}),
+        (
+            "POST",
+            "/v1/webhooks",
+            "owner",
+            {"json": {"url": "https://example.com", "events": ["x"]}},
+        ),
+        ("POST", "/v1/webhooks", "owner", {"json": {}}),
+        ("POST", "/v1/webhooks", "expired", {"json": {"url": "https://example.com/"}}),
+        ("DELETE", f"/v1/webhooks/{hook_id}", "stranger", {}),
+        ("DELETE", "/v1/webhooks/not-an-id", "owner", {}),
+        ("DELETE", f"/v1/webhooks/{'0' * 24}", "owner", {}),
+        ("DELETE", f"/v1/webhooks/{hook_id}", "none", {}),
+        ("PUT", f"/v1/webhooks/{hook_id}", "owner", {}),
     ]
     differences = []
     for method, path, who, kwargs in requests:

@@ -20,7 +20,12 @@ from tests.helpers import envoy_renderer, service_env_names
 
 # stack.env values that differ from the default on purpose.
 # People read the local stack's logs, and its traces on the console.
-STACK_OVERRIDES = {"LOG_FORMAT": "console", "TRACES_EXPORTER": "console"}
+# The local stack lets webhooks go to loopback (docs/webhooks.md); production does not.
+STACK_OVERRIDES = {
+    "LOG_FORMAT": "console",
+    "TRACES_EXPORTER": "console",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+}
 # Read by something other than the settings and the renderer.
 PROCFILE_VARS = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", (ROOT / "Procfile").read_text()))
 # Read by the runtime beneath the services: CPython, and libpq (the database password).

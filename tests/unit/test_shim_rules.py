@@ -424,7 +424,7 @@ def test_json_prints_defaults_in_declaration_order_like_envoy() -> None:
         b'{"job":{"id":"j","ownerId":"","videoFileId":"","mp3FileId":"",'
         b'"status":"JOB_STATUS_SUCCEEDED","progressPercent":0,"error":"","attempts":0,'
         b'"filename":"","videoSizeBytes":"0","videoSha256":"","durationSeconds":4,'
-        b'"mp3SizeBytes":"97948"}}'
+        b'"mp3SizeBytes":"97948","webhookDeliveries":[]}}'
     )
 
 

@@ -286,6 +286,7 @@ def consume_until_signalled(
     on_stop: Callable[[], None] | None = None,
     give_up: GiveUp | None = None,
     concurrency: int = 1,
+    beside: Sequence[Consumer] = (),
 ) -> None:
     """A service's main loop: consume ``queue`` until SIGTERM or SIGINT, then ask the
     handler to stop (``on_stop``), settle the messages in hand and return, within
@@ -296,7 +297,8 @@ def consume_until_signalled(
 
     ``concurrency`` consumers run side by side, each in its own thread with its own
     connection, channel and prefetch of 1 (pika connections are not thread-safe): the
-    handler must be safe to call from several threads at once."""
+    handler must be safe to call from several threads at once. The consumers ``beside``
+    (of other queues of the same service) run, stop and are judged with them."""
     heartbeat = Heartbeat(settings.heartbeat_file)
     consumers = [
         Consumer(
@@ -312,6 +314,7 @@ def consume_until_signalled(
         )
         for _ in range(max(concurrency, 1))
     ]
+    consumers.extend(beside)
 
     def stop(*_: object) -> None:
         for consumer in consumers:

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from mp3mesh.webhooks.v1 import webhooks_pb2 as mp3mesh_dot_webhooks_dot_v1_dot_webhooks__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmp3mesh/files/v1/files.proto\x12\x10mp3mesh.files.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x34\n\x07options\x18\n \x01(\x0b\x32#.mp3mesh.files.v1.ConversionOptions\"\x97\x02\n\x11\x43onversionOptions\x12\x0e\n\x06preset\x18\x01 \x01(\t\x12\x14\n\x0c\x62itrate_kbps\x18\x02 \x01(\x05\x12\x18\n\x0bvbr_quality\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08\x63hannels\x18\x04 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\x05\x12\r\n\x05start\x18\x06 \x01(\t\x12\x0b\n\x03\x65nd\x18\x07 \x01(\t\x12\x1a\n\rloudness_lufs\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\r\n\x05title\x18\t \x01(\t\x12\x0e\n\x06\x61rtist\x18\n \x01(\t\x12\r\n\x05\x61lbum\x18\x0b \x01(\t\x12\x10\n\x08\x63over_at\x18\x0c \x01(\tB\x0e\n\x0c_vbr_qualityB\x10\n\x0e_loudness_lufs\"a\n\x06Preset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x34\n\x07options\x18\x03 \x01(\x0b\x32#.mp3mesh.files.v1.ConversionOptions\"\x14\n\x12ListPresetsRequest\"@\n\x13ListPresetsResponse\x12)\n\x07presets\x18\x01 \x03(\x0b\x32\x18.mp3mesh.files.v1.Preset\"{\n\rUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\'\n\thttp_body\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"4\n\x0eUploadResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"X\n\x0f\x44ownloadRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\x12\x12\n\nread_limit\x18\x04 \x01(\x03\",\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10WatchJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.mp3mesh.files.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc3\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x15\n\rvideo_file_id\x18\x03 \x01(\t\x12\x13\n\x0bmp3_file_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x18\n\x10progress_percent\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x18\n\x10video_size_bytes\x18\x0c \x01(\x03\x12\x14\n\x0cvideo_sha256\x18\r \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0e \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x0f \x01(\x03\x12\x34\n\x07options\x18\x14 \x01(\x0b\x32#.mp3mesh.files.v1.ConversionOptions*\x8a\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x32\xc1\x05\n\x0b\x46ileService\x12\x82\x01\n\x06Upload\x12\x1f.mp3mesh.files.v1.UploadRequest\x1a .mp3mesh.files.v1.UploadResponse\"3\x82\xd3\xe4\x93\x02-\"\n/v1/videos:\thttp_bodyZ\x14\"\x07/upload:\thttp_body(\x01\x12n\n\x08\x44ownload\x12!.mp3mesh.files.v1.DownloadRequest\x1a\x14.google.api.HttpBody\"\'\x82\xd3\xe4\x93\x02!\x12\x12/v1/mp3s/{file_id}Z\x0b\x12\t/download0\x01\x12q\n\x06GetJob\x12\x1f.mp3mesh.files.v1.GetJobRequest\x1a .mp3mesh.files.v1.GetJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x11/v1/jobs/{job_id}Z\t\x12\x07/status\x12t\n\x08WatchJob\x12!.mp3mesh.files.v1.WatchJobRequest\x1a\".mp3mesh.files.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x63\n\x08ListJobs\x12!.mp3mesh.files.v1.ListJobsRequest\x1a\".mp3mesh.files.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12o\n\x0bListPresets\x12$.mp3mesh.files.v1.ListPresetsRequest\x1a%.mp3mesh.files.v1.ListPresetsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/presetsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmp3mesh/files/v1/files.proto\x12\x10mp3mesh.files.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mp3mesh/webhooks/v1/webhooks.proto\"\x92\x01\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x34\n\x07options\x18\n \x01(\x0b\x32#.mp3mesh.files.v1.ConversionOptions\"\x97\x02\n\x11\x43onversionOptions\x12\x0e\n\x06preset\x18\x01 \x01(\t\x12\x14\n\x0c\x62itrate_kbps\x18\x02 \x01(\x05\x12\x18\n\x0bvbr_quality\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08\x63hannels\x18\x04 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\x05\x12\r\n\x05start\x18\x06 \x01(\t\x12\x0b\n\x03\x65nd\x18\x07 \x01(\t\x12\x1a\n\rloudness_lufs\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\r\n\x05title\x18\t \x01(\t\x12\x0e\n\x06\x61rtist\x18\n \x01(\t\x12\r\n\x05\x61lbum\x18\x0b \x01(\t\x12\x10\n\x08\x63over_at\x18\x0c \x01(\tB\x0e\n\x0c_vbr_qualityB\x10\n\x0e_loudness_lufs\"a\n\x06Preset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x34\n\x07options\x18\x03 \x01(\x0b\x32#.mp3mesh.files.v1.ConversionOptions\"\x14\n\x12ListPresetsRequest\"@\n\x13ListPresetsResponse\x12)\n\x07presets\x18\x01 \x03(\x0b\x32\x18.mp3mesh.files.v1.Preset\"{\n\rUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\'\n\thttp_body\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"4\n\x0eUploadResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"X\n\x0f\x44ownloadRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\x12\x12\n\nread_limit\x18\x04 \x01(\x03\",\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10WatchJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.mp3mesh.files.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x85\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x15\n\rvideo_file_id\x18\x03 \x01(\t\x12\x13\n\x0bmp3_file_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x18\n\x10progress_percent\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x18\n\x10video_size_bytes\x18\x0c \x01(\x03\x12\x14\n\x0cvideo_sha256\x18\r \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0e \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x0f \x01(\x03\x12\x34\n\x07options\x18\x14 \x01(\x0b\x32#.mp3mesh.files.v1.ConversionOptions\x12@\n\x12webhook_deliveries\x18\x32 \x03(\x0b\x32$.mp3mesh.webhooks.v1.WebhookDelivery*\x8a\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x32\xc1\x05\n\x0b\x46ileService\x12\x82\x01\n\x06Upload\x12\x1f.mp3mesh.files.v1.UploadRequest\x1a .mp3mesh.files.v1.UploadResponse\"3\x82\xd3\xe4\x93\x02-\"\n/v1/videos:\thttp_bodyZ\x14\"\x07/upload:\thttp_body(\x01\x12n\n\x08\x44ownload\x12!.mp3mesh.files.v1.DownloadRequest\x1a\x14.google.api.HttpBody\"\'\x82\xd3\xe4\x93\x02!\x12\x12/v1/mp3s/{file_id}Z\x0b\x12\t/download0\x01\x12q\n\x06GetJob\x12\x1f.mp3mesh.files.v1.GetJobRequest\x1a .mp3mesh.files.v1.GetJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x11/v1/jobs/{job_id}Z\t\x12\x07/status\x12t\n\x08WatchJob\x12!.mp3mesh.files.v1.WatchJobRequest\x1a\".mp3mesh.files.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x63\n\x08ListJobs\x12!.mp3mesh.files.v1.ListJobsRequest\x1a\".mp3mesh.files.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12o\n\x0bListPresets\x12$.mp3mesh.files.v1.ListPresetsRequest\x1a%.mp3mesh.files.v1.ListPresetsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/presetsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,38 +47,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILESERVICE'].methods_by_name['ListJobs']._serialized_options = b'\202\323\344\223\002\n\022\010/v1/jobs'
   _globals['_FILESERVICE'].methods_by_name['ListPresets']._loaded_options = None
   _globals['_FILESERVICE'].methods_by_name['ListPresets']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/presets'
-  _globals['_JOBSTATUS']._serialized_start=1813
-  _globals['_JOBSTATUS']._serialized_end=1951
-  _globals['_UPLOADMETADATA']._serialized_start=141
-  _globals['_UPLOADMETADATA']._serialized_end=287
-  _globals['_CONVERSIONOPTIONS']._serialized_start=290
-  _globals['_CONVERSIONOPTIONS']._serialized_end=569
-  _globals['_PRESET']._serialized_start=571
-  _globals['_PRESET']._serialized_end=668
-  _globals['_LISTPRESETSREQUEST']._serialized_start=670
-  _globals['_LISTPRESETSREQUEST']._serialized_end=690
-  _globals['_LISTPRESETSRESPONSE']._serialized_start=692
-  _globals['_LISTPRESETSRESPONSE']._serialized_end=756
-  _globals['_UPLOADREQUEST']._serialized_start=758
-  _globals['_UPLOADREQUEST']._serialized_end=881
-  _globals['_UPLOADRESPONSE']._serialized_start=883
-  _globals['_UPLOADRESPONSE']._serialized_end=935
-  _globals['_DOWNLOADREQUEST']._serialized_start=937
-  _globals['_DOWNLOADREQUEST']._serialized_end=1025
-  _globals['_GETJOBREQUEST']._serialized_start=1027
-  _globals['_GETJOBREQUEST']._serialized_end=1071
-  _globals['_GETJOBRESPONSE']._serialized_start=1073
-  _globals['_GETJOBRESPONSE']._serialized_end=1125
-  _globals['_WATCHJOBREQUEST']._serialized_start=1127
-  _globals['_WATCHJOBREQUEST']._serialized_end=1160
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1162
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1216
-  _globals['_LISTJOBSREQUEST']._serialized_start=1218
-  _globals['_LISTJOBSREQUEST']._serialized_end=1274
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1276
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1356
-  _globals['_JOB']._serialized_start=1359
-  _globals['_JOB']._serialized_end=1810
-  _globals['_FILESERVICE']._serialized_start=1954
-  _globals['_FILESERVICE']._serialized_end=2659
+  _globals['_JOBSTATUS']._serialized_start=1915
+  _globals['_JOBSTATUS']._serialized_end=2053
+  _globals['_UPLOADMETADATA']._serialized_start=177
+  _globals['_UPLOADMETADATA']._serialized_end=323
+  _globals['_CONVERSIONOPTIONS']._serialized_start=326
+  _globals['_CONVERSIONOPTIONS']._serialized_end=605
+  _globals['_PRESET']._serialized_start=607
+  _globals['_PRESET']._serialized_end=704
+  _globals['_LISTPRESETSREQUEST']._serialized_start=706
+  _globals['_LISTPRESETSREQUEST']._serialized_end=726
+  _globals['_LISTPRESETSRESPONSE']._serialized_start=728
+  _globals['_LISTPRESETSRESPONSE']._serialized_end=792
+  _globals['_UPLOADREQUEST']._serialized_start=794
+  _globals['_UPLOADREQUEST']._serialized_end=917
+  _globals['_UPLOADRESPONSE']._serialized_start=919
+  _globals['_UPLOADRESPONSE']._serialized_end=971
+  _globals['_DOWNLOADREQUEST']._serialized_start=973
+  _globals['_DOWNLOADREQUEST']._serialized_end=1061
+  _globals['_GETJOBREQUEST']._serialized_start=1063
+  _globals['_GETJOBREQUEST']._serialized_end=1107
+  _globals['_GETJOBRESPONSE']._serialized_start=1109
+  _globals['_GETJOBRESPONSE']._serialized_end=1161
+  _globals['_WATCHJOBREQUEST']._serialized_start=1163
+  _globals['_WATCHJOBREQUEST']._serialized_end=1196
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1198
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1252
+  _globals['_LISTJOBSREQUEST']._serialized_start=1254
+  _globals['_LISTJOBSREQUEST']._serialized_end=1310
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1312
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1392
+  _globals['_JOB']._serialized_start=1395
+  _globals['_JOB']._serialized_end=1912
+  _globals['_FILESERVICE']._serialized_start=2056
+  _globals['_FILESERVICE']._serialized_end=2761
 # @@protoc_insertion_point(module_scope)
