@@ -14,6 +14,7 @@ from gateway.housekeeping import Housekeeping
 from gateway.job_events import JobEventSubscriber
 from gateway.mesh_health import MeshHealthServicer
 from gateway.relay import OutboxRelay
+from gateway.resumable import ResumableUploads
 from gateway.servicer import FileServicer
 from gateway.settings import GatewaySettings
 from gateway.store import FileStore
@@ -38,6 +39,12 @@ async def run(settings: GatewaySettings) -> None:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, **settings.mongo_options)
     store = FileStore(mongo[settings.mongo_db], settings.unfinished_upload_age_seconds)
     await store.ensure_indexes()
+    resumable = ResumableUploads(
+        store.db,
+        max_bytes=settings.max_upload_bytes,
+        ttl=settings.resumable_upload_ttl_seconds,
+    )
+    await resumable.ensure_indexes()
     publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
     await asyncio.to_thread(publisher.start)
     relay = OutboxRelay(
@@ -54,6 +61,7 @@ async def run(settings: GatewaySettings) -> None:
         interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,
         queued_patience=settings.queued_job_patience_seconds,
+        resumable=resumable,
     )
     relaying = asyncio.create_task(relay.run())
     sweeping = asyncio.create_task(housekeeping.run())
@@ -75,6 +83,7 @@ async def run(settings: GatewaySettings) -> None:
             upload_total_seconds=settings.upload_total_seconds,
             max_empty_upload_messages=settings.max_empty_upload_messages,
         ),
+        resumable=resumable,
     )
     verifier, revocations = await verifier_from_auth(settings, auth_channel)
     interceptor = AuthInterceptor(verifier, protected_prefix=f"/{FILE_SERVICE}/")

@@ -56,6 +56,7 @@ from shim.request import build_request, message_class
 from shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from shim.settings import ShimSettings
 from shim.telemetry import RPC_SCOPE_KEY, HttpTelemetry
+from shim.tus import TusEndpoint
 
 log = structlog.get_logger()
 
@@ -497,6 +498,17 @@ def create_app(settings: ShimSettings) -> Starlette:
     )
     document = openapi_document(routes)
 
+    async def check_user_token(request: Request) -> None:
+        await bridge._check_token(request, revocations=True)
+
+    tus = TusEndpoint(
+        lambda: bridge.channel(FILE_SERVICE),
+        check_user_token,
+        _forwarded_metadata,
+        max_upload_bytes=settings.max_upload_bytes,
+        call_timeout=settings.call_timeout_seconds,
+    )
+
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(document)
 
@@ -529,6 +541,8 @@ def create_app(settings: ShimSettings) -> Starlette:
             StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
             StarletteRoute("/sw.js", player_worker, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
+            # Resumable uploads (tus 1.0), every method: shim/tus.py.
+            StarletteRoute("/files/{rest:path}", tus),
             # Everything else, any method: the bridge answers 404 and 405 itself.
             StarletteRoute("/{path:path}", bridge),
         ],

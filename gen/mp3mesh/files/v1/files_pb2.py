@@ -27,13 +27,17 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmp3mesh/files/v1/files.proto\x12\x10mp3mesh.files.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"{\n\rUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\'\n\thttp_body\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"4\n\x0eUploadResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"X\n\x0f\x44ownloadRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\x12\x12\n\nread_limit\x18\x04 \x01(\x03\",\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10WatchJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.mp3mesh.files.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x15\n\rvideo_file_id\x18\x03 \x01(\t\x12\x13\n\x0bmp3_file_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x18\n\x10progress_percent\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x18\n\x10video_size_bytes\x18\x0c \x01(\x03\x12\x14\n\x0cvideo_sha256\x18\r \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0e \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x0f \x01(\x03*\x8a\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x32\xd0\x04\n\x0b\x46ileService\x12\x82\x01\n\x06Upload\x12\x1f.mp3mesh.files.v1.UploadRequest\x1a .mp3mesh.files.v1.UploadResponse\"3\x82\xd3\xe4\x93\x02-\"\n/v1/videos:\thttp_bodyZ\x14\"\x07/upload:\thttp_body(\x01\x12n\n\x08\x44ownload\x12!.mp3mesh.files.v1.DownloadRequest\x1a\x14.google.api.HttpBody\"\'\x82\xd3\xe4\x93\x02!\x12\x12/v1/mp3s/{file_id}Z\x0b\x12\t/download0\x01\x12q\n\x06GetJob\x12\x1f.mp3mesh.files.v1.GetJobRequest\x1a .mp3mesh.files.v1.GetJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x11/v1/jobs/{job_id}Z\t\x12\x07/status\x12t\n\x08WatchJob\x12!.mp3mesh.files.v1.WatchJobRequest\x1a\".mp3mesh.files.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x63\n\x08ListJobs\x12!.mp3mesh.files.v1.ListJobsRequest\x1a\".mp3mesh.files.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmp3mesh/files/v1/files.proto\x12\x10mp3mesh.files.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n\x0fResumableUpload\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ommitted_size\x18\x02 \x01(\x03\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x32\n\x08metadata\x18\x06 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12L\n\x0e\x65xtra_metadata\x18\x07 \x03(\x0b\x32\x34.mp3mesh.files.v1.ResumableUpload.ExtraMetadataEntry\x1a\x34\n\x12\x45xtraMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf5\x01\n\x1bStartResumableUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12X\n\x0e\x65xtra_metadata\x18\x03 \x03(\x0b\x32@.mp3mesh.files.v1.StartResumableUploadRequest.ExtraMetadataEntry\x1a\x34\n\x12\x45xtraMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\x1cStartResumableUploadResponse\x12\x31\n\x06upload\x18\x01 \x01(\x0b\x32!.mp3mesh.files.v1.ResumableUpload\"k\n\x1bWriteResumableUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x14\n\x0cwrite_offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x15\n\rchecksum_sha1\x18\x04 \x01(\x0c\"Q\n\x1cWriteResumableUploadResponse\x12\x31\n\x06upload\x18\x01 \x01(\x0b\x32!.mp3mesh.files.v1.ResumableUpload\"0\n\x1bQueryResumableUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"Q\n\x1cQueryResumableUploadResponse\x12\x31\n\x06upload\x18\x01 \x01(\x0b\x32!.mp3mesh.files.v1.ResumableUpload\"1\n\x1c\x43\x61ncelResumableUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x1f\n\x1d\x43\x61ncelResumableUploadResponse\"\\\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"{\n\rUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\'\n\thttp_body\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"4\n\x0eUploadResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"X\n\x0f\x44ownloadRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\x12\x12\n\nread_limit\x18\x04 \x01(\x03\",\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10WatchJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.mp3mesh.files.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x15\n\rvideo_file_id\x18\x03 \x01(\t\x12\x13\n\x0bmp3_file_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x18\n\x10progress_percent\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x18\n\x10video_size_bytes\x18\x0c \x01(\x03\x12\x14\n\x0cvideo_sha256\x18\r \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0e \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x0f \x01(\x03*\x8a\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x32\xb1\x08\n\x0b\x46ileService\x12\x82\x01\n\x06Upload\x12\x1f.mp3mesh.files.v1.UploadRequest\x1a .mp3mesh.files.v1.UploadResponse\"3\x82\xd3\xe4\x93\x02-\"\n/v1/videos:\thttp_bodyZ\x14\"\x07/upload:\thttp_body(\x01\x12n\n\x08\x44ownload\x12!.mp3mesh.files.v1.DownloadRequest\x1a\x14.google.api.HttpBody\"\'\x82\xd3\xe4\x93\x02!\x12\x12/v1/mp3s/{file_id}Z\x0b\x12\t/download0\x01\x12q\n\x06GetJob\x12\x1f.mp3mesh.files.v1.GetJobRequest\x1a .mp3mesh.files.v1.GetJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x11/v1/jobs/{job_id}Z\t\x12\x07/status\x12t\n\x08WatchJob\x12!.mp3mesh.files.v1.WatchJobRequest\x1a\".mp3mesh.files.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x63\n\x08ListJobs\x12!.mp3mesh.files.v1.ListJobsRequest\x1a\".mp3mesh.files.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12u\n\x14StartResumableUpload\x12-.mp3mesh.files.v1.StartResumableUploadRequest\x1a..mp3mesh.files.v1.StartResumableUploadResponse\x12w\n\x14WriteResumableUpload\x12-.mp3mesh.files.v1.WriteResumableUploadRequest\x1a..mp3mesh.files.v1.WriteResumableUploadResponse(\x01\x12u\n\x14QueryResumableUpload\x12-.mp3mesh.files.v1.QueryResumableUploadRequest\x1a..mp3mesh.files.v1.QueryResumableUploadResponse\x12x\n\x15\x43\x61ncelResumableUpload\x12..mp3mesh.files.v1.CancelResumableUploadRequest\x1a/.mp3mesh.files.v1.CancelResumableUploadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mp3mesh.files.v1.files_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RESUMABLEUPLOAD_EXTRAMETADATAENTRY']._loaded_options = None
+  _globals['_RESUMABLEUPLOAD_EXTRAMETADATAENTRY']._serialized_options = b'8\001'
+  _globals['_STARTRESUMABLEUPLOADREQUEST_EXTRAMETADATAENTRY']._loaded_options = None
+  _globals['_STARTRESUMABLEUPLOADREQUEST_EXTRAMETADATAENTRY']._serialized_options = b'8\001'
   _globals['_FILESERVICE'].methods_by_name['Upload']._loaded_options = None
   _globals['_FILESERVICE'].methods_by_name['Upload']._serialized_options = b'\202\323\344\223\002-\"\n/v1/videos:\thttp_bodyZ\024\"\007/upload:\thttp_body'
   _globals['_FILESERVICE'].methods_by_name['Download']._loaded_options = None
@@ -44,30 +48,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILESERVICE'].methods_by_name['WatchJob']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/jobs/{job_id}:watch'
   _globals['_FILESERVICE'].methods_by_name['ListJobs']._loaded_options = None
   _globals['_FILESERVICE'].methods_by_name['ListJobs']._serialized_options = b'\202\323\344\223\002\n\022\010/v1/jobs'
-  _globals['_JOBSTATUS']._serialized_start=1235
-  _globals['_JOBSTATUS']._serialized_end=1373
-  _globals['_UPLOADMETADATA']._serialized_start=140
-  _globals['_UPLOADMETADATA']._serialized_end=232
-  _globals['_UPLOADREQUEST']._serialized_start=234
-  _globals['_UPLOADREQUEST']._serialized_end=357
-  _globals['_UPLOADRESPONSE']._serialized_start=359
-  _globals['_UPLOADRESPONSE']._serialized_end=411
-  _globals['_DOWNLOADREQUEST']._serialized_start=413
-  _globals['_DOWNLOADREQUEST']._serialized_end=501
-  _globals['_GETJOBREQUEST']._serialized_start=503
-  _globals['_GETJOBREQUEST']._serialized_end=547
-  _globals['_GETJOBRESPONSE']._serialized_start=549
-  _globals['_GETJOBRESPONSE']._serialized_end=601
-  _globals['_WATCHJOBREQUEST']._serialized_start=603
-  _globals['_WATCHJOBREQUEST']._serialized_end=636
-  _globals['_WATCHJOBRESPONSE']._serialized_start=638
-  _globals['_WATCHJOBRESPONSE']._serialized_end=692
-  _globals['_LISTJOBSREQUEST']._serialized_start=694
-  _globals['_LISTJOBSREQUEST']._serialized_end=750
-  _globals['_LISTJOBSRESPONSE']._serialized_start=752
-  _globals['_LISTJOBSRESPONSE']._serialized_end=832
-  _globals['_JOB']._serialized_start=835
-  _globals['_JOB']._serialized_end=1232
-  _globals['_FILESERVICE']._serialized_start=1376
-  _globals['_FILESERVICE']._serialized_end=1968
+  _globals['_JOBSTATUS']._serialized_start=2307
+  _globals['_JOBSTATUS']._serialized_end=2445
+  _globals['_RESUMABLEUPLOAD']._serialized_start=141
+  _globals['_RESUMABLEUPLOAD']._serialized_end=470
+  _globals['_RESUMABLEUPLOAD_EXTRAMETADATAENTRY']._serialized_start=418
+  _globals['_RESUMABLEUPLOAD_EXTRAMETADATAENTRY']._serialized_end=470
+  _globals['_STARTRESUMABLEUPLOADREQUEST']._serialized_start=473
+  _globals['_STARTRESUMABLEUPLOADREQUEST']._serialized_end=718
+  _globals['_STARTRESUMABLEUPLOADREQUEST_EXTRAMETADATAENTRY']._serialized_start=418
+  _globals['_STARTRESUMABLEUPLOADREQUEST_EXTRAMETADATAENTRY']._serialized_end=470
+  _globals['_STARTRESUMABLEUPLOADRESPONSE']._serialized_start=720
+  _globals['_STARTRESUMABLEUPLOADRESPONSE']._serialized_end=801
+  _globals['_WRITERESUMABLEUPLOADREQUEST']._serialized_start=803
+  _globals['_WRITERESUMABLEUPLOADREQUEST']._serialized_end=910
+  _globals['_WRITERESUMABLEUPLOADRESPONSE']._serialized_start=912
+  _globals['_WRITERESUMABLEUPLOADRESPONSE']._serialized_end=993
+  _globals['_QUERYRESUMABLEUPLOADREQUEST']._serialized_start=995
+  _globals['_QUERYRESUMABLEUPLOADREQUEST']._serialized_end=1043
+  _globals['_QUERYRESUMABLEUPLOADRESPONSE']._serialized_start=1045
+  _globals['_QUERYRESUMABLEUPLOADRESPONSE']._serialized_end=1126
+  _globals['_CANCELRESUMABLEUPLOADREQUEST']._serialized_start=1128
+  _globals['_CANCELRESUMABLEUPLOADREQUEST']._serialized_end=1177
+  _globals['_CANCELRESUMABLEUPLOADRESPONSE']._serialized_start=1179
+  _globals['_CANCELRESUMABLEUPLOADRESPONSE']._serialized_end=1210
+  _globals['_UPLOADMETADATA']._serialized_start=1212
+  _globals['_UPLOADMETADATA']._serialized_end=1304
+  _globals['_UPLOADREQUEST']._serialized_start=1306
+  _globals['_UPLOADREQUEST']._serialized_end=1429
+  _globals['_UPLOADRESPONSE']._serialized_start=1431
+  _globals['_UPLOADRESPONSE']._serialized_end=1483
+  _globals['_DOWNLOADREQUEST']._serialized_start=1485
+  _globals['_DOWNLOADREQUEST']._serialized_end=1573
+  _globals['_GETJOBREQUEST']._serialized_start=1575
+  _globals['_GETJOBREQUEST']._serialized_end=1619
+  _globals['_GETJOBRESPONSE']._serialized_start=1621
+  _globals['_GETJOBRESPONSE']._serialized_end=1673
+  _globals['_WATCHJOBREQUEST']._serialized_start=1675
+  _globals['_WATCHJOBREQUEST']._serialized_end=1708
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1710
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1764
+  _globals['_LISTJOBSREQUEST']._serialized_start=1766
+  _globals['_LISTJOBSREQUEST']._serialized_end=1822
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1824
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1904
+  _globals['_JOB']._serialized_start=1907
+  _globals['_JOB']._serialized_end=2304
+  _globals['_FILESERVICE']._serialized_start=2448
+  _globals['_FILESERVICE']._serialized_end=3521
 # @@protoc_insertion_point(module_scope)
