@@ -24,9 +24,9 @@ import pytest
 from bson import ObjectId
 from tusclient import client as tus_client
 
-from devstack import PASSWORD, TEST_MAX_UPLOAD_BYTES, Stack, make_video
-from gateway.resumable import PART_BYTES
-from tests.helpers import ffprobe, wait_for
+from devstack import PASSWORD, TEST_MAX_UPLOAD_BYTES, Stack, make_video, wait_for
+from mp3mesh.gateway.resumable import PART_BYTES
+from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""The gateway's resumable uploads (gateway/resumable.py) on the MongoDB-wire stand-in:
+"""The gateway's resumable uploads (mp3mesh/gateway/resumable.py) on the MongoDB-wire stand-in:
 writes at the committed offset, a cut write keeping what it received, checksums all or
 nothing, sealing into an ordinary GridFS file, expiry leaving no chunks."""
 
@@ -13,10 +13,10 @@ import grpc
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
-from gateway.resumable import PART_BYTES, PARTS, ResumableUploads
-from gateway.upload import UploadRefused
-from meshcore import gridfs_io
+from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.gateway.resumable import PART_BYTES, PARTS, ResumableUploads
+from mp3mesh.gateway.upload import UploadRefused
 
 
 class ClientGone(Exception):
