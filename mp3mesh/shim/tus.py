@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import datetime as dt
 import email.utils
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -361,7 +360,7 @@ def parse_metadata(header: str) -> tuple[dict[str, str], dict[str, str]]:
         seen.add(key)
         try:
             value = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
             raise invalid(
                 f"Upload-Metadata {key!r}: the value is not base64 of UTF-8 text"
             ) from None
@@ -390,7 +389,7 @@ def parse_checksum(header: str | None) -> bytes:
         raise invalid(f"Upload-Checksum: only {CHECKSUM_ALGORITHMS} is supported")
     try:
         digest = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or not ASCII
         raise invalid("Upload-Checksum: the digest is not base64") from None
     if len(digest) != 20:
         raise invalid("Upload-Checksum: a SHA-1 digest has 20 bytes")
