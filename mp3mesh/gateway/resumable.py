@@ -30,7 +30,7 @@ import datetime as dt
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -48,6 +48,9 @@ from mp3mesh.gateway.upload import _check_declared as check_declared
 from mp3mesh.gateway.upload import _name_and_type as name_and_type
 
 log = structlog.get_logger()
+
+# Turns a complete upload's record into a job: seal, record, queue (FileServicer._complete).
+Complete = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 COLLECTION = "resumable_uploads"
 # A write holds its upload for this long without a heartbeat; a heartbeat every quarter.
@@ -174,8 +177,11 @@ class ResumableUploads:
         offset: int,
         checksum_sha1: bytes,
         blocks: AsyncIterator[bytes],
+        complete: Complete,
     ) -> dict[str, Any]:
-        """Append ``blocks`` at ``offset``; the record after the write.
+        """Append ``blocks`` at ``offset``; the record after the write, and after
+        ``complete`` if the write brought the last byte (run while the write holds the
+        upload, so one completion runs at a time).
 
         Without a checksum, each part is recorded once stored, and so is the last one,
         however the write ends (a client gone included): a resumed write starts there.
@@ -190,12 +196,40 @@ class ResumableUploads:
         heartbeat = asyncio.create_task(self._heartbeat(upload_id, token))
         cleanups: list[asyncio.Future[Any]] = []
         try:
-            return await self._append(record, token, offset, checksum_sha1, blocks, cleanups)
+            record = await self._append(record, token, offset, checksum_sha1, blocks, cleanups)
+            return await self._complete_held(record, complete)
         finally:
             heartbeat.cancel()
             # After the write's own cleanup (which records parts as this writer), shielded:
             # a client gone cancels the call, not this.
             await asyncio.shield(self._release(upload_id, token, cleanups))
+
+    async def complete(
+        self, owner_id: str, upload_id: ObjectId, complete: Complete
+    ) -> dict[str, Any]:
+        """The caller's upload, completed first if all its bytes are in and no write holds
+        it (one whose completion was cut short: the gateway stopped)."""
+        record = await self.get(owner_id, upload_id)
+        if record.get("completed") or int(record["committed"]) != int(record["total"]):
+            return record
+        try:
+            record, token = await self._hold(owner_id, upload_id)
+        except UploadRefused as refusal:
+            if refusal.code == grpc.StatusCode.ABORTED:
+                return record  # the write holding it completes it
+            raise
+        heartbeat = asyncio.create_task(self._heartbeat(upload_id, token))
+        try:
+            return await self._complete_held(record, complete)
+        finally:
+            heartbeat.cancel()
+            await asyncio.shield(self._release(upload_id, token, []))
+
+    @staticmethod
+    async def _complete_held(record: dict[str, Any], complete: Complete) -> dict[str, Any]:
+        if record.get("completed") or int(record["committed"]) != int(record["total"]):
+            return record
+        return await complete(record)
 
     async def _release(
         self, upload_id: ObjectId, token: str, cleanups: list[asyncio.Future[Any]]

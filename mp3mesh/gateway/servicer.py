@@ -314,8 +314,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     first.write_offset,
                     first.checksum_sha1,
                     self._write_blocks(first, request_iterator),
+                    lambda full: self._complete(caller, full),
                 )
-                record = await self._complete(caller, record)
         except TooMany as exc:
             await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except UploadRefused as refused:
@@ -351,11 +351,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 yield request.data
 
     async def _complete(self, caller: Caller, record: dict[str, Any]) -> dict[str, Any]:
-        """Once the last byte is in: the video sealed, its job recorded and queued as an
-        Upload's is, and the upload marked complete. Idempotent, so a completion cut
-        short (the gateway died) is done by the next write or query."""
-        if record.get("completed") or int(record["committed"]) != int(record["total"]):
-            return record
+        """Once the last byte is in (called by the store while it holds the upload): the
+        video sealed, its job recorded and queued as an Upload's is, and the upload marked
+        complete. Idempotent, so a completion cut short (the gateway died) is done by the
+        next write or query."""
         upload_id = record["_id"]
         video = await self.resumable.seal(record)
         if await self.store.jobs.find_one({"_id": upload_id}, {"_id": 1}) is None:
@@ -374,8 +373,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         caller = current_caller()
         upload_id = await _object_id(context, request.upload_id, "upload id")
         try:
-            record = await self._complete(
-                caller, await self.resumable.get(caller.user_id, upload_id)
+            record = await self.resumable.complete(
+                caller.user_id, upload_id, lambda full: self._complete(caller, full)
             )
         except UploadRefused as refused:
             await abort(context, refused.code, refused.message)

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +22,10 @@ from mp3mesh.gateway.upload import UploadRefused
 
 class ClientGone(Exception):
     pass
+
+
+async def never(record: dict[str, Any]) -> dict[str, Any]:
+    raise AssertionError("an incomplete upload was completed")
 
 
 async def _blocks(data: bytes, size: int, cut_after: int | None = None) -> AsyncIterator[bytes]:
@@ -62,26 +67,35 @@ def test_cut_write_keeps_what_came_and_the_upload_seals(wire_mongo: MongoClient)
         upload_id = record["_id"]
         # Cut after 5 MB of 100 kB blocks: more than one part, the rest mid-part.
         with pytest.raises(ClientGone):
-            await uploads.write("u1", upload_id, 0, b"", _blocks(data, 100_000, 5_000_000))
+            await uploads.write("u1", upload_id, 0, b"", _blocks(data, 100_000, 5_000_000), never)
         committed = (await uploads.get("u1", upload_id))["committed"]
         assert committed == 5_000_000
         with pytest.raises(UploadRefused) as wrong:
-            await uploads.write("u1", upload_id, 0, b"", _blocks(data, 100_000))
+            await uploads.write("u1", upload_id, 0, b"", _blocks(data, 100_000), never)
         assert wrong.value.code == grpc.StatusCode.ABORTED
+        sealed = []
+
+        async def complete(full: dict[str, Any]) -> dict[str, Any]:
+            """What the servicer does, less the job: seal, mark complete."""
+            sealed.append(await uploads.seal(full))
+            return await uploads.mark_complete(full["_id"])
+
         record = await uploads.write(
-            "u1", upload_id, committed, b"", _blocks(data[committed:], 77_777)
+            "u1", upload_id, committed, b"", _blocks(data[committed:], 77_777), complete
         )
-        assert record["committed"] == len(data)
+        assert record["committed"] == len(data) and record["completed"]
         part_ids = [part["id"] for part in record["parts"]]
         assert len(part_ids) == 3  # the cut write: one full, one partly; the rest: one
-        video = await uploads.seal(record)
-        assert video.sha256 == hashlib.sha256(data).hexdigest()
+        assert [video.sha256 for video in sealed] == [hashlib.sha256(data).hexdigest()]
+        # Asked again (a query, a repeated last PATCH): complete already, sealed once.
+        assert (await uploads.complete("u1", upload_id, complete))["completed"]
+        assert len(sealed) == 1
         stored = b"".join(
             [c async for c in gridfs_io.aiter_file(uploads.db, gridfs_io.VIDEOS, upload_id)]
         )
         assert stored == data
         assert await _parts_left(uploads, part_ids) == 0
-        assert (await uploads.seal(record)).sha256 == video.sha256  # idempotent
+        assert (await uploads.seal(record)).sha256 == sealed[0].sha256  # idempotent
 
     asyncio.run(run())
 
@@ -98,12 +112,12 @@ def test_checksum_mismatch_keeps_nothing_and_expiry_removes_all(
         upload_id = record["_id"]
         bad = hashlib.sha1(b"other", usedforsecurity=False).digest()
         with pytest.raises(UploadRefused) as mismatch:
-            await uploads.write("u1", upload_id, 0, bad, _blocks(data, 65_536))
+            await uploads.write("u1", upload_id, 0, bad, _blocks(data, 65_536), never)
         assert mismatch.value.code == grpc.StatusCode.DATA_LOSS
         assert (await uploads.get("u1", upload_id))["committed"] == 0
         assert await _parts_left(uploads, []) == 0
         good = hashlib.sha1(data, usedforsecurity=False).digest()
-        record = await uploads.write("u1", upload_id, 0, good, _blocks(data, 65_536))
+        record = await uploads.write("u1", upload_id, 0, good, _blocks(data, 65_536), never)
         assert record["committed"] == len(data)
         part_ids = [part["id"] for part in record["parts"]]
         assert await _parts_left(uploads, part_ids) == 2 * 2  # files and chunks of two

@@ -218,7 +218,7 @@ async function loadJobs() {
 // Resumable upload over tus (/files/, docs/uploads.md) with tus-js-client (/static/tus.min.js,
 // vendored from npm). The upload's URL is remembered per file (tus-js-client's fingerprint
 // in localStorage): choosing the same file again after a reload or a cut connection goes
-// on from the offset the server has. Resolves with the job the last byte created.
+// on from the offset the server has. Resolves with the id of the job the last byte created.
 function upload(file) {
   return new Promise((resolve, reject) => {
     let jobId = "";
@@ -239,13 +239,7 @@ function upload(file) {
         const text = response ? response.getBody() : "";
         reject(new ApiError(status, status ? messageOf(status, text) : "the upload was cut off; choose the file again to go on"));
       },
-      onSuccess: async () => {
-        try {
-          resolve((await (await api(`/v1/jobs/${encodeURIComponent(jobId)}`)).json()).job);
-        } catch (error) {
-          reject(error);
-        }
-      },
+      onSuccess: () => resolve(jobId),
     });
     transfer.findPreviousUploads().then((previous) => {
       if (previous.length) {
@@ -287,10 +281,9 @@ async function convert(file) {
   $("current-download").hidden = true;
   setBar("upload", 0);
   setBar("convert", 0);
-  const job = await upload(file);
+  const jobId = await upload(file);
   setBar("upload", 100);
-  showCurrent(job);
-  await watch(job.id);
+  await watch(jobId); // its first line is the job as it is now
 }
 
 // The player streams from /v1/mp3s/<id> with HTTP ranges; the service worker (sw.js)
