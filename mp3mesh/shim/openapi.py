@@ -138,7 +138,13 @@ def _tus_paths(components: _Components) -> dict[str, dict[str, Any]]:
             "description": why,
         }
 
-    tus = header("Tus-Resumable", {"type": "string", "enum": ["1.0.0"]}, "The tus version", True)
+    # Not marked required (nor its value an enum): a request without it is well formed
+    # HTTP that tus answers 412, not 400, which is what a schema violation would claim.
+    tus = header(
+        "Tus-Resumable",
+        {"type": "string"},
+        "1.0.0, as tus requires: without it, or with another version, 412 and Tus-Version",
+    )
     upload_id = {
         "name": "upload_id",
         "in": "path",
@@ -150,7 +156,7 @@ def _tus_paths(components: _Components) -> dict[str, dict[str, Any]]:
 
     def answers(ok: str, description: str, *codes: tuple[str, str]) -> dict[str, Any]:
         out: dict[str, Any] = {ok: {"description": description, "headers": dict(state)}}
-        for code, why in codes:
+        for code, why in (("412", "Tus-Resumable is not 1.0.0"), *codes):
             out[code] = {"description": why, "content": error}
         out["default"] = {"description": "An error, as a google.rpc.Status", "content": error}
         return out

@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.message import Message
+from starlette.convertors import Convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -152,20 +153,15 @@ class TusEndpoint:
         if method == "OPTIONS":
             return self._options()
         await self.check_token(request)
-        if request.headers.get("tus-resumable") != TUS_VERSION:
-            raise HttpError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"send 'Tus-Resumable: {TUS_VERSION}': this server speaks tus {TUS_VERSION}",
-                http_status=412,
-                headers={"tus-version": TUS_VERSION},
-            )
         metadata = self.forwarded_metadata(request)
         if method == "POST":
             return await self._create(request, metadata)
         if method == "HEAD":
+            _check_version(request)
             return await self._head(upload_id, metadata)
         if method == "PATCH":
             return await self._patch(upload_id, request, metadata)
+        _check_version(request)
         return await self._delete(upload_id, metadata)
 
     def _options(self) -> Response:
@@ -197,6 +193,7 @@ class TusEndpoint:
         if total > self.max_upload_bytes:
             raise too_large(self.max_upload_bytes)
         fields, extra = parse_metadata(request.headers.get("upload-metadata", ""))
+        _check_version(request)
         reply = await self._unary(
             "StartResumableUpload",
             files_pb2.StartResumableUploadRequest(
@@ -245,6 +242,7 @@ class TusEndpoint:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_upload_bytes:
             raise too_large(self.max_upload_bytes)
+        _check_version(request)
         # Asked first: a write the gateway refuses after accepting the stream can reach
         # this side as INTERNAL instead of its status (mp3mesh/core/grpc_server.py,
         # STREAM_ACCEPTED), and a tus client asks HEAD before PATCH anyway.
@@ -313,6 +311,31 @@ async def _write_once_accepted(
         await call.done_writing()
     except asyncio.InvalidStateError:
         pass
+
+
+def _check_version(request: Request) -> None:
+    """412 unless the client speaks this tus version; checked once the request's own
+    headers were found well formed (a malformed request is 400 whatever its version)."""
+    if request.headers.get("tus-resumable") != TUS_VERSION:
+        raise HttpError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"send 'Tus-Resumable: {TUS_VERSION}': this server speaks tus {TUS_VERSION}",
+            http_status=412,
+            headers={"tus-version": TUS_VERSION},
+        )
+
+
+class AnyPath(Convertor[str]):
+    """A path remainder, line breaks included (Starlette's ``path`` stops at one), so an
+    odd upload id still reaches the tus endpoint and gets its JSON answer."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
 
 
 def _state(upload: files_pb2.ResumableUpload) -> dict[str, str]:
