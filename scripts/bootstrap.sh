@@ -36,7 +36,7 @@ missing=()
 if [[ ! -x .venv/bin/python ]] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   missing+=(python3-venv)
 fi
-[[ -x node_modules/.bin/buf ]] || command -v npm >/dev/null || missing+=(npm)
+[[ -f node_modules/.installed && ! package.json -nt node_modules/.installed ]] || command -v npm >/dev/null || missing+=(npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 port_open 5672 || command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 if [[ $for_tests == 1 ]]; then
@@ -75,12 +75,14 @@ if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
   touch .venv/.installed
 fi
 
-# --- buf (npm) -----------------------------------------------------------------------
-if [[ ! -x node_modules/.bin/buf ]]; then
-  log "installing buf from npm"
+# --- npm: buf, and the web page's tus client ----------------------------------------------
+# Again whenever package.json changed since the last install (as pip's marker above).
+if [[ ! -f node_modules/.installed || package.json -nt node_modules/.installed ]]; then
+  log "installing buf and tus-js-client from npm"
   # Not `npm ci`: this npm writes lock files without the other platforms' optional
   # @bufbuild/buf-* packages, which `npm ci` then refuses. --no-save keeps the lock as is.
   npm install --no-save --no-audit --no-fund --loglevel=error </dev/null >/dev/null
+  touch node_modules/.installed
 fi
 
 # --- PostgreSQL: the project's own cluster ----------------------------------------------

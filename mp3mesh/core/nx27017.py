@@ -8,6 +8,12 @@ talks to; the rest of the code names this module instead of the stand-in's quirk
   ``mp3_key``), a converter's claim token (mp3mesh/converter/claim.py, text from the start).
 - ``find_one_and_update`` returns the datetimes it set as ISO strings:
   :func:`stored_datetime` reads either (mp3mesh/core/timestamps.py).
+- ``find_one_and_update`` and ``find_one_and_delete`` with ``$or`` in the filter ignore
+  the filter's other conditions (any document matching the ``$or`` is taken): such a
+  filter is written without ``$or`` (mp3mesh/gateway/resumable.py: a write holds an upload until
+  ``writer_until``, 0 once released, so "free" is one condition). GridFS chunk
+  collections take inserts and removal of a whole file's chunks only: a chunk is never
+  replaced, nor some of a file's chunks removed (mp3mesh/gateway/resumable.py stores parts).
 - It ignores cursor batch limits and fails past 48 MB in one reply: GridFS is read in
   windows of a few chunks per query (mp3mesh/core/gridfs_io.py, which does so to bound
   memory anyway).

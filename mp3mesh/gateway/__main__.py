@@ -21,6 +21,7 @@ from mp3mesh.gateway.housekeeping import Housekeeping
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from mp3mesh.gateway.mesh_health import MeshHealthServicer
 from mp3mesh.gateway.relay import OutboxRelay
+from mp3mesh.gateway.resumable import ResumableUploads
 from mp3mesh.gateway.servicer import FileServicer
 from mp3mesh.gateway.settings import GatewaySettings
 from mp3mesh.gateway.store import FileStore
@@ -43,6 +44,12 @@ async def run(settings: GatewaySettings) -> None:
     await store.ensure_indexes()
     webhook_servicer = WebhookServicer(mongo[settings.mongo_db])
     await webhook_servicer.ensure_indexes()
+    resumable = ResumableUploads(
+        store.db,
+        max_bytes=settings.max_upload_bytes,
+        ttl=settings.resumable_upload_ttl_seconds,
+    )
+    await resumable.ensure_indexes()
     publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
     await asyncio.to_thread(publisher.start)
     relay = OutboxRelay(
@@ -59,6 +66,7 @@ async def run(settings: GatewaySettings) -> None:
         interval=settings.relay_interval_seconds,
         retention=settings.retention_seconds,
         queued_patience=settings.queued_job_patience_seconds,
+        resumable=resumable,
     )
     relaying = asyncio.create_task(relay.run())
     sweeping = asyncio.create_task(housekeeping.run())
@@ -80,6 +88,7 @@ async def run(settings: GatewaySettings) -> None:
             upload_total_seconds=settings.upload_total_seconds,
             max_empty_upload_messages=settings.max_empty_upload_messages,
         ),
+        resumable=resumable,
     )
     verifier, revocations = await verifier_from_auth(settings, auth_channel)
     interceptor = AuthInterceptor(

@@ -10,6 +10,8 @@
   job stays unfinished.
 - Retention: the files of jobs past ``expires_at`` go, then, ``retention`` later, their
   records.
+- Resumable uploads (mp3mesh/gateway/resumable.py) past their expiry go, with what they stored
+  (unless they became a job).
 - Orphan uploads: an upload whose gateway stopped heartbeating for its lease (the
   gateway died mid-upload) loses what it wrote, watched the same way; a live upload of
   another gateway keeps beating and is never touched.
@@ -29,6 +31,7 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from mp3mesh.core import gridfs_io, jobs
+from mp3mesh.gateway.resumable import ResumableUploads
 from mp3mesh.gateway.store import FileStore
 
 log = structlog.get_logger()
@@ -47,8 +50,10 @@ class Housekeeping:
         retention: float = 24 * 3600,
         queued_patience: float = 3600,
         clock: Callable[[], float] = time.time,
+        resumable: ResumableUploads | None = None,
     ) -> None:
         self.store = store
+        self.resumable = resumable
         self.queued_patience = queued_patience
         self.jobs = store.jobs
         self.db = store.db
@@ -68,6 +73,7 @@ class Housekeeping:
             try:
                 await self.sweep_expired_leases()
                 await self.sweep_orphan_uploads()
+                await self.expire_resumable_uploads()
                 await self.announce_stalled_jobs()
                 await self.expire_finished_jobs()
             except PyMongoError as exc:
@@ -97,6 +103,12 @@ class Housekeeping:
         for mark in self.uploads.look(await self.store.upload_marks()):
             removed += await self.store.remove_orphan(mark)
         return removed
+
+    async def expire_resumable_uploads(self) -> int:
+        """Remove the resumable uploads past their expiry, with their stored bytes."""
+        if self.resumable is None:
+            return 0
+        return await self.resumable.expire(self.jobs, BATCH)
 
     async def announce_stalled_jobs(self) -> int:
         """Announce again the jobs that waited QUEUED and unannounced for too long."""

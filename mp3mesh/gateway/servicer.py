@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -22,8 +22,10 @@ from mp3mesh.gateway.bounds import ClientBounds, TooMany
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from mp3mesh.gateway.relay import OutboxRelay
+from mp3mesh.gateway.resumable import ResumableUploads
+from mp3mesh.gateway.resumable import to_proto as upload_proto
 from mp3mesh.gateway.store import FileStore
-from mp3mesh.gateway.upload import UploadRefused, receive_video
+from mp3mesh.gateway.upload import ReceivedVideo, UploadRefused, receive_video
 
 log = structlog.get_logger()
 
@@ -59,6 +61,19 @@ def _messages(chunks: list[bytes], size: int = DOWNLOAD_MESSAGE_BYTES) -> Iterat
         length += len(chunk)
     if group:
         yield b"".join(group)
+
+
+def _new_job(job_id: ObjectId, caller: Caller, video: ReceivedVideo) -> dict[str, Any]:
+    """The QUEUED record of a stored video's job (Upload's and a resumable upload's)."""
+    return jobs.new_job(
+        job_id=job_id,
+        owner_id=caller.user_id,
+        owner_email=caller.email,
+        filename=video.filename,
+        size=video.size,
+        sha256=video.sha256,
+        options=video.options,
+    )
 
 
 def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
@@ -105,8 +120,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         max_upload_bytes: int,
         watch_poll: float,
         bounds: ClientBounds,
+        resumable: ResumableUploads,
     ) -> None:
         self.store = store
+        self.resumable = resumable
         self.bounds = bounds
         self.relay = relay
         self.event_subscriber = event_subscriber
@@ -145,15 +162,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     open_video_file,
                     self.max_upload_bytes,
                 )
-                job = jobs.new_job(
-                    job_id=job_id,
-                    owner_id=caller.user_id,
-                    owner_email=caller.email,
-                    filename=video.filename,
-                    size=video.size,
-                    sha256=video.sha256,
-                    options=video.options,
-                )
+                job = _new_job(job_id, caller, video)
                 await self._record_and_queue(job)
         except UploadRefused as refused:  # answered once nothing of it is left
             UPLOADS.labels("refused").inc()
@@ -165,12 +174,15 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         log.info("video uploaded", job_id=str(job_id), size=video.size, user_id=caller.user_id)
         return files_pb2.UploadResponse(job=jobs.to_proto(job))
 
-    async def _record_and_queue(self, job: dict[str, Any]) -> None:
+    async def _record_and_queue(
+        self, job: dict[str, Any], insert: Callable[[dict[str, Any]], Awaitable[Any]] | None = None
+    ) -> None:
         """Record the job with its announcement pending (the outbox), then publish it. If
         the broker does not confirm it, the upload still stands: the relay publishes it
-        later (mp3mesh/gateway/relay.py)."""
+        later (mp3mesh/gateway/relay.py). ``insert`` records it (default: FileStore.insert_job)."""
+        insert = insert or self.store.insert_job
         self.relay.mark_pending(job)
-        await self.store.insert_job(job)
+        await insert(job)
         try:
             await self.relay.announce(job)
         except Exception as exc:
@@ -275,6 +287,115 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self, request: files_pb2.ListPresetsRequest, context: grpc.aio.ServicerContext
     ) -> files_pb2.ListPresetsResponse:
         return files_pb2.ListPresetsResponse(presets=options.preset_protos())
+
+    async def StartResumableUpload(
+        self, request: files_pb2.StartResumableUploadRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.StartResumableUploadResponse:
+        caller = current_caller()
+        try:
+            record = await self.resumable.start(caller.user_id, caller.email, request)
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
+        return files_pb2.StartResumableUploadResponse(upload=upload_proto(record))
+
+    async def WriteResumableUpload(
+        self,
+        request_iterator: AsyncIterator[files_pb2.WriteResumableUploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.WriteResumableUploadResponse:
+        caller = current_caller()
+        try:
+            with self.bounds.uploads.slot(caller.user_id):
+                first = await anext(aiter(request_iterator), None)
+                if first is None:
+                    raise UploadRefused(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "the write is empty: send upload_id and write_offset first",
+                    )
+                upload_id = await _object_id(context, first.upload_id, "upload id")
+                tracing.set_job(str(upload_id))
+                record = await self.resumable.write(
+                    caller.user_id,
+                    upload_id,
+                    first.write_offset,
+                    first.checksum_sha1,
+                    self._write_blocks(first, request_iterator),
+                    lambda full: self._complete(caller, full),
+                )
+        except TooMany as exc:
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
+        return files_pb2.WriteResumableUploadResponse(upload=upload_proto(record))
+
+    async def _write_blocks(
+        self,
+        first: files_pb2.WriteResumableUploadRequest,
+        rest: AsyncIterator[files_pb2.WriteResumableUploadRequest],
+    ) -> AsyncIterator[bytes]:
+        """A write's bytes; refused when nothing comes for the upload idle time (the
+        write ends there and keeps what it had)."""
+        if first.data:
+            yield first.data
+        while True:
+            try:
+                request = await asyncio.wait_for(anext(rest, None), self.bounds.idle_seconds)
+            except TimeoutError:
+                raise UploadRefused(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the write sent nothing for {self.bounds.idle_seconds:g} s; what came"
+                    " before is kept: ask for the committed size and write from there",
+                ) from None
+            if request is None:
+                return
+            if request.upload_id or request.write_offset or request.checksum_sha1:
+                raise UploadRefused(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "upload_id, write_offset and checksum_sha1 come in the first message only",
+                )
+            if request.data:
+                yield request.data
+
+    async def _complete(self, caller: Caller, record: dict[str, Any]) -> dict[str, Any]:
+        """Once the last byte is in (called by the store while it holds the upload): the
+        video sealed, its job recorded and queued as an Upload's is, and the upload marked
+        complete. Idempotent, so a completion cut short (the gateway died) is done by the
+        next write or query."""
+        upload_id = record["_id"]
+        video = await self.resumable.seal(record)
+        if await self.store.jobs.find_one({"_id": upload_id}, {"_id": 1}) is None:
+            owner = Caller(user_id=record["owner_id"], email=record["owner_email"])
+            await self._record_and_queue(
+                _new_job(upload_id, owner, video), insert=self.store.jobs.insert_one
+            )
+            UPLOADS.labels("accepted").inc()
+            log.info("video uploaded (resumable)", job_id=str(upload_id), size=video.size,
+                     user_id=caller.user_id)  # fmt: skip
+        return await self.resumable.mark_complete(upload_id)
+
+    async def QueryResumableUpload(
+        self, request: files_pb2.QueryResumableUploadRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.QueryResumableUploadResponse:
+        caller = current_caller()
+        upload_id = await _object_id(context, request.upload_id, "upload id")
+        try:
+            record = await self.resumable.complete(
+                caller.user_id, upload_id, lambda full: self._complete(caller, full)
+            )
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
+        return files_pb2.QueryResumableUploadResponse(upload=upload_proto(record))
+
+    async def CancelResumableUpload(
+        self, request: files_pb2.CancelResumableUploadRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.CancelResumableUploadResponse:
+        caller = current_caller()
+        upload_id = await _object_id(context, request.upload_id, "upload id")
+        try:
+            await self.resumable.cancel(caller.user_id, upload_id)
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
+        return files_pb2.CancelResumableUploadResponse()
 
     async def _missing_mp3(self, owner_id: str, mp3_id: ObjectId) -> str:
         """Why there is no such MP3: it expired (retention), or there never was one."""

@@ -47,3 +47,7 @@ class GatewaySettings(
     # Messages of one upload that carry no bytes (the first, with the metadata, counts):
     # past this, RESOURCE_EXHAUSTED; a stream of empty messages is work for nothing.
     max_empty_upload_messages: int = 64
+    # A resumable upload (tus at /files/) that no write touched for this long expires:
+    # housekeeping removes it and what it stored. A complete one's record (which gives
+    # its job id) is kept as long after it completed.
+    resumable_upload_ttl_seconds: float = 24 * 3600.0

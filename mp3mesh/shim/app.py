@@ -20,6 +20,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
+from starlette.convertors import register_url_convertor
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -56,6 +57,7 @@ from mp3mesh.shim.request import build_request, message_class
 from mp3mesh.shim.rules import MethodNotAllowed, NoRoute, Route, Router, routes_for
 from mp3mesh.shim.settings import ShimSettings
 from mp3mesh.shim.telemetry import RPC_SCOPE_KEY, HttpTelemetry
+from mp3mesh.shim.tus import AnyPath, TusEndpoint
 from mp3mesh.webhooks.v1 import webhooks_pb2
 
 log = structlog.get_logger()
@@ -505,6 +507,18 @@ def create_app(settings: ShimSettings) -> Starlette:
     )
     document = openapi_document(routes)
 
+    async def check_user_token(request: Request) -> None:
+        await bridge._check_token(request, revocations=True)
+
+    register_url_convertor("tus_path", AnyPath())
+    tus = TusEndpoint(
+        lambda: bridge.channel(FILE_SERVICE),
+        check_user_token,
+        _forwarded_metadata,
+        max_upload_bytes=settings.max_upload_bytes,
+        call_timeout=settings.call_timeout_seconds,
+    )
+
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(document)
 
@@ -537,6 +551,8 @@ def create_app(settings: ShimSettings) -> Starlette:
             StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
             StarletteRoute("/sw.js", player_worker, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
+            # Resumable uploads (tus 1.0), every method: mp3mesh/shim/tus.py.
+            StarletteRoute("/files/{rest:tus_path}", tus),
             # Everything else, any method: the bridge answers 404 and 405 itself.
             StarletteRoute("/{path:path}", bridge),
         ],

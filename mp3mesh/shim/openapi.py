@@ -81,6 +81,7 @@ def openapi_document(routes: Sequence[Route], title: str = "mp3mesh") -> dict[st
         if route.body:
             operation["requestBody"] = _request_body(route, components)
         paths.setdefault(route.template.openapi_path(), {})[route.http_method.lower()] = operation
+    paths.update(_tus_paths(components))
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "v1"},
@@ -118,6 +119,123 @@ def _ranged(operation: dict[str, Any]) -> None:
     responses["416"] = {
         "description": "The range is not within the file (Content-Range: bytes */size)",
         "content": responses["default"]["content"],
+    }
+
+
+# Resumable uploads, tus 1.0 (mp3mesh/shim/tus.py, docs/uploads.md): headers and status
+# codes rather than a proto mapping, so written out here.
+_DIGITS: Schema = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+
+
+def _tus_paths(components: _Components) -> dict[str, dict[str, Any]]:
+    error = {"application/json": {"schema": components.ref(_STATUS)}}
+
+    def header(name: str, schema: Schema, why: str, required: bool = False) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "header",
+            "required": required,
+            "schema": schema,
+            "description": why,
+        }
+
+    # Not marked required (nor its value an enum): a request without it is well formed
+    # HTTP that tus answers 412, not 400, which is what a schema violation would claim.
+    tus = header(
+        "Tus-Resumable",
+        {"type": "string"},
+        "1.0.0, as tus requires: without it, or with another version, 412 and Tus-Version",
+    )
+    upload_id = {
+        "name": "upload_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "From the Location of POST",
+    }
+    state = {name: {"schema": {"type": "string"}} for name in ("Upload-Offset", "Upload-Expires")}
+
+    def answers(ok: str, description: str, *codes: tuple[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {ok: {"description": description, "headers": dict(state)}}
+        for code, why in (("412", "Tus-Resumable is not 1.0.0"), *codes):
+            out[code] = {"description": why, "content": error}
+        out["default"] = {"description": "An error, as a google.rpc.Status", "content": error}
+        return out
+
+    def operation(name: str, summary: str, **rest: Any) -> dict[str, Any]:
+        return {"operationId": f"Tus_{name}", "tags": ["Tus"], "summary": summary, **rest}
+
+    created = answers(
+        "201", "Created: Location is the upload's URL", ("413", "Upload-Length over the limit")
+    )
+    created["201"]["headers"]["Location"] = {"schema": {"type": "string"}}
+    head = answers("200", "The upload: Upload-Offset is where to write next")
+    head["200"]["headers"].update(
+        {name: {"schema": {"type": "string"}} for name in ("Upload-Length", "Mp3mesh-Job-Id")}
+    )
+    patched = answers(
+        "204",
+        "Written; Mp3mesh-Job-Id once the last byte is in",
+        ("409", "Upload-Offset is not the upload's offset"),
+        ("413", "The bytes go past Upload-Length"),
+        ("415", "Content-Type is not application/offset+octet-stream"),
+        ("460", "Upload-Checksum does not match: nothing of the request was kept"),
+    )
+    patched["204"]["headers"]["Mp3mesh-Job-Id"] = {"schema": {"type": "string"}}
+    return {
+        "/files/": {
+            "options": operation(
+                "Options",
+                "tus discovery (no token): Tus-Version, Tus-Extension, Tus-Max-Size",
+                responses={"204": {"description": "What this server supports"}},
+            ),
+            "post": operation(
+                "Create",
+                "Start a resumable upload (tus creation)",
+                parameters=[
+                    tus,
+                    header("Upload-Length", _DIGITS, "The video's size in bytes", True),
+                    header(
+                        "Upload-Metadata",
+                        {"type": "string"},
+                        "key base64value pairs: filename, filetype, others kept",
+                    ),
+                ],
+                responses=created,
+            ),
+        },
+        "/files/{upload_id}": {
+            "head": operation(
+                "Head",
+                "The upload's offset (and job id once complete)",
+                parameters=[upload_id, tus],
+                responses=head,
+            ),
+            "patch": operation(
+                "Patch",
+                "Append bytes at Upload-Offset",
+                parameters=[
+                    upload_id,
+                    tus,
+                    header("Upload-Offset", _DIGITS, "Where these bytes go", True),
+                    header("Upload-Checksum", {"type": "string"}, "sha1 <base64 digest>"),
+                ],
+                requestBody={
+                    "required": True,
+                    "content": {"application/offset+octet-stream": {"schema": _BINARY}},
+                },
+                responses=patched,
+            ),
+            "delete": operation(
+                "Delete",
+                "Remove the upload (tus termination)",
+                parameters=[upload_id, tus],
+                responses={
+                    "204": {"description": "Removed"},
+                    "default": {"description": "An error", "content": error},
+                },
+            ),
+        },
     }
 
 

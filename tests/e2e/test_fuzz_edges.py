@@ -43,6 +43,12 @@ CHECKS = [
 ]
 
 
+@schemathesis.serializer("application/offset+octet-stream")
+def _tus_body(ctx: Any, value: Any) -> bytes:
+    """A tus PATCH body (/files/<id>) is raw bytes, as application/octet-stream."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 @dataclass
 class Report:
     cases: int = 0

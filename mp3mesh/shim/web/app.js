@@ -1,11 +1,14 @@
-// The mp3mesh page: the REST surface of the edge that served it (same origin), no library.
-// Log in or sign up, upload a video (XHR, for its upload progress), follow the job on
+// The mp3mesh page: the REST surface of the edge that served it (same origin); one library,
+// tus-js-client, for resumable uploads. Log in or sign up, upload a video (tus at /files/,
+// resumed after a reload when the same file is chosen again), follow the job on
 // GET /v1/jobs/{id}:watch (one JSON line per change, the converter's real percent), list
 // the jobs, download an MP3, log out. The token lives in localStorage; any 401 on a call
 // that carried it signs the page out with the server's reason ("token has expired...").
 "use strict";
 
 const TOKEN_KEY = "mp3mesh.token";
+// Each PATCH of a resumable upload carries this much; a cut one keeps what arrived.
+const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
 const EMAIL_KEY = "mp3mesh.email";
 const $ = (id) => document.getElementById(id);
 const jobs = new Map();
@@ -235,15 +238,16 @@ async function loadPresets() {
   presets.forEach((p, i) => { select.options[i + 1].title = p.description; });
 }
 
-// The options form's non-empty controls as query parameters (the gateway checks them).
-function optionQuery(form) {
+// The options form's non-empty controls, by their REST names: the upload's tus metadata
+// (the gateway checks them when the upload is created, before a byte is stored).
+function optionMetadata(form) {
   const data = new FormData(form);
-  const query = new URLSearchParams();
+  const metadata = {};
   for (const name of OPTION_NAMES) {
     const value = String(data.get(name) || "").trim();
-    if (value) query.set(name, value);
+    if (value) metadata[name] = value;
   }
-  return query;
+  return metadata;
 }
 
 // What a job was asked to do, as "preset=podcast-mono-64 bitrateKbps=128".
@@ -251,22 +255,40 @@ function optionsText(options) {
   return Object.entries(options || {}).map(([k, v]) => `${k}=${v}`).join(" ");
 }
 
+// Resumable upload over tus (/files/, docs/uploads.md) with tus-js-client (/static/tus.min.js,
+// vendored from npm). The upload's URL is remembered per file (tus-js-client's fingerprint
+// in localStorage): choosing the same file again after a reload or a cut connection goes
+// on from the offset the server has. Resolves with the id of the job the last byte created.
+// ``options``: the conversion options, sent as upload metadata.
 function upload(file, options) {
   return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    options.set("metadata.filename", file.name);
-    xhr.open("POST", `/v1/videos?${options}`);
-    xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    xhr.upload.onprogress = (event) => {
-      if (event.lengthComputable) setBar("upload", (100 * event.loaded) / event.total);
-    };
-    xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) resolve(JSON.parse(xhr.responseText).job);
-      else reject(new ApiError(xhr.status, messageOf(xhr.status, xhr.responseText)));
-    };
-    xhr.onerror = () => reject(new ApiError(0, "the upload was cut off; try again"));
-    xhr.send(file); // the browser streams the file from disk
+    let jobId = "";
+    const transfer = new tus.Upload(file, {
+      endpoint: "/files/",
+      chunkSize: UPLOAD_CHUNK_BYTES,
+      retryDelays: [0, 1000, 3000, 5000],
+      removeFingerprintOnSuccess: true,
+      metadata: { ...options, filename: file.name, filetype: file.type || "application/octet-stream" },
+      headers: { Authorization: `Bearer ${token()}` },
+      onAfterResponse: (_, response) => {
+        jobId = response.getHeader("Mp3mesh-Job-Id") || jobId;
+      },
+      onProgress: (sent, total) => setBar("upload", (100 * sent) / total),
+      onError: (error) => {
+        const response = error.originalResponse;
+        const status = response ? response.getStatus() : 0;
+        const text = response ? response.getBody() : "";
+        reject(new ApiError(status, status ? messageOf(status, text) : "the upload was cut off; choose the file again to go on"));
+      },
+      onSuccess: () => resolve(jobId),
+    });
+    transfer.findPreviousUploads().then((previous) => {
+      if (previous.length) {
+        transfer.resumeFromPreviousUpload(previous[0]);
+        $("current-status").textContent = "resuming upload";
+      }
+      transfer.start();
+    }, reject);
   });
 }
 
@@ -301,13 +323,14 @@ async function convert(file) {
   $("current-download").hidden = true;
   setBar("upload", 0);
   setBar("convert", 0);
-  const job = await upload(file, optionQuery($("upload-form")));
+  const jobId = await upload(file, optionMetadata($("upload-form")));
   setBar("upload", 100);
+  const { job } = await (await api(`/v1/jobs/${jobId}`)).json();
   const asked = optionsText(job.options);
   $("current-options").textContent = asked ? `Options: ${asked}` : "";
   $("current-options").hidden = !asked;
   showCurrent(job);
-  await watch(job.id);
+  await watch(jobId); // its first line is the job as it is now
 }
 
 // The player streams from /v1/mp3s/<id> with HTTP ranges; the service worker (sw.js)

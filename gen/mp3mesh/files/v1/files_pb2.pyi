@@ -26,6 +26,94 @@ JOB_STATUS_PROCESSING: JobStatus
 JOB_STATUS_SUCCEEDED: JobStatus
 JOB_STATUS_FAILED: JobStatus
 
+class ResumableUpload(_message.Message):
+    __slots__ = ("upload_id", "committed_size", "total_size", "expire_time", "job_id", "metadata", "extra_metadata")
+    class ExtraMetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_METADATA_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    committed_size: int
+    total_size: int
+    expire_time: _timestamp_pb2.Timestamp
+    job_id: str
+    metadata: UploadMetadata
+    extra_metadata: _containers.ScalarMap[str, str]
+    def __init__(self, upload_id: _Optional[str] = ..., committed_size: _Optional[int] = ..., total_size: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[str] = ..., metadata: _Optional[_Union[UploadMetadata, _Mapping]] = ..., extra_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StartResumableUploadRequest(_message.Message):
+    __slots__ = ("metadata", "total_size", "extra_metadata")
+    class ExtraMetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: UploadMetadata
+    total_size: int
+    extra_metadata: _containers.ScalarMap[str, str]
+    def __init__(self, metadata: _Optional[_Union[UploadMetadata, _Mapping]] = ..., total_size: _Optional[int] = ..., extra_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StartResumableUploadResponse(_message.Message):
+    __slots__ = ("upload",)
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    upload: ResumableUpload
+    def __init__(self, upload: _Optional[_Union[ResumableUpload, _Mapping]] = ...) -> None: ...
+
+class WriteResumableUploadRequest(_message.Message):
+    __slots__ = ("upload_id", "write_offset", "data", "checksum_sha1")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_SHA1_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    write_offset: int
+    data: bytes
+    checksum_sha1: bytes
+    def __init__(self, upload_id: _Optional[str] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., checksum_sha1: _Optional[bytes] = ...) -> None: ...
+
+class WriteResumableUploadResponse(_message.Message):
+    __slots__ = ("upload",)
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    upload: ResumableUpload
+    def __init__(self, upload: _Optional[_Union[ResumableUpload, _Mapping]] = ...) -> None: ...
+
+class QueryResumableUploadRequest(_message.Message):
+    __slots__ = ("upload_id",)
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
+
+class QueryResumableUploadResponse(_message.Message):
+    __slots__ = ("upload",)
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    upload: ResumableUpload
+    def __init__(self, upload: _Optional[_Union[ResumableUpload, _Mapping]] = ...) -> None: ...
+
+class CancelResumableUploadRequest(_message.Message):
+    __slots__ = ("upload_id",)
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
+
+class CancelResumableUploadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class UploadMetadata(_message.Message):
     __slots__ = ("filename", "content_type", "size_bytes", "sha256", "options")
     FILENAME_FIELD_NUMBER: _ClassVar[int]

@@ -71,6 +71,26 @@ class FileServiceStub:
                 request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsRequest.SerializeToString,
                 response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsResponse.FromString,
                 _registered_method=True)
+        self.StartResumableUpload = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/StartResumableUpload',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.StartResumableUploadRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.StartResumableUploadResponse.FromString,
+                _registered_method=True)
+        self.WriteResumableUpload = channel.stream_unary(
+                '/mp3mesh.files.v1.FileService/WriteResumableUpload',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.WriteResumableUploadRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.WriteResumableUploadResponse.FromString,
+                _registered_method=True)
+        self.QueryResumableUpload = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/QueryResumableUpload',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.QueryResumableUploadRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.QueryResumableUploadResponse.FromString,
+                _registered_method=True)
+        self.CancelResumableUpload = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/CancelResumableUpload',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadResponse.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -133,6 +153,44 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartResumableUpload(self, request, context):
+        """StartResumableUpload opens an upload of `total_size` bytes that may be written in
+        several calls (WriteResumableUpload), as google.bytestream.ByteStream writes are.
+        Over REST the tus 1.0 protocol at `/files/` (POST) maps onto it; see docs/uploads.md.
+        An upload no write touched for a while expires and is removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteResumableUpload(self, request_iterator, context):
+        """WriteResumableUpload appends bytes at `write_offset`, which must be the committed
+        size (else ABORTED, saying the committed size). Bytes are committed as they are
+        stored: a call cut short keeps what was committed, and QueryResumableUpload says how
+        much that is. With `checksum_sha1`, the call's bytes are committed only if they
+        match it, all or none (DATA_LOSS otherwise). Once the last byte is in, the job is
+        created and queued as Upload does, and the answer carries its id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryResumableUpload(self, request, context):
+        """QueryResumableUpload returns the upload's state: its committed size, and its job
+        once complete (ByteStream's QueryWriteStatus).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelResumableUpload(self, request, context):
+        """CancelResumableUpload removes an unfinished upload and what it stored; a complete
+        one only forgets the upload (its job stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +223,26 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.ListPresets,
                     request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsRequest.FromString,
                     response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsResponse.SerializeToString,
+            ),
+            'StartResumableUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartResumableUpload,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.StartResumableUploadRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.StartResumableUploadResponse.SerializeToString,
+            ),
+            'WriteResumableUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.WriteResumableUpload,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.WriteResumableUploadRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.WriteResumableUploadResponse.SerializeToString,
+            ),
+            'QueryResumableUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryResumableUpload,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.QueryResumableUploadRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.QueryResumableUploadResponse.SerializeToString,
+            ),
+            'CancelResumableUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelResumableUpload,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -335,6 +413,114 @@ class FileService:
             '/mp3mesh.files.v1.FileService/ListPresets',
             mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsRequest.SerializeToString,
             mp3mesh_dot_files_dot_v1_dot_files__pb2.ListPresetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartResumableUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/StartResumableUpload',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.StartResumableUploadRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.StartResumableUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteResumableUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/mp3mesh.files.v1.FileService/WriteResumableUpload',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.WriteResumableUploadRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.WriteResumableUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryResumableUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/QueryResumableUpload',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.QueryResumableUploadRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.QueryResumableUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelResumableUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/CancelResumableUpload',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

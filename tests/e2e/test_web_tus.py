@@ -1,0 +1,86 @@
+"""The web page's resumable upload in a real browser (Debian's Chromium, as test_web.py):
+tus-js-client sends a video in 4 MiB PATCHes; after the first, the next one is held (as on
+a link that went down) and the page is reloaded; choosing the same file again resumes the
+upload at the server's offset instead of starting over, and the job converts. Through
+each edge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
+
+from devstack import Stack, make_video
+from tests.e2e.test_web import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, sign_up
+
+pytestmark = pytest.mark.e2e
+
+CHUNK = 4 * 1024 * 1024  # the page's tus chunk (UPLOAD_CHUNK_BYTES in app.js)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: scripts/bootstrap.sh --test installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=["envoy", "shim"])
+def page(request: pytest.FixtureRequest, browser: Browser, stack: Stack) -> Iterator[Page]:
+    url = stack.envoy_url if request.param == "envoy" else stack.shim_url
+    context = browser.new_context(base_url=url, viewport={"width": 1100, "height": 800})
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 10 MB: three of the page's PATCHes."""
+    return make_video(tmp_path_factory.mktemp("web-tus") / "long.mp4", 16, bitrate="5M", noise=True)
+
+
+def test_the_page_resumes_an_upload_after_a_reload(page: Page, video: Path) -> None:
+    sent: list[tuple[str, int]] = []  # (method, Upload-Offset) of each /files/ request
+
+    def seen(request: Request) -> None:
+        if "/files/" in request.url and request.method in ("POST", "PATCH"):
+            sent.append((request.method, int(request.headers.get("upload-offset", "0"))))
+
+    page.on("request", seen)
+    held: list[Route] = []
+
+    def hold_after_first_patch(route: Route) -> None:
+        if route.request.method == "PATCH" and route.request.headers["upload-offset"] != "0":
+            held.append(route)  # never answered: the link is down
+        else:
+            route.continue_()
+
+    page.goto("/")
+    sign_up(page)
+    page.route("**/files/*", hold_after_first_patch)
+    second = lambda r: r.method == "PATCH" and r.headers.get("upload-offset") == str(CHUNK)  # noqa: E731
+    first_done = lambda r: r.request.method == "PATCH" and r.status == 204  # noqa: E731
+    with page.expect_request(second), page.expect_response(first_done):
+        page.locator("#video").set_input_files(video)
+        page.get_by_role("button", name="Convert to MP3").click()
+    assert [m for m, _ in sent] == ["POST", "PATCH", "PATCH"]
+
+    page.reload()
+    page.unroute_all(behavior="ignoreErrors")
+    before_reload = len(sent)
+    expect(page.locator("#signed-in")).to_be_visible()
+    page.locator("#video").set_input_files(video)
+    page.get_by_role("button", name="Convert to MP3").click()
+    expect(page.locator("#current-status")).to_have_text("succeeded")
+
+    after = sent[before_reload:]
+    print(f"web tus: {video.stat().st_size} bytes; after the reload: {after}")
+    assert after and all(method == "PATCH" for method, _ in after), after  # no new upload
+    assert after[0][1] == CHUNK  # resumed where the server was, not from 0
