@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 
 from gateway.auth_interceptor import AuthInterceptor
 from gateway.bounds import ClientBounds
+from gateway.download_wire import add_file_service
 from gateway.housekeeping import Housekeeping
 from gateway.job_events import JobEventSubscriber
 from gateway.mesh_health import MeshHealthServicer
@@ -23,7 +24,7 @@ from meshcore.channels import service_channel
 from meshcore.grpc_server import Service, serve
 from meshcore.verification import verifier_from_auth
 from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from mp3mesh.files.v1 import files_pb2
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from mp3mesh.health.v1 import health_pb2_grpc as mesh_health_pb2_grpc
 
@@ -99,7 +100,7 @@ async def run(settings: GatewaySettings) -> None:
 
     await serve(
         [
-            Service(FILE_SERVICE, servicer, files_pb2_grpc.add_FileServiceServicer_to_server),
+            Service(FILE_SERVICE, servicer, add_file_service),
             Service(
                 MESH_HEALTH_SERVICE,
                 mesh_health,
