@@ -1,4 +1,4 @@
-"""converter/slots.py: no more ffmpegs at once than slots, and a job waiting for one can
+"""mp3mesh/converter/slots.py: no more ffmpegs at once than slots, and a job waiting for one can
 be called off (the converter stopping, the job taken over) without holding anything."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from converter.slots import FfmpegSlots
-from tests.helpers import wait_for
+from devstack import wait_for
+from mp3mesh.converter.slots import FfmpegSlots
 
 
 class CalledOff(Exception):

@@ -1,0 +1,278 @@
+"""FileService: streaming upload into GridFS, streaming download, jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import structlog
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from mp3mesh.core import gridfs_io, jobs, tracing
+from mp3mesh.core.grpc_server import abort
+from mp3mesh.core.limits import MAX_ID_LENGTH, too_long
+from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from mp3mesh.gateway.auth_interceptor import Caller, current_caller
+from mp3mesh.gateway.bounds import ClientBounds, TooMany
+from mp3mesh.gateway.download_wire import body_prefix, http_bodies
+from mp3mesh.gateway.job_events import JobEventSubscriber
+from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
+from mp3mesh.gateway.relay import OutboxRelay
+from mp3mesh.gateway.store import FileStore
+from mp3mesh.gateway.upload import UploadRefused, receive_video
+
+log = structlog.get_logger()
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+FINAL_STATUSES = {jobs.status_to_proto(status) for status in jobs.FINAL}
+# Download's messages carry about this much: GridFS chunks (255 KiB) joined by four, so
+# the per-message cost (gRPC framing, Envoy's transcoder, the shim) is paid a quarter as
+# often; well under the 4 MiB clients accept by default.
+DOWNLOAD_MESSAGE_BYTES = 1024 * 1024
+MP3_BODY = body_prefix("audio/mpeg")
+
+
+# Download's initial metadata: the MP3's entity tag and whole length (files.proto).
+ETAG_KEY = "etag"
+SIZE_KEY = "mp3mesh-size"
+
+
+def mp3_etag(files_doc: dict[str, Any]) -> str:
+    """A strong entity tag: an MP3 is written once and never changed, so its id and
+    length name its bytes."""
+    return f'"{files_doc["_id"]}-{files_doc["length"]}"'
+
+
+def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
+    """A change worth sending: different, and not older than what the watcher has (a
+    notice can arrive after a read that already saw a later state).
+
+    What can only come later is judged without clocks: a final state (nothing follows
+    it), a new attempt, more progress within the same attempt. ``update_time`` decides
+    the rest; it comes from the clocks of the machines that wrote the record, so it
+    alone would hold back every change written by a converter whose clock is behind the
+    gateway's."""
+    if change == current:
+        return False
+    if change.status in FINAL_STATUSES or change.attempts > current.attempts:
+        return True
+    same_attempt = (change.attempts, change.status) == (current.attempts, current.status)
+    if same_attempt and change.progress_percent > current.progress_percent:
+        return True
+    return change.update_time.ToNanoseconds() >= current.update_time.ToNanoseconds()
+
+
+async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:
+    if not value:
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} is required")
+    if message := too_long(what, value, MAX_ID_LENGTH):  # not echoed back
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{message}: not a valid id")
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        await abort(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{what} {value!r} is not a valid id: expected 24 hexadecimal characters",
+        )
+
+
+class FileServicer(files_pb2_grpc.FileServiceServicer):
+    def __init__(
+        self,
+        store: FileStore,
+        relay: OutboxRelay,
+        event_subscriber: JobEventSubscriber,
+        *,
+        max_upload_bytes: int,
+        watch_poll: float,
+        bounds: ClientBounds,
+    ) -> None:
+        self.store = store
+        self.bounds = bounds
+        self.relay = relay
+        self.event_subscriber = event_subscriber
+        self.max_upload_bytes = max_upload_bytes
+        self.watch_poll = watch_poll
+
+    async def Upload(
+        self,
+        request_iterator: AsyncIterator[files_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.UploadResponse:
+        caller = current_caller()
+        try:
+            with self.bounds.uploads.slot(caller.user_id):
+                return await self._upload(caller, request_iterator, context)
+        except TooMany as exc:
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def _upload(
+        self,
+        caller: Caller,
+        request_iterator: AsyncIterator[files_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.UploadResponse:
+        """Store the video, record its job, queue the conversion: all of it, or nothing."""
+        job_id = ObjectId()
+        tracing.set_job(str(job_id))
+
+        def open_video_file(filename: str, content_type: str) -> gridfs_io.AsyncFileWriter:
+            return self.store.open_video_file(job_id, caller.user_id, filename, content_type)
+
+        try:
+            async with self.store.atomic_upload(job_id, caller.user_id):
+                video = await receive_video(
+                    self.bounds.pace(aiter(request_iterator)),
+                    open_video_file,
+                    self.max_upload_bytes,
+                )
+                job = jobs.new_job(
+                    job_id=job_id,
+                    owner_id=caller.user_id,
+                    owner_email=caller.email,
+                    filename=video.filename,
+                    size=video.size,
+                    sha256=video.sha256,
+                )
+                await self._record_and_queue(job)
+        except UploadRefused as refused:  # answered once nothing of it is left
+            UPLOADS.labels("refused").inc()
+            await abort(context, refused.code, refused.message)
+        except BaseException:
+            UPLOADS.labels("failed").inc()
+            raise
+        UPLOADS.labels("accepted").inc()
+        log.info("video uploaded", job_id=str(job_id), size=video.size, user_id=caller.user_id)
+        return files_pb2.UploadResponse(job=jobs.to_proto(job))
+
+    async def _record_and_queue(self, job: dict[str, Any]) -> None:
+        """Record the job with its announcement pending (the outbox), then publish it. If
+        the broker does not confirm it, the upload still stands: the relay publishes it
+        later (mp3mesh/gateway/relay.py)."""
+        self.relay.mark_pending(job)
+        await self.store.insert_job(job)
+        try:
+            await self.relay.announce(job)
+        except Exception as exc:
+            log.warning(
+                "broker did not confirm the job; the outbox relay will publish it",
+                job_id=str(job["_id"]),
+                error=repr(exc),
+            )
+
+    async def Download(
+        self, request: files_pb2.DownloadRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        caller = current_caller()
+        mp3_id = await _object_id(context, request.file_id or request.fid, "file id")
+        files_doc = await self.store.mp3(caller.user_id, mp3_id)
+        if files_doc is None:
+            await abort(
+                context, grpc.StatusCode.NOT_FOUND, await self._missing_mp3(caller.user_id, mp3_id)
+            )
+        if request.read_offset < 0 or request.read_limit < 0:
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "read_offset and read_limit must not be negative",
+            )
+        length = int(files_doc["length"])
+        entity = ((ETAG_KEY, mp3_etag(files_doc)), (SIZE_KEY, str(length)))
+        await context.send_initial_metadata(entity)
+        # In the trailers too: a call that ends before any bytes (an offset at or past the
+        # end) can reach the caller as trailers only, without the initial metadata.
+        context.set_trailing_metadata(entity)
+        if request.read_offset > length:
+            await abort(
+                context,
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"read_offset {request.read_offset} is past the end of the {length} byte file",
+            )
+        stop = request.read_offset + request.read_limit if request.read_limit else None
+        async for window in self.store.mp3_windows(files_doc, request.read_offset, stop):
+            for message, length in http_bodies(window, MP3_BODY, DOWNLOAD_MESSAGE_BYTES):
+                yield message  # an encoded HttpBody (mp3mesh/gateway/download_wire.py)
+                DOWNLOAD_BYTES.inc(length)
+
+    async def GetJob(
+        self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.GetJobResponse:
+        job = await self._job(context, request.job_id or request.fid)
+        return files_pb2.GetJobResponse(job=jobs.to_proto(job))
+
+    async def WatchJob(
+        self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[files_pb2.WatchJobResponse]:
+        try:
+            with self.bounds.watches.slot(current_caller().user_id):
+                async for reply in self._watch(request, context):
+                    yield reply
+        except TooMany as exc:
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def _watch(
+        self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[files_pb2.WatchJobResponse]:
+        """The job now, then each change as the converter pushes it (mp3mesh/gateway/job_events.py);
+        the record is read again when no change came for ``watch_poll`` seconds."""
+        job_oid = await _object_id(context, request.job_id, "job id")
+        with self.event_subscriber.watching(
+            str(job_oid)
+        ) as changes:  # before the read: none missed
+            current = jobs.to_proto(await self._job(context, request.job_id))
+            yield files_pb2.WatchJobResponse(job=current)
+            while current.status not in FINAL_STATUSES:
+                try:
+                    change = await asyncio.wait_for(changes.get(), self.watch_poll)
+                except TimeoutError:
+                    change = None
+                if change is None:
+                    change = jobs.to_proto(await self._job(context, request.job_id))
+                if _newer(change, current):
+                    current = change
+                    yield files_pb2.WatchJobResponse(job=current)
+
+    async def ListJobs(
+        self, request: files_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.ListJobsResponse:
+        caller = current_caller()
+        if request.page_size < 0:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        before = (
+            await _object_id(context, request.page_token, "page_token")
+            if request.page_token
+            else None
+        )
+        docs = await self.store.jobs_page(caller.user_id, before, size + 1)
+        page = docs[:size]
+        next_token = str(page[-1]["_id"]) if len(docs) > size else ""
+        return files_pb2.ListJobsResponse(
+            jobs=[jobs.to_proto(d) for d in page], next_page_token=next_token
+        )
+
+    async def _missing_mp3(self, owner_id: str, mp3_id: ObjectId) -> str:
+        """Why there is no such MP3: it expired (retention), or there never was one."""
+        job = await self.store.job_of_mp3(owner_id, mp3_id)
+        if job is not None and job.get("expired_at"):
+            when = dt.datetime.fromtimestamp(job["expired_at"], dt.UTC).isoformat(
+                timespec="seconds"
+            )
+            return (
+                f"MP3 {mp3_id} expired at {when}: files are kept for a limited time after"
+                " conversion; upload the video again"
+            )
+        return f"no MP3 with id {mp3_id}"
+
+    async def _job(self, context: grpc.aio.ServicerContext, job_id: str) -> dict[str, Any]:
+        job_oid = await _object_id(context, job_id, "job id")
+        job = await self.store.job(current_caller().user_id, job_oid)
+        if job is None:
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"no job with id {job_oid}")
+        return job
