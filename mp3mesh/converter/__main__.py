@@ -29,7 +29,9 @@ def main() -> None:
     )
     event_publisher.start()
     converter = Converter(mongo[settings.mongo_db], settings, event_publisher)
-    log.info("converting", concurrent_conversions=settings.conversions)
+    log.info(
+        "converting", concurrent_conversions=settings.conversions, jobs_in_hand=settings.consumers
+    )
     try:
         consume_until_signalled(
             settings,
@@ -38,7 +40,7 @@ def main() -> None:
             declare=[settings.mp3_queue],  # a finished job is announced again there
             on_stop=converter.stop,
             give_up=converter.give_up,
-            concurrency=settings.conversions,
+            concurrency=settings.consumers,
         )
     except HandlerStuck:
         os._exit(EXIT_HANDLER_STUCK)  # the stuck handler's thread would hold the exit

@@ -34,6 +34,7 @@ from pymongo.synchronous.database import Database
 
 from mp3mesh.converter.claim import Claim, JobLost, new_token, retrying
 from mp3mesh.converter.settings import ConverterSettings
+from mp3mesh.converter.slots import FfmpegSlots
 from mp3mesh.converter.transcode import (
     Deadline,
     Interrupted,
@@ -80,10 +81,12 @@ class Progress:
         write: Callable[[int], None],
         interval: float = PROGRESS_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        written_at: float = float("-inf"),
     ) -> None:
         self.write, self.interval, self.clock = write, interval, clock
         self.percent = PROGRESS_CLAIMED
-        self._written_at = float("-inf")
+        # When the record last got a percentage (the claim writes PROGRESS_CLAIMED).
+        self._written_at = written_at
 
     def reached(self, percent: int) -> None:
         """A step is done: written now, whatever the interval."""
@@ -166,6 +169,8 @@ class Converter:
             ),
             settings.max_media_seconds,
         )
+        # ffmpegs at once; more jobs than that are in hand (mp3mesh/converter/slots.py).
+        self.slots = FfmpegSlots(settings.conversions)
         # Removals of converted videos, after their jobs were announced.
         self._cleanup = ThreadPoolExecutor(1, thread_name_prefix="cleanup")
 
@@ -290,7 +295,9 @@ class Converter:
         conversion's time (the MP3 is what the user waits for)."""
         job = claim.job
         started = time.monotonic()
-        progress = Progress(claim.progress)
+        # The claim just wrote PROGRESS_CLAIMED: a job whose video is in hand and whose
+        # ffmpeg starts within the interval goes on without another write for the start.
+        progress = Progress(claim.progress, written_at=started)
         with tempfile.TemporaryDirectory(
             prefix=work_dir_prefix(), dir=self.settings.work_dir
         ) as tmp:
@@ -298,18 +305,19 @@ class Converter:
             # name (a ".txt" would select its tty demuxer and "convert" text as video).
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
             self._fetch_video(claim, video)
-            progress.reached(PROGRESS_FFMPEG_START)
-            with tracing.tracer.start_as_current_span("ffmpeg"):
-                info = self.transcoder.extract_mp3(
-                    video,
-                    mp3,
-                    self.settings.mp3_bitrate_kbps,
-                    self.settings.mp3_sample_rate,
-                    on_progress=progress.ffmpeg,
-                    cancel=claim.lost,
-                    options=self._options(job),
-                    filename=job.get("filename") or "",
-                )
+            with self.slots.slot(lambda: self._still_wanted(claim)):
+                progress.ffmpeg(0.0)  # PROGRESS_FFMPEG_START, unless just written
+                with tracing.tracer.start_as_current_span("ffmpeg"):
+                    info = self.transcoder.extract_mp3(
+                        video,
+                        mp3,
+                        self.settings.mp3_bitrate_kbps,
+                        self.settings.mp3_sample_rate,
+                        on_progress=progress.ffmpeg,
+                        cancel=claim.lost,
+                        options=self._options(job),
+                        filename=job.get("filename") or "",
+                    )
             self.transcoder.check_stopping()
             mp3_id, size = self._store_mp3(claim, mp3)
         done = self._succeed(claim, mp3_id, info.duration, size)
@@ -332,6 +340,11 @@ class Converter:
             )
         except (options.OptionError, ParseError) as exc:
             raise Unconvertible(f"the job's options are invalid: {exc}") from exc
+
+    def _still_wanted(self, claim: Claim) -> None:
+        """While a job waits for an ffmpeg slot: ShuttingDown or JobLost ends the wait."""
+        self.transcoder.check_stopping()
+        claim.check()
 
     def _fetch_video(self, claim: Claim, video: Path) -> None:
         """Copy the job's video out of GridFS into ``video`` (ffmpeg needs a seekable file:

@@ -8,10 +8,15 @@ from mp3mesh.core.settings import BrokerSettings, MongoSettings, RetentionSettin
 
 
 class ConverterSettings(MongoSettings, BrokerSettings, RetentionSettings):
-    # How many videos are converted at once (one consumer thread with its own broker
-    # connection, and one ffmpeg, each). 0: one per CPU this process may run on. In
-    # Kubernetes it is the container's CPU limit (k8s/base/converter.yaml).
+    # How many videos are converted at once (one ffmpeg each). 0: one per CPU this
+    # process may run on. In Kubernetes it is the container's CPU limit
+    # (k8s/base/converter.yaml).
     concurrent_conversions: int = 0
+    # How many jobs are in hand at once (one consumer thread with its own broker
+    # connection each): their videos are fetched and their MP3s stored while other jobs'
+    # ffmpegs run, and ffmpeg itself waits for one of the CONCURRENT_CONVERSIONS slots
+    # (mp3mesh/converter/slots.py). 0: twice the conversions.
+    concurrent_jobs: int = Field(0, ge=0)
     # Where the video and MP3 sit while ffmpeg works; removed after each job.
     work_dir: str | None = None
     # The MP3 ffmpeg writes: bitrate (kb/s) and sample rate (Hz).
@@ -38,3 +43,9 @@ class ConverterSettings(MongoSettings, BrokerSettings, RetentionSettings):
     def conversions(self) -> int:
         """How many conversions run at once: ``concurrent_conversions``, or the CPUs."""
         return self.concurrent_conversions or len(os.sched_getaffinity(0))
+
+    @property
+    def consumers(self) -> int:
+        """How many jobs are in hand at once: ``concurrent_jobs``, at least the
+        conversions; by default twice them."""
+        return max(self.concurrent_jobs or 2 * self.conversions, self.conversions)

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mp3mesh.core import limits
 from mp3mesh.core.identity import CallerAuthorization
+from mp3mesh.core.interceptors import AroundChain, AroundInterceptor
 from mp3mesh.core.internal_errors import InternalErrorInterceptor
 from mp3mesh.core.metrics import RpcMetricsInterceptor
 from mp3mesh.core.store_errors import StoreOutageInterceptor
@@ -90,7 +91,7 @@ async def serve(
     services: Sequence[Service],
     address: str,
     *,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    interceptors: Sequence[AroundInterceptor] = (),
     grace: float = 10.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     health_servicer: health.aio.HealthServicer | None = None,
@@ -111,14 +112,19 @@ async def serve(
     # what the other interceptors do (the token check) is part of it, and an unexpected
     # error's INTERNAL answer names its trace; the store outage check last, closest to
     # the servicer, so a store outage becomes UNAVAILABLE.
+    # One interceptor for grpc.aio, each method's handler wrapped once (AroundChain).
     server = grpc.aio.server(
         interceptors=[
-            RpcMetricsInterceptor(),
-            ServerTracing(),
-            InternalErrorInterceptor(),
-            *([CallerAuthorization(trust_domain)] if credentials is not None else []),
-            *interceptors,
-            StoreOutageInterceptor(),
+            AroundChain(
+                [
+                    RpcMetricsInterceptor(),
+                    ServerTracing(),
+                    InternalErrorInterceptor(),
+                    *([CallerAuthorization(trust_domain)] if credentials is not None else []),
+                    *interceptors,
+                    StoreOutageInterceptor(),
+                ]
+            )
         ],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,

@@ -10,8 +10,9 @@ context manager.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,40 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):
         if not self.applies_to(rpc):
             return handler
         return wrap_handler(handler, lambda context: self.around(rpc, context))
+
+
+class AroundChain(grpc.aio.ServerInterceptor):
+    """Several AroundInterceptors as one, the first outermost (as grpc.aio would run
+    them). grpc.aio asks every interceptor of a server again on each call, and each of
+    them rebuilt the method's handler; here a method's handler is wrapped once, on its
+    first call, and reused: a call only enters the contexts of the interceptors that
+    apply to it (profiled on GetJob: the per-call chain cost about as much as the
+    servicer's own code)."""
+
+    def __init__(self, interceptors: Sequence[AroundInterceptor]) -> None:
+        self.interceptors = tuple(interceptors)
+        # method -> (the handler as found, the handler wrapped)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        rpc = Rpc(method, handler.request_streaming, handler.response_streaming)
+        wrapped = handler
+        for interceptor in reversed(self.interceptors):
+            if interceptor.applies_to(rpc):
+                wrapped = wrap_handler(wrapped, functools.partial(interceptor.around, rpc))
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:

@@ -117,16 +117,18 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
 
-    def _check_claims_first(self, token: str) -> None:
+    def _check_claims_first(self, token: str) -> dict[str, Any]:
         """Issuer, expiry, audience, before the key: the order Envoy's jwt_authn checks
         them in, so a token wrong in several ways is told the same at every edge. The
-        signature is checked after, and nothing is accepted without it."""
+        signature is checked after, and nothing is accepted without it. Returns the
+        unverified header (parsed here once: the key is chosen by it)."""
         if token.count(".") != 2 or not all(token.split(".")):
             raise InvalidToken(MALFORMED)
         try:
-            claims = jwt.decode(token, options={"verify_signature": False})
+            unverified = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise InvalidToken(MALFORMED) from exc
+        claims, header = unverified["payload"], unverified["header"]
         if claims.get("iss") != self.issuer:
             raise InvalidToken(WRONG_ISSUER)
         expires = claims.get("exp")
@@ -137,12 +139,9 @@ class TokenVerifier:
         audience = claims.get("aud")
         if self.audience not in ([audience] if isinstance(audience, str) else audience or []):
             raise InvalidToken(WRONG_AUDIENCE)
+        return dict(header)
 
-    def _key_for(self, token: str) -> Ed25519PublicKey:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(MALFORMED) from exc
+    def _key_for(self, header: dict[str, Any]) -> Ed25519PublicKey:
         kid = header.get("kid")
         if header.get("alg") != ALGORITHM or (isinstance(kid, str) and kid not in self.keys):
             raise UnknownKey(UNKNOWN_KEY)
@@ -152,8 +151,7 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Claims:
         """The token's claims; InvalidToken saying why it is refused."""
-        self._check_claims_first(token)
-        key = self._key_for(token)
+        key = self._key_for(self._check_claims_first(token))
         try:
             claims = jwt.decode(
                 token,

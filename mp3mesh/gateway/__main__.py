@@ -14,9 +14,10 @@ from mp3mesh.core.amqp.publisher import ThreadedPublisher
 from mp3mesh.core.channels import service_channel
 from mp3mesh.core.grpc_server import Service, serve
 from mp3mesh.core.verification import verifier_from_auth
-from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.auth_interceptor import AuthInterceptor
 from mp3mesh.gateway.bounds import ClientBounds
+from mp3mesh.gateway.download_wire import add_file_service
 from mp3mesh.gateway.housekeeping import Housekeeping
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from mp3mesh.gateway.mesh_health import MeshHealthServicer
@@ -115,7 +116,7 @@ async def run(settings: GatewaySettings) -> None:
 
     await serve(
         [
-            Service(FILE_SERVICE, servicer, files_pb2_grpc.add_FileServiceServicer_to_server),
+            Service(FILE_SERVICE, servicer, add_file_service),
             Service(
                 WEBHOOK_SERVICE,
                 webhook_servicer,

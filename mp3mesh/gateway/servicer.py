@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
 from bson import ObjectId
 from bson.errors import InvalidId
-from google.api import httpbody_pb2
 
 from mp3mesh.core import gridfs_io, jobs, options, tracing
 from mp3mesh.core.grpc_server import abort
@@ -19,6 +18,7 @@ from mp3mesh.core.limits import MAX_ID_LENGTH, too_long
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from mp3mesh.gateway.auth_interceptor import Caller, current_caller
 from mp3mesh.gateway.bounds import ClientBounds, TooMany
+from mp3mesh.gateway.download_wire import body_prefix, http_bodies
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from mp3mesh.gateway.relay import OutboxRelay
@@ -36,6 +36,7 @@ FINAL_STATUSES = {jobs.status_to_proto(status) for status in jobs.FINAL}
 # the per-message cost (gRPC framing, Envoy's transcoder, the shim) is paid a quarter as
 # often; well under the 4 MiB clients accept by default.
 DOWNLOAD_MESSAGE_BYTES = 1024 * 1024
+MP3_BODY = body_prefix("audio/mpeg")
 
 
 # Download's initial metadata: the MP3's entity tag and whole length (files.proto).
@@ -47,20 +48,6 @@ def mp3_etag(files_doc: dict[str, Any]) -> str:
     """A strong entity tag: an MP3 is written once and never changed, so its id and
     length name its bytes."""
     return f'"{files_doc["_id"]}-{files_doc["length"]}"'
-
-
-def _messages(chunks: list[bytes], size: int = DOWNLOAD_MESSAGE_BYTES) -> Iterator[bytes]:
-    """The chunks joined into blocks of at most ``size`` bytes (a chunk bigger is one)."""
-    group: list[bytes] = []
-    length = 0
-    for chunk in chunks:
-        if group and length + len(chunk) > size:
-            yield b"".join(group)
-            group, length = [], 0
-        group.append(chunk)
-        length += len(chunk)
-    if group:
-        yield b"".join(group)
 
 
 def _new_job(job_id: ObjectId, caller: Caller, video: ReceivedVideo) -> dict[str, Any]:
@@ -194,7 +181,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
 
     async def Download(
         self, request: files_pb2.DownloadRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    ) -> AsyncIterator[bytes]:
         caller = current_caller()
         mp3_id = await _object_id(context, request.file_id or request.fid, "file id")
         files_doc = await self.store.mp3(caller.user_id, mp3_id)
@@ -222,9 +209,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             )
         stop = request.read_offset + request.read_limit if request.read_limit else None
         async for window in self.store.mp3_windows(files_doc, request.read_offset, stop):
-            for data in _messages(window):
-                yield httpbody_pb2.HttpBody(content_type="audio/mpeg", data=data)
-                DOWNLOAD_BYTES.inc(len(data))
+            for message, length in http_bodies(window, MP3_BODY, DOWNLOAD_MESSAGE_BYTES):
+                yield message  # an encoded HttpBody (mp3mesh/gateway/download_wire.py)
+                DOWNLOAD_BYTES.inc(length)
 
     async def GetJob(
         self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext
