@@ -43,11 +43,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from moviepy.config import FFMPEG_BINARY
 from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
+
+from converter.media_probe import describe
 
 POLL_SECONDS = 0.2
 # How often ffmpeg rewrites its -progress report.
@@ -94,6 +97,8 @@ class MediaInfo:
     duration: float
     has_video: bool
     has_audio: bool
+    # What the probe read, for the job's full view (converter/media_probe.py).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ def probe(path: Path, demuxers: str = VIDEO_DEMUXERS) -> MediaInfo:
         duration=float(infos.get("duration") or 0.0),
         has_video=bool(infos.get("video_found")),
         has_audio=bool(infos.get("audio_found")),
+        details=describe(output),
     )
 
 
@@ -210,11 +216,16 @@ class Transcoder:
         sample_rate: int,
         on_progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
+        on_start: Callable[[MediaInfo, list[str] | None], None] | None = None,
     ) -> MediaInfo:
         """Write the video's audio track to ``mp3``; returns what the MP3 turned out to be.
         ``on_progress`` gets the fraction of the media done, from ffmpeg's own reports;
-        setting ``cancel`` stops this extraction alone (:class:`Cancelled`)."""
+        setting ``cancel`` stops this extraction alone (:class:`Cancelled`); ``on_start``
+        gets the probe once read (command None, so that a refused input shows it too),
+        then the probe and the exact command line just before ffmpeg runs."""
         source = probe(video)
+        if on_start is not None:
+            on_start(source, None)
         if not source.has_video:
             raise Unconvertible("the uploaded file has no video stream; upload a video file")
         if not source.has_audio:
@@ -231,6 +242,8 @@ class Transcoder:
         report = mp3.with_name(mp3.name + ".progress")
         errors = mp3.with_name(mp3.name + ".stderr")
         command = _extract_command(video, mp3, report, bitrate_kbps, sample_rate, limit, bound)
+        if on_start is not None:
+            on_start(source, command)
         with errors.open("wb") as stderr:
             self.check_stopping()
             process = subprocess.Popen(

@@ -68,6 +68,7 @@ async def run(settings: GatewaySettings) -> None:
         event_subscriber,
         max_upload_bytes=settings.max_upload_bytes,
         watch_poll=settings.watch_poll_seconds,
+        retention_seconds=settings.retention_seconds,
         bounds=ClientBounds(
             uploads_per_user=settings.max_uploads_per_user,
             watches_per_user=settings.max_watches_per_user,

@@ -21,6 +21,7 @@ gateways sweeping at once do each thing once.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import structlog
 from pymongo.errors import PyMongoError
 
+from gateway.idempotency import KEY_SECONDS, KEYS
 from gateway.store import FileStore
 from meshcore import gridfs_io, jobs
 
@@ -124,6 +126,13 @@ class Housekeeping:
             log.info("job expired; its files were deleted", job_id=str(job["_id"]))
             expired += 1
         await self.jobs.delete_many(jobs.expired_before(now - self.retention))
+        # What the TTL indexes remove on MongoDB; the stand-in keeps them until here.
+        await self.db[jobs.TOMBSTONES].delete_many(
+            {"deleted": {"$lt": jobs.now() - dt.timedelta(seconds=jobs.TOMBSTONE_SECONDS)}}
+        )
+        await self.db[KEYS].delete_many(
+            {"created": {"$lt": jobs.now() - dt.timedelta(seconds=KEY_SECONDS)}}
+        )
         return expired
 
     async def _discard_files(self, job: dict[str, Any]) -> None:

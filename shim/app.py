@@ -74,7 +74,7 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
 # for Login) and request ids. Others (Host, Content-Length...) mean nothing to gRPC. The
 # trace context goes on too, as the request's own span (shim/telemetry.py).
-FORWARDED_HEADERS = ("authorization", "x-request-id")
+FORWARDED_HEADERS = ("authorization", "x-request-id", "idempotency-key")
 # Checked without the revocations, as auth does: logging out twice is no error.
 LOGOUT = AUTH_SERVICE.methods_by_name["Logout"]
 USER_AUTH_METHODS = ("WhoAmI", "Logout", "ChangePassword", "DeleteAccount")

@@ -27,7 +27,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmp3mesh/files/v1/files.proto\x12\x10mp3mesh.files.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"{\n\rUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\'\n\thttp_body\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"4\n\x0eUploadResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"X\n\x0f\x44ownloadRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\x12\x12\n\nread_limit\x18\x04 \x01(\x03\",\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10WatchJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.mp3mesh.files.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x15\n\rvideo_file_id\x18\x03 \x01(\t\x12\x13\n\x0bmp3_file_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x18\n\x10progress_percent\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x18\n\x10video_size_bytes\x18\x0c \x01(\x03\x12\x14\n\x0cvideo_sha256\x18\r \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0e \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x0f \x01(\x03*\x8a\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x32\xd0\x04\n\x0b\x46ileService\x12\x82\x01\n\x06Upload\x12\x1f.mp3mesh.files.v1.UploadRequest\x1a .mp3mesh.files.v1.UploadResponse\"3\x82\xd3\xe4\x93\x02-\"\n/v1/videos:\thttp_bodyZ\x14\"\x07/upload:\thttp_body(\x01\x12n\n\x08\x44ownload\x12!.mp3mesh.files.v1.DownloadRequest\x1a\x14.google.api.HttpBody\"\'\x82\xd3\xe4\x93\x02!\x12\x12/v1/mp3s/{file_id}Z\x0b\x12\t/download0\x01\x12q\n\x06GetJob\x12\x1f.mp3mesh.files.v1.GetJobRequest\x1a .mp3mesh.files.v1.GetJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x11/v1/jobs/{job_id}Z\t\x12\x07/status\x12t\n\x08WatchJob\x12!.mp3mesh.files.v1.WatchJobRequest\x1a\".mp3mesh.files.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x63\n\x08ListJobs\x12!.mp3mesh.files.v1.ListJobsRequest\x1a\".mp3mesh.files.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmp3mesh/files/v1/files.proto\x12\x10mp3mesh.files.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"{\n\rUploadRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32 .mp3mesh.files.v1.UploadMetadata\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\'\n\thttp_body\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"4\n\x0eUploadResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"X\n\x0f\x44ownloadRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\x12\x12\n\nread_limit\x18\x04 \x01(\x03\"U\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66id\x18\x02 \x01(\t\x12\'\n\x04view\x18\x03 \x01(\x0e\x32\x19.mp3mesh.files.v1.JobView\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10WatchJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"\"\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"#\n\x11\x44\x65leteJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x10RetryJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.mp3mesh.files.v1.Job\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.mp3mesh.files.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb9\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x15\n\rvideo_file_id\x18\x03 \x01(\t\x12\x13\n\x0bmp3_file_id\x18\x04 \x01(\t\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.mp3mesh.files.v1.JobStatus\x12\x18\n\x10progress_percent\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ilename\x18\x0b \x01(\t\x12\x18\n\x10video_size_bytes\x18\x0c \x01(\x03\x12\x14\n\x0cvideo_sha256\x18\r \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0e \x01(\x01\x12\x16\n\x0emp3_size_bytes\x18\x0f \x01(\x03\x12+\n\x05probe\x18\x1e \x01(\x0b\x32\x1c.mp3mesh.files.v1.MediaProbe\x12\x13\n\x0b\x66\x66mpeg_args\x18\x1f \x03(\t\x12\x31\n\x0bstage_times\x18  \x01(\x0b\x32\x1c.mp3mesh.files.v1.StageTimes\x12\x35\n\x0f\x61ttempt_history\x18! \x03(\x0b\x32\x1c.mp3mesh.files.v1.JobAttempt\"\x7f\n\nMediaProbe\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x02 \x01(\x01\x12\x14\n\x0c\x62it_rate_bps\x18\x03 \x01(\x03\x12.\n\x07streams\x18\x04 \x03(\x0b\x32\x1d.mp3mesh.files.v1.MediaStream\"\x7f\n\x0bMediaStream\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\x05\x12\x16\n\x0e\x63hannel_layout\x18\x05 \x01(\t\x12\x14\n\x0c\x62it_rate_bps\x18\x06 \x01(\x03\"\x85\x01\n\nStageTimes\x12\x16\n\x0equeued_seconds\x18\x01 \x01(\x01\x12\x15\n\rfetch_seconds\x18\x02 \x01(\x01\x12\x17\n\x0f\x63onvert_seconds\x18\x03 \x01(\x01\x12\x15\n\rstore_seconds\x18\x04 \x01(\x01\x12\x18\n\x10\x61nnounce_seconds\x18\x05 \x01(\x01\"\xae\x01\n\nJobAttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x11\n\tconverter\x18\x06 \x01(\t*J\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x12\n\x0eJOB_VIEW_BASIC\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02*\xa4\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\xad\x07\n\x0b\x46ileService\x12\x82\x01\n\x06Upload\x12\x1f.mp3mesh.files.v1.UploadRequest\x1a .mp3mesh.files.v1.UploadResponse\"3\x82\xd3\xe4\x93\x02-\"\n/v1/videos:\thttp_bodyZ\x14\"\x07/upload:\thttp_body(\x01\x12n\n\x08\x44ownload\x12!.mp3mesh.files.v1.DownloadRequest\x1a\x14.google.api.HttpBody\"\'\x82\xd3\xe4\x93\x02!\x12\x12/v1/mp3s/{file_id}Z\x0b\x12\t/download0\x01\x12q\n\x06GetJob\x12\x1f.mp3mesh.files.v1.GetJobRequest\x1a .mp3mesh.files.v1.GetJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x11/v1/jobs/{job_id}Z\t\x12\x07/status\x12t\n\x08WatchJob\x12!.mp3mesh.files.v1.WatchJobRequest\x1a\".mp3mesh.files.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x63\n\x08ListJobs\x12!.mp3mesh.files.v1.ListJobsRequest\x1a\".mp3mesh.files.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12v\n\tCancelJob\x12\".mp3mesh.files.v1.CancelJobRequest\x1a#.mp3mesh.files.v1.CancelJobResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x18/v1/jobs/{job_id}:cancel\x12o\n\tDeleteJob\x12\".mp3mesh.files.v1.DeleteJobRequest\x1a#.mp3mesh.files.v1.DeleteJobResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/jobs/{job_id}\x12r\n\x08RetryJob\x12!.mp3mesh.files.v1.RetryJobRequest\x1a\".mp3mesh.files.v1.RetryJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x17/v1/jobs/{job_id}:retryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +44,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILESERVICE'].methods_by_name['WatchJob']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/jobs/{job_id}:watch'
   _globals['_FILESERVICE'].methods_by_name['ListJobs']._loaded_options = None
   _globals['_FILESERVICE'].methods_by_name['ListJobs']._serialized_options = b'\202\323\344\223\002\n\022\010/v1/jobs'
-  _globals['_JOBSTATUS']._serialized_start=1235
-  _globals['_JOBSTATUS']._serialized_end=1373
+  _globals['_FILESERVICE'].methods_by_name['CancelJob']._loaded_options = None
+  _globals['_FILESERVICE'].methods_by_name['CancelJob']._serialized_options = b'\202\323\344\223\002\032\"\030/v1/jobs/{job_id}:cancel'
+  _globals['_FILESERVICE'].methods_by_name['DeleteJob']._loaded_options = None
+  _globals['_FILESERVICE'].methods_by_name['DeleteJob']._serialized_options = b'\202\323\344\223\002\023*\021/v1/jobs/{job_id}'
+  _globals['_FILESERVICE'].methods_by_name['RetryJob']._loaded_options = None
+  _globals['_FILESERVICE'].methods_by_name['RetryJob']._serialized_options = b'\202\323\344\223\002\031\"\027/v1/jobs/{job_id}:retry'
+  _globals['_JOBVIEW']._serialized_start=2275
+  _globals['_JOBVIEW']._serialized_end=2349
+  _globals['_JOBSTATUS']._serialized_start=2352
+  _globals['_JOBSTATUS']._serialized_end=2516
   _globals['_UPLOADMETADATA']._serialized_start=140
   _globals['_UPLOADMETADATA']._serialized_end=232
   _globals['_UPLOADREQUEST']._serialized_start=234
@@ -55,19 +63,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOWNLOADREQUEST']._serialized_start=413
   _globals['_DOWNLOADREQUEST']._serialized_end=501
   _globals['_GETJOBREQUEST']._serialized_start=503
-  _globals['_GETJOBREQUEST']._serialized_end=547
-  _globals['_GETJOBRESPONSE']._serialized_start=549
-  _globals['_GETJOBRESPONSE']._serialized_end=601
-  _globals['_WATCHJOBREQUEST']._serialized_start=603
-  _globals['_WATCHJOBREQUEST']._serialized_end=636
-  _globals['_WATCHJOBRESPONSE']._serialized_start=638
-  _globals['_WATCHJOBRESPONSE']._serialized_end=692
-  _globals['_LISTJOBSREQUEST']._serialized_start=694
-  _globals['_LISTJOBSREQUEST']._serialized_end=750
-  _globals['_LISTJOBSRESPONSE']._serialized_start=752
-  _globals['_LISTJOBSRESPONSE']._serialized_end=832
-  _globals['_JOB']._serialized_start=835
-  _globals['_JOB']._serialized_end=1232
-  _globals['_FILESERVICE']._serialized_start=1376
-  _globals['_FILESERVICE']._serialized_end=1968
+  _globals['_GETJOBREQUEST']._serialized_end=588
+  _globals['_GETJOBRESPONSE']._serialized_start=590
+  _globals['_GETJOBRESPONSE']._serialized_end=642
+  _globals['_WATCHJOBREQUEST']._serialized_start=644
+  _globals['_WATCHJOBREQUEST']._serialized_end=677
+  _globals['_WATCHJOBRESPONSE']._serialized_start=679
+  _globals['_WATCHJOBRESPONSE']._serialized_end=733
+  _globals['_CANCELJOBREQUEST']._serialized_start=735
+  _globals['_CANCELJOBREQUEST']._serialized_end=769
+  _globals['_CANCELJOBRESPONSE']._serialized_start=771
+  _globals['_CANCELJOBRESPONSE']._serialized_end=826
+  _globals['_DELETEJOBREQUEST']._serialized_start=828
+  _globals['_DELETEJOBREQUEST']._serialized_end=862
+  _globals['_DELETEJOBRESPONSE']._serialized_start=864
+  _globals['_DELETEJOBRESPONSE']._serialized_end=899
+  _globals['_RETRYJOBREQUEST']._serialized_start=901
+  _globals['_RETRYJOBREQUEST']._serialized_end=934
+  _globals['_RETRYJOBRESPONSE']._serialized_start=936
+  _globals['_RETRYJOBRESPONSE']._serialized_end=990
+  _globals['_LISTJOBSREQUEST']._serialized_start=992
+  _globals['_LISTJOBSREQUEST']._serialized_end=1048
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1050
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1130
+  _globals['_JOB']._serialized_start=1133
+  _globals['_JOB']._serialized_end=1702
+  _globals['_MEDIAPROBE']._serialized_start=1704
+  _globals['_MEDIAPROBE']._serialized_end=1831
+  _globals['_MEDIASTREAM']._serialized_start=1833
+  _globals['_MEDIASTREAM']._serialized_end=1960
+  _globals['_STAGETIMES']._serialized_start=1963
+  _globals['_STAGETIMES']._serialized_end=2096
+  _globals['_JOBATTEMPT']._serialized_start=2099
+  _globals['_JOBATTEMPT']._serialized_end=2273
+  _globals['_FILESERVICE']._serialized_start=2519
+  _globals['_FILESERVICE']._serialized_end=3460
 # @@protoc_insertion_point(module_scope)
