@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import structlog
@@ -91,6 +91,18 @@ def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
 def _when(value: Any) -> str:
     """A stored time for a message, in UTC to the second."""
     return timestamp(value).ToDatetime(dt.UTC).isoformat(timespec="seconds")
+
+
+# The HTTP status both edges give an error that carries it in this trailer (shim/app.py,
+# envoy/envoy.yaml.tmpl's Lua filter): grpc-gateway's x-http-code convention.
+HTTP_CODE_KEY = "x-http-code"
+
+
+async def _conflict(context: grpc.aio.ServicerContext, message: str) -> NoReturn:
+    """FAILED_PRECONDITION for a job in a state the request does not apply to, HTTP 409
+    at the edges (the table's 400 would say the request itself is malformed)."""
+    context.set_trailing_metadata(((HTTP_CODE_KEY, "409"),))
+    await abort(context, grpc.StatusCode.FAILED_PRECONDITION, message)
 
 
 async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:
@@ -298,9 +310,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             if job["status"] == jobs.CANCELLED:
                 return files_pb2.CancelJobResponse(job=jobs.to_proto(job))
             if job["status"] not in jobs.CANCELLABLE:
-                await abort(
+                await _conflict(
                     context,
-                    grpc.StatusCode.FAILED_PRECONDITION,
                     f"job {job['_id']} already ended ({job['status']}); only a QUEUED or"
                     " PROCESSING job can be cancelled",
                 )
@@ -324,16 +335,14 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         """QUEUED again with its VideoUploaded through the outbox, as an upload is."""
         job = await self._job(context, request.job_id)
         if job["status"] not in jobs.RETRYABLE:
-            await abort(
+            await _conflict(
                 context,
-                grpc.StatusCode.FAILED_PRECONDITION,
                 f"job {job['_id']} is {job['status']}; only a FAILED or CANCELLED job can"
                 " be retried",
             )
         if job.get("expired_at") or not await self.store.has_video(job["_id"]):
-            await abort(
+            await _conflict(
                 context,
-                grpc.StatusCode.FAILED_PRECONDITION,
                 f"job {job['_id']} cannot be retried: its video is no longer stored (files"
                 " are kept for a limited time); upload the video again",
             )

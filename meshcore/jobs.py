@@ -123,8 +123,10 @@ def to_proto(doc: dict[str, Any], *, full: bool = False) -> files_pb2.Job:
 
 def _add_how_it_was_done(job: files_pb2.Job, doc: dict[str, Any]) -> None:
     """The probe, the ffmpeg command, the stage times and the attempts, from the record."""
+    details = job.details
+    details.SetInParent()
     if probe := doc.get("probe"):
-        job.probe.CopyFrom(
+        details.probe.CopyFrom(
             files_pb2.MediaProbe(
                 container=probe.get("container", ""),
                 duration_seconds=float(probe.get("duration", 0.0)),
@@ -142,15 +144,15 @@ def _add_how_it_was_done(job: files_pb2.Job, doc: dict[str, Any]) -> None:
                 ],
             )
         )
-    job.ffmpeg_args.extend(doc.get("ffmpeg_args") or [])
+    details.ffmpeg_args.extend(doc.get("ffmpeg_args") or [])
     stages = {**(doc.get("stages") or {}), "announce": doc.get("announce_seconds", 0.0)}
-    job.stage_times.CopyFrom(
+    details.stage_times.CopyFrom(
         files_pb2.StageTimes(**{f"{name}_seconds": float(stages.get(name, 0.0)) for name in STAGES})
     )
     ends = {end.get("token"): end for end in _entries(doc, "attempt_ends")}
     for number, start in enumerate(_entries(doc, "attempt_starts"), 1):
         end = ends.get(start.get("token"), {})
-        job.attempt_history.add(
+        details.attempt_history.add(
             number=number,
             start_time=timestamp(start.get("at")),
             end_time=timestamp(end.get("at")) if end else None,

@@ -79,7 +79,7 @@ def test_cancel_fences_the_holder_out(collection: Collection) -> None:
         jobs.fail(job_id, "a", "x", expires_at=1, announce={}),
     ):
         assert apply(collection, change) is None
-    history = jobs.to_proto(record(collection, job_id), full=True).attempt_history
+    history = jobs.to_proto(record(collection, job_id), full=True).details.attempt_history
     assert [(a.number, a.outcome, a.converter) for a in history] == [(1, "cancelled", "c1")]
 
 
@@ -98,7 +98,7 @@ def test_retry_queues_a_failed_or_cancelled_job_again(collection: Collection) ->
     assert (again["status"], again["attempts"], again["error"]) == (jobs.QUEUED, 0, "")
     assert again["announce_queue"] == "video" and "expires_at" not in again
     assert apply(collection, jobs.claim(job_id, "b", lease_seconds=6, progress=1))
-    history = jobs.to_proto(record(collection, job_id), full=True).attempt_history
+    history = jobs.to_proto(record(collection, job_id), full=True).details.attempt_history
     assert [(a.outcome, a.reason) for a in history] == [
         ("failed", "ffmpeg could not"),
         ("running", ""),
@@ -133,13 +133,16 @@ def test_the_full_view_shows_the_run_and_its_stages(collection: Collection) -> N
     assert apply(collection, done)
     assert apply(collection, jobs.announced(job_id, "x", 0, took=0.01)) is None  # no mark
     job = jobs.to_proto(record(collection, job_id), full=True)
-    assert list(job.ffmpeg_args) == ["ffmpeg", "-i", "video"]
-    assert job.probe.container == "mov" and job.probe.streams[0].channel_layout == "stereo"
-    assert job.stage_times.convert_seconds == 1.5
-    assert [a.outcome for a in job.attempt_history] == ["succeeded"]
+    assert list(job.details.ffmpeg_args) == ["ffmpeg", "-i", "video"]
+    assert (
+        job.details.probe.container == "mov"
+        and job.details.probe.streams[0].channel_layout == "stereo"
+    )
+    assert job.details.stage_times.convert_seconds == 1.5
+    assert [a.outcome for a in job.details.attempt_history] == ["succeeded"]
     assert job.status == files_pb2.JOB_STATUS_SUCCEEDED
     basic = jobs.to_proto(record(collection, job_id))
-    assert not basic.ffmpeg_args and not basic.attempt_history
+    assert not basic.HasField("details")
 
 
 def test_the_history_names_each_way_an_attempt_ended(collection: Collection) -> None:
@@ -150,7 +153,7 @@ def test_the_history_names_each_way_an_attempt_ended(collection: Collection) -> 
     assert apply(collection, jobs.claim(job_id, "c", lease_seconds=6, progress=1))
     renewals = record(collection, job_id)["renewals"]
     assert apply(collection, jobs.requeue_expired(job_id, "c", renewals, "video"))
-    history = jobs.to_proto(record(collection, job_id), full=True).attempt_history
+    history = jobs.to_proto(record(collection, job_id), full=True).details.attempt_history
     assert [(a.number, a.outcome) for a in history] == [
         (1, "released"),
         (2, "put back"),

@@ -157,7 +157,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "owner_id", "video_file_id", "mp3_file_id", "status", "progress_percent", "error", "attempts", "create_time", "update_time", "filename", "video_size_bytes", "video_sha256", "duration_seconds", "mp3_size_bytes", "probe", "ffmpeg_args", "stage_times", "attempt_history")
+    __slots__ = ("id", "owner_id", "video_file_id", "mp3_file_id", "status", "progress_percent", "error", "attempts", "create_time", "update_time", "filename", "video_size_bytes", "video_sha256", "duration_seconds", "mp3_size_bytes", "details")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -173,10 +173,7 @@ class Job(_message.Message):
     VIDEO_SHA256_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MP3_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
-    PROBE_FIELD_NUMBER: _ClassVar[int]
-    FFMPEG_ARGS_FIELD_NUMBER: _ClassVar[int]
-    STAGE_TIMES_FIELD_NUMBER: _ClassVar[int]
-    ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner_id: str
     video_file_id: str
@@ -192,11 +189,20 @@ class Job(_message.Message):
     video_sha256: str
     duration_seconds: float
     mp3_size_bytes: int
+    details: JobDetails
+    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., video_file_id: _Optional[str] = ..., mp3_file_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., progress_percent: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., video_size_bytes: _Optional[int] = ..., video_sha256: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ..., details: _Optional[_Union[JobDetails, _Mapping]] = ...) -> None: ...
+
+class JobDetails(_message.Message):
+    __slots__ = ("probe", "ffmpeg_args", "stage_times", "attempt_history")
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    FFMPEG_ARGS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_TIMES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
     probe: MediaProbe
     ffmpeg_args: _containers.RepeatedScalarFieldContainer[str]
     stage_times: StageTimes
     attempt_history: _containers.RepeatedCompositeFieldContainer[JobAttempt]
-    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., video_file_id: _Optional[str] = ..., mp3_file_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., progress_percent: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., video_size_bytes: _Optional[int] = ..., video_sha256: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ..., probe: _Optional[_Union[MediaProbe, _Mapping]] = ..., ffmpeg_args: _Optional[_Iterable[str]] = ..., stage_times: _Optional[_Union[StageTimes, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[JobAttempt, _Mapping]]] = ...) -> None: ...
+    def __init__(self, probe: _Optional[_Union[MediaProbe, _Mapping]] = ..., ffmpeg_args: _Optional[_Iterable[str]] = ..., stage_times: _Optional[_Union[StageTimes, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[JobAttempt, _Mapping]]] = ...) -> None: ...
 
 class MediaProbe(_message.Message):
     __slots__ = ("container", "duration_seconds", "bit_rate_bps", "streams")
