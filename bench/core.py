@@ -15,8 +15,8 @@ from typing import Any
 import imageio_ffmpeg
 import psutil
 
-from cli.client import MeshClient
 from devstack import ServiceStack, make_long_audio_video, make_video
+from mp3mesh.cli.client import MeshClient
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 MIB = 1024 * 1024

@@ -23,11 +23,12 @@ from pathlib import Path
 import grpc
 import httpx
 
-from devstack import PASSWORD, PeakRss, ServiceStack, http_ok, service_stack
+from devstack import PASSWORD, PeakRss, ServiceStack, http_ok, service_stack, wait_for
+from devstack import ways_in as ops
+from devstack.ways_in import login_from
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.e2e import test_operation_limits as ops
-from tests.helpers import login_from, wait_for
 
+_addresses = ops.loopback_sources()
 DEFAULT_LIMITS = {
     "LOGIN_FAILURES_PER_ADDRESS": "20/minute",
     "LOGIN_REQUESTS_PER_MINUTE": "30",
@@ -80,17 +81,17 @@ def ways_in(mesh: ServiceStack) -> None:
         auth_pb2_grpc.AuthServiceStub(channel).Register(
             auth_pb2.RegisterRequest(email=email, password=PASSWORD), timeout=60
         )
-    variants = ops._login_variants(mesh, email)
+    variants = ops.login_variants(mesh, email)
     for name in LOGIN_WAYS:
-        answers = ops._until_429(variants[name], next(ops._addresses), 40)
+        answers = ops.until_429(variants[name], next(_addresses), 40)
         print(f"logins before the 429, {name}: {len(answers) - 1} ({answers[-1]})")
     registrations = {
-        "envoy POST /v1/users": ops._register_rest(mesh.envoy_url, "/v1/users"),
-        "shim POST /register": ops._register_rest(mesh.shim_url, "/register"),
-        "envoy native gRPC": ops._register_grpc(f"127.0.0.1:{mesh.env['ENVOY_PORT']}"),
+        "envoy POST /v1/users": ops.register_rest(mesh.envoy_url, "/v1/users"),
+        "shim POST /register": ops.register_rest(mesh.shim_url, "/register"),
+        "envoy native gRPC": ops.register_grpc(f"127.0.0.1:{mesh.env['ENVOY_PORT']}"),
     }
     for name, attempt in registrations.items():
-        answers = ops._until_429(attempt, next(ops._addresses), 30)
+        answers = ops.until_429(attempt, next(_addresses), 30)
         print(f"registrations before the 429, {name}: {len(answers) - 1} ({answers[-1]})")
 
 

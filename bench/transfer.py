@@ -1,5 +1,5 @@
 """Upload and download of the same 60 MB over gRPC, Envoy and the shim, against raw GridFS
-windowed writes and reads of it on the same MongoDB server (``meshcore.gridfs_io``)."""
+windowed writes and reads of it on the same MongoDB server (``mp3mesh.core.gridfs_io``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 from bson import ObjectId
 
 from bench.core import MIB, Bench, Section, mb_per_s, median, timer
-from meshcore import gridfs_io
+from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 
 ORDER = 10
@@ -127,7 +127,7 @@ def run(b: Bench) -> Section:
                 [direction, name, took, mb_per_s(SIZE, took), raw / took, used or ""]
             )
     section.notes.append(
-        f"Median of {runs} runs each, taken path by path. Raw GridFS is `meshcore.gridfs_io`"
+        f"Median of {runs} runs each, taken path by path. Raw GridFS is `mp3mesh.core.gridfs_io`"
         " (windows of 16 chunks) from the bench process to the same server; the edges carry"
         " the raw body (`POST /v1/videos`, `GET /download`). Target: gRPC download"
         " >= 0.85x raw read."

@@ -15,10 +15,10 @@ import httpx
 from bson import ObjectId
 
 from bench.core import Bench, Section, percentile
-from meshcore.revocations import RevocationSet, revocation_message
-from meshcore.tokens import TokenVerifier, keys_from_jwks
-from meshcore.verification import JWK_FIELDS, LocalVerifier
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.core.revocations import RevocationSet, revocation_message
+from mp3mesh.core.tokens import TokenVerifier, keys_from_jwks
+from mp3mesh.core.verification import JWK_FIELDS, LocalVerifier
 from mp3mesh.files.v1 import files_pb2
 
 ORDER = 40

@@ -29,7 +29,15 @@ from devstack.media import ffmpeg, make_long_audio_video, make_video
 from devstack.memory import PeakRss
 from devstack.ports import free_port
 from devstack.services import FAULT_SETTINGS, SERVICES, ServiceStack, service_stack
-from devstack.stack import Stack, consumed, honcho_stack, http_ok, start_honcho, stop_honcho
+from devstack.stack import (
+    Stack,
+    consumed,
+    honcho_stack,
+    http_ok,
+    start_honcho,
+    stop_honcho,
+    wait_for,
+)
 
 __all__ = [
     "AMQP_URL",
@@ -58,5 +66,6 @@ __all__ = [
     "start_honcho",
     "stop_honcho",
     "temp_database",
+    "wait_for",
     "with_password",
 ]

@@ -17,15 +17,15 @@ import psycopg2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic_settings import BaseSettings
 
-from auth.settings import AuthSettings
-from auth.tokens import private_pem
-from converter.settings import ConverterSettings
 from devstack.ports import free_port
-from gateway.settings import GatewaySettings
-from meshcore.amqp.topology import dead_letter_queue, retry_queue
-from meshcore.settings import DATABASE_URL
-from notification.settings import NotificationSettings
-from shim.settings import ShimSettings
+from mp3mesh.auth.settings import AuthSettings
+from mp3mesh.auth.tokens import private_pem
+from mp3mesh.converter.settings import ConverterSettings
+from mp3mesh.core.amqp.topology import dead_letter_queue, retry_queue
+from mp3mesh.core.settings import DATABASE_URL
+from mp3mesh.gateway.settings import GatewaySettings
+from mp3mesh.notification.settings import NotificationSettings
+from mp3mesh.shim.settings import ShimSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The project's own PostgreSQL cluster (scripts/postgres.sh), the one the local stack

@@ -30,7 +30,6 @@ import psutil
 from honcho.environ import parse_procfile
 from pymongo import MongoClient
 
-from cli.client import MeshClient, is_serving
 from devstack.config import (
     AMQP_URL,
     PASSWORD,
@@ -40,6 +39,7 @@ from devstack.config import (
     temp_database,
 )
 from devstack.stack import http_ok
+from mp3mesh.cli.client import MeshClient, is_serving
 
 # Retries cover a 60 s outage with room to spare (the last try comes 78 s after the
 # first), at most 10 s apart so recovery is quick; SMTP timeouts short for hung servers.

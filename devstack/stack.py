@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -25,10 +25,10 @@ import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo import MongoClient
 
-from auth.tokens import load_private_key
-from cli.client import MeshClient, is_serving
 from devstack.config import AMQP_URL, PASSWORD, ROOT, drop_queues, stack_env, temp_database
-from meshcore.tokens import key_id
+from mp3mesh.auth.tokens import load_private_key
+from mp3mesh.cli.client import MeshClient, is_serving
+from mp3mesh.core.tokens import key_id
 
 
 @dataclass
@@ -115,16 +115,25 @@ class Stack:
         finally:
             conn.close()
 
-    def service_process(self, module: str) -> psutil.Process:
-        """The process of ``python -m <module>`` under this stack's honcho."""
+    def service_process(self, service: str) -> psutil.Process:
+        """The process of ``python -m mp3mesh.<service>`` under this stack's honcho."""
         for child in psutil.Process(self.process.pid).children(recursive=True):
             try:
                 cmd = child.cmdline()
             except psutil.NoSuchProcess:
                 continue
-            if cmd[-2:] == ["-m", module]:
+            if cmd[-2:] == ["-m", f"mp3mesh.{service}"]:
                 return child
-        raise LookupError(module)
+        raise LookupError(service)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.3)
 
 
 def http_ok(url: str, verify: ssl.SSLContext | bool = True) -> bool:

@@ -54,7 +54,7 @@ UNKNOWN_CODE = 2
 # Envoy's own words for an upstream it could not reach or that broke off ("upstream
 # connect error or disconnect/reset before headers. reset reason: ..., transport failure
 # reason: TLS_error: ... CERTIFICATE_VERIFY_FAILED") describe the mesh's insides: its
-# replies of these statuses say what the shim says instead (shim/errors.py
+# replies of these statuses say what the shim says instead (mp3mesh/shim/errors.py
 # BACKEND_UNREACHABLE; tests/integration/test_envoy_config.py checks they agree).
 UNREACHABLE_STATUSES = (502, 503, 504)
 BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
@@ -71,7 +71,7 @@ GATEWAY_UNREACHABLE_HEALTH = {
 }
 
 # What a token refused by jwt_authn is told: Envoy's words (its failure message, kept in
-# dynamic metadata by failed_status_in_metadata) -> the services' (meshcore/tokens.py;
+# dynamic metadata by failed_status_in_metadata) -> the services' (mp3mesh/core/tokens.py;
 # tests/integration/test_envoy_config.py checks they agree), so both edges answer alike. Anything
 # else jwt_authn refuses is MALFORMED; a JWKS it could not fetch is UNAVAILABLE.
 JWT_FAILURES = {
@@ -88,23 +88,23 @@ JWT_MALFORMED = "token is invalid: not a signed JWT"
 JWKS_FETCH_FAILED = "Jwks remote fetch is failed"
 JWKS_UNAVAILABLE = "cannot check your token right now: auth service unavailable"
 # A backend that cannot be connected to (auth down: a login), as the shim says it
-# (shim/errors.py; tests/e2e/test_token_push.py checks the copies agree).
+# (mp3mesh/shim/errors.py; tests/e2e/test_token_push.py checks the copies agree).
 BACKEND_UNREACHABLE = "the service behind this edge cannot be reached right now; try again shortly"
 UNAUTHENTICATED, UNAVAILABLE = 16, 14
 
 
 def _mesh_defaults() -> ModuleType:
-    """meshcore/defaults.py, the defaults the services use, loaded by its path: this
+    """mp3mesh/core/defaults.py, the defaults the services use, loaded by its path: this
     script runs without the project installed (in Envoy's image, where the file is
-    copied next to it), so it cannot import the meshcore package."""
-    for path in (HERE / "defaults.py", HERE.parent / "meshcore" / "defaults.py"):
+    copied next to it), so it cannot import the mp3mesh.core package."""
+    for path in (HERE / "defaults.py", HERE.parent / "mp3mesh" / "core" / "defaults.py"):
         if path.is_file():
             spec = importlib.util.spec_from_file_location("mp3mesh_defaults", path)
             assert spec and spec.loader
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-    raise SystemExit(f"render.py: meshcore/defaults.py is neither next to {HERE} nor above it")
+    raise SystemExit(f"render.py: mp3mesh/core/defaults.py is neither next to {HERE} nor above it")
 
 
 MESH = _mesh_defaults()
@@ -130,7 +130,7 @@ DEFAULTS = {
 }
 # Where an unset *_ADDRESS falls back to in the local stack, where Envoy runs on the
 # same host as the services: their listen addresses (the shim's is SHIM_LISTEN_HOST and
-# SHIM_PORT, as shim/settings.py reads them).
+# SHIM_PORT, as mp3mesh/shim/settings.py reads them).
 FALLBACKS = {
     "AUTH_ADDRESS": "AUTH_LISTEN",
     "GATEWAY_ADDRESS": "GATEWAY_LISTEN",

@@ -22,8 +22,8 @@ import urllib.request
 
 from dotenv import dotenv_values
 
-from cli.client import is_serving
 from devstack import ROOT, make_video, start_honcho, stop_honcho
+from mp3mesh.cli.client import is_serving
 
 ENV = {k: v or "" for k, v in dotenv_values(ROOT / "stack.env").items()}
 VAR = ROOT / ENV["MP3MESH_VAR"]

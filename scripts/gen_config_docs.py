@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "configuration.md"
 K8S_BASE = ROOT / "k8s" / "base"
 # Operator commands (`python -m ...`) that read settings of their own.
-COMMAND_MODULES = ("meshcore.replay", "meshcore.migrations")
+COMMAND_MODULES = ("mp3mesh.core.replay", "mp3mesh.core.migrations")
 # A file named by one of these holds a private key, whatever deploys it.
 KEY_FILE = re.compile(r"KEY_FILES?$")
 
@@ -51,13 +51,13 @@ HEADER = """\
      Change the settings (their comments are the descriptions), then run `make docs`. -->
 
 Every setting is an environment variable, read by pydantic-settings. Each has one home:
-`meshcore/settings.py` holds what every process reads (`RuntimeSettings`) and one mixin
+`mp3mesh/core/settings.py` holds what every process reads (`RuntimeSettings`) and one mixin
 per dependency (MongoDB, the broker, PostgreSQL, SMTP, retention, gRPC TLS, server and
 client, the upload limit); each service's `settings.py` composes only the mixins it uses
 and adds its own fields. Each section below is one of those classes: the mixins first,
 then each service's own. The defaults Envoy's renderer needs too are in
-`meshcore/defaults.py` (standard library only, loaded by `envoy/render.py`); fixed sizes
-and limits that are not settings are in `meshcore/limits.py`. `stack.env` (`make up`)
+`mp3mesh/core/defaults.py` (standard library only, loaded by `envoy/render.py`); fixed sizes
+and limits that are not settings are in `mp3mesh/core/limits.py`. `stack.env` (`make up`)
 spells some values out for people, and `tests/unit/test_settings.py` checks it against
 these classes; the Kubernetes manifests set them per container (`k8s/base`).
 
@@ -67,7 +67,7 @@ How to read the tables:
   feature is off or derived, as the description says). A list is given as JSON.
 - **read by**: the processes whose settings have the variable (auth, gateway,
   converter, notification, shim), the operator commands that read it
-  (`python -m meshcore.replay`, `python -m meshcore.migrations`) and `envoy` when
+  (`python -m mp3mesh.core.replay`, `python -m mp3mesh.core.migrations`) and `envoy` when
   Envoy's renderer reads it.
 - **secret**: *yes* for a value typed as a secret (never logged or printed); *Secret X*
   when the Kubernetes manifests take it from Secret X; *key file* when the variable names

@@ -9,13 +9,10 @@ import ipaddress
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import grpc
 import jwt
 import trustme
 from cryptography import x509
@@ -25,10 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devstack.config import ROOT, SERVICE_SETTINGS
-from meshcore.client_address import CLIENT_ADDRESS_KEY
-from meshcore.settings import env_names
-from meshcore.tokens import key_id
-from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.core.settings import env_names
+from mp3mesh.core.tokens import key_id
 
 
 def envoy_renderer() -> ModuleType:
@@ -55,15 +50,6 @@ def sign_token(claims: dict[str, Any], key: Ed25519PrivateKey, **headers: Any) -
     """``claims`` signed with ``key``, naming it (``kid``) unless ``headers`` say otherwise."""
     headers = {"kid": key_id(key.public_key()), **headers}
     return jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    """Poll ``condition`` until it holds; fail saying ``what`` did not happen in time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.3)
 
 
 def ffprobe(path: Path) -> dict:
@@ -125,16 +111,3 @@ def service_certificate(
         )
     )
     return {"TLS_CERT_FILE": str(cert_file), "TLS_KEY_FILE": str(key_file)}
-
-
-def login_from(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, address: str) -> str:
-    """Login as an edge calls it for a client at ``address``: "OK" or the status's name."""
-    try:
-        stub.Login(
-            auth_pb2.LoginRequest(email=email, password=password),
-            metadata=((CLIENT_ADDRESS_KEY, address),),
-            timeout=120,
-        )
-    except grpc.RpcError as exc:
-        return exc.code().name  # type: ignore[attr-defined, no-any-return]
-    return "OK"

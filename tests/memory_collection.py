@@ -3,7 +3,7 @@ are applied with, so that the state machine's tests (tests/test_job_transitions.
 without any server; the same tests run against the MongoDB-wire server too, which keeps
 this fake honest about the operators it knows.
 
-Only what meshcore/jobs.py writes is understood: equality (``None`` also matching a
+Only what mp3mesh/core/jobs.py writes is understood: equality (``None`` also matching a
 missing field, as in MongoDB), ``$in``, ``$lt``, ``$exists``; ``$set``, ``$unset``,
 ``$inc``, ``$push``. Anything else raises, so a transition that starts using more fails here first.
 """

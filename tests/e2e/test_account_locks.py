@@ -18,8 +18,8 @@ import grpc
 import pytest
 
 from devstack import PASSWORD, ServiceStack, service_stack
+from devstack.ways_in import login_from
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import login_from
 
 PER_PAIR = 5
 PER_ACCOUNT = 8

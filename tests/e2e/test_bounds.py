@@ -15,11 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli.client import MeshClient
 from devstack import ServiceStack, service_stack
-from meshcore import gridfs_io
-from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.cli.client import MeshClient
+from mp3mesh.core import gridfs_io
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 
 CONCURRENT_RPCS = 12

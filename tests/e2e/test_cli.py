@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli.errors import rpc_error
 from devstack import PASSWORD, ROOT, Stack, free_port
+from mp3mesh.cli.errors import rpc_error
 from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.e2e

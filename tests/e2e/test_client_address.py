@@ -26,10 +26,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from devstack import PASSWORD, ServiceStack, free_port, service_stack
-from meshcore.client_address import CLIENT_ADDRESS_KEY
+from devstack import PASSWORD, ServiceStack, free_port, service_stack, wait_for
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.helpers import wait_for
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 
 LIMIT = 3
 NGINX = "/usr/sbin/nginx"

@@ -78,7 +78,7 @@ def test_sigterm_drains_and_exits_cleanly(stack: Stack) -> None:
     address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, **stack.env, "AUTH_LISTEN": address}
     proc = subprocess.Popen(
-        [str(BIN / "python"), "-m", "auth"],
+        [str(BIN / "python"), "-m", "mp3mesh.auth"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -20,7 +20,6 @@ from bson import ObjectId
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cli.client import is_serving, upload_requests
 from devstack import (
     AMQP_URL,
     PASSWORD,
@@ -31,15 +30,17 @@ from devstack import (
     drop_queues,
     free_port,
     make_video,
+    wait_for,
 )
-from meshcore import gridfs_io
-from meshcore.amqp.consumer import decode
-from meshcore.amqp.topology import declare_queues
-from meshcore.tokens import key_id
 from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.cli.client import is_serving, upload_requests
+from mp3mesh.core import gridfs_io
+from mp3mesh.core.amqp.consumer import decode
+from mp3mesh.core.amqp.topology import declare_queues
+from mp3mesh.core.tokens import key_id
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import ffprobe, sign_token, wait_for
+from tests.helpers import ffprobe, sign_token
 
 pytestmark = pytest.mark.e2e
 
@@ -488,7 +489,7 @@ def test_a_job_the_broker_refuses_is_kept_and_announced_once_the_queue_is_back(
         "RELAY_INTERVAL_SECONDS": "0.5", "PUBLISH_TIMEOUT_SECONDS": "2",
     }  # fmt: skip
     gateway = subprocess.Popen(
-        [str(ROOT / ".venv/bin/python"), "-m", "gateway"], cwd=ROOT, env=env,
+        [str(ROOT / ".venv/bin/python"), "-m", "mp3mesh.gateway"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))

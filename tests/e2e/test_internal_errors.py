@@ -19,12 +19,12 @@ import psycopg2
 import pytest
 from bson import ObjectId
 
-from cli.client import MeshClient
 from devstack import ServiceStack, service_stack
-from meshcore.internal_errors import INTERNAL_MESSAGE
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.cli.client import MeshClient
+from mp3mesh.core.internal_errors import INTERNAL_MESSAGE
 from mp3mesh.files.v1 import files_pb2
-from shim.errors import BACKEND_UNREACHABLE
+from mp3mesh.shim.errors import BACKEND_UNREACHABLE
 from tests.helpers import envoy_renderer
 
 TRACE = re.compile(r"trace id ([0-9a-f]{32})")

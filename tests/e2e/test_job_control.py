@@ -18,7 +18,7 @@ import pytest
 from bson import ObjectId
 
 from devstack import Stack
-from meshcore import gridfs_io
+from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 from tests.helpers import wait_for
 

@@ -14,13 +14,13 @@ import pika
 import pytest
 from bson import ObjectId
 
-from converter.handler import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progress
 from devstack import AMQP_URL, Stack
-from gateway.servicer import _newer
-from meshcore import jobs
-from meshcore.amqp.publisher import publish_event
+from mp3mesh.converter.handler import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progress
+from mp3mesh.core import jobs
+from mp3mesh.core.amqp.publisher import publish_event
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.gateway.servicer import _newer
 
 
 class Notices:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from converter.transcode import MAX_MEDIA_SECONDS, Transcoder, Unconvertible
 from devstack import Stack, ffmpeg
+from mp3mesh.converter.transcode import MAX_MEDIA_SECONDS, Transcoder, Unconvertible
 from mp3mesh.files.v1 import files_pb2
 
 FFMPEG_EXE = __import__("imageio_ffmpeg").get_ffmpeg_exe()

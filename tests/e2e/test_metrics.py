@@ -15,11 +15,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack
-from meshcore.amqp.topology import retry_queue
-from meshcore.metrics import RpcMetricsInterceptor
+from devstack import SERVICE_SETTINGS, TEST_RETRY_DELAYS, Stack, wait_for
+from mp3mesh.core.amqp.topology import retry_queue
+from mp3mesh.core.metrics import RpcMetricsInterceptor
 from mp3mesh.files.v1 import files_pb2
-from tests.helpers import wait_for
 
 # A sample: its name and its labels, sorted.
 Key = tuple[str, tuple[tuple[str, str], ...]]

@@ -9,27 +9,31 @@ address (127.0.0.X as the source of its connections), so each has its own counts
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import grpc
-import httpx
 import pytest
 
 from devstack import PASSWORD, ServiceStack, service_stack
-from meshcore.client_address import CLIENT_ADDRESS_KEY
+from devstack.ways_in import (
+    grpc_login,
+    login_from,
+    login_variants,
+    loopback_sources,
+    register_grpc,
+    register_rest,
+    rest_login,
+    until_429,
+)
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.faults.tcp_proxy import TcpProxy
-from tests.helpers import login_from
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 
 LOGINS_PER_MINUTE = 4
 REGISTRATIONS_PER_HOUR = 3
-_addresses = (f"127.0.0.{n}" for n in itertools.count(20))
+_addresses = loopback_sources()
 
 
 @pytest.fixture(scope="module")
@@ -55,107 +59,6 @@ def account(mesh: ServiceStack) -> str:
     return email
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int  # HTTP status; for native gRPC, the HTTP status its code maps to
-    retry_after: str | None
-
-
-def _http(url: str, source: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=url, timeout=60, transport=httpx.HTTPTransport(local_address=source)
-    )
-
-
-def _rest_login(
-    url: str, path: str, email: str, headers: dict[str, str] | None = None
-) -> Callable[[str], Answer]:
-    """A login through ``path``: HTTP Basic on the seed-style paths, JSON on /v1."""
-
-    def attempt(source: str) -> Answer:
-        with _http(url, source) as http:
-            if "v1" in path.lower():
-                reply = http.post(
-                    path, json={"email": email, "password": PASSWORD}, headers=headers
-                )
-            else:
-                reply = http.post(path, auth=(email, PASSWORD), headers=headers)
-        return Answer(reply.status_code, reply.headers.get("retry-after"))
-
-    return attempt
-
-
-GRPC_TO_HTTP = {
-    grpc.StatusCode.OK: 200,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-}
-
-
-@contextmanager
-def _from(target: str, source: str) -> Iterator[grpc.Channel]:
-    """A gRPC channel to ``target`` whose connections come from ``source``."""
-    host, port = target.rsplit(":", 1)
-    proxy = TcpProxy(host, int(port), source_host=source).start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{proxy.port}") as channel:
-            yield channel
-    finally:
-        proxy.stop()
-
-
-def _grpc_call(
-    target: str, call: Callable[[auth_pb2_grpc.AuthServiceStub], object]
-) -> Callable[[str], Answer]:
-    """``call`` on a channel whose connections come from the source address given."""
-
-    def attempt(source: str) -> Answer:
-        with _from(target, source) as channel:
-            try:
-                call(auth_pb2_grpc.AuthServiceStub(channel))
-            except grpc.RpcError as exc:
-                trailers = dict(exc.trailing_metadata() or ())  # type: ignore[attr-defined]
-                return Answer(GRPC_TO_HTTP.get(exc.code(), 500), trailers.get("retry-after"))  # type: ignore[attr-defined]
-        return Answer(200, None)
-
-    return attempt
-
-
-def _grpc_login(
-    target: str, email: str, metadata: tuple[tuple[str, str], ...] = ()
-) -> Callable[[str], Answer]:
-    return _grpc_call(
-        target,
-        lambda stub: stub.Login(
-            auth_pb2.LoginRequest(email=email, password=PASSWORD), metadata=metadata, timeout=60
-        ),
-    )
-
-
-def _login_variants(mesh: ServiceStack, email: str) -> dict[str, Callable[[str], Answer]]:
-    envoy_grpc = f"127.0.0.1:{mesh.env['ENVOY_PORT']}"
-    variants: dict[str, Callable[[str], Answer]] = {}
-    paths = [
-        "/login", "/login/", "/v1/sessions", "/v1/sessions/", "/LOGIN", "/Login/",
-        "/V1/Sessions", "/log%69n", "/%6Cogin/", "/v1/session%73", "/v1%2Fsessions",
-        "/login?", "/./login", "/static/../login",
-    ]  # fmt: skip
-    for edge, url in (("envoy", mesh.envoy_url), ("shim", mesh.shim_url)):
-        for path in paths:
-            variants[f"{edge} POST {path}"] = _rest_login(url, path, email)
-    variants["envoy native gRPC Login"] = _grpc_login(envoy_grpc, email)
-    return variants
-
-
-def _until_429(attempt: Callable[[str], Answer], source: str, tries: int) -> list[Answer]:
-    answers = []
-    for _ in range(tries):
-        answers.append(attempt(source))
-        if answers[-1].status == 429:
-            break
-    return answers
-
-
 REACH_LOGIN = [
     "envoy POST /login", "envoy POST /login/", "envoy POST /v1/sessions",
     "envoy POST /v1/sessions/", "shim POST /login", "shim POST /v1/sessions",
@@ -167,8 +70,8 @@ def test_every_way_to_login_counts_against_one_limit(mesh: ServiceStack, account
     """Each spelling from an address of its own: at most LOGINS_PER_MINUTE logins pass,
     then 429 with retry-after; a spelling that does not reach Login gets no token at all."""
     report = {}
-    for name, attempt in _login_variants(mesh, account).items():
-        answers = _until_429(attempt, next(_addresses), LOGINS_PER_MINUTE + 2)
+    for name, attempt in login_variants(mesh, account).items():
+        answers = until_429(attempt, next(_addresses), LOGINS_PER_MINUTE + 2)
         statuses = [a.status for a in answers]
         passed = statuses.count(200)
         report[name] = f"{passed} x 200, then {statuses[passed:] or '-'}"
@@ -189,7 +92,7 @@ def test_every_way_to_login_counts_against_one_limit(mesh: ServiceStack, account
 def test_the_ways_in_share_one_count(mesh: ServiceStack, account: str) -> None:
     """One address taking turns over both edges, every path and native gRPC: the
     LOGINS_PER_MINUTE-th login is the last."""
-    variants = _login_variants(mesh, account)
+    variants = login_variants(mesh, account)
     source = next(_addresses)
     statuses = [variants[name](source).status for name in REACH_LOGIN]
     assert statuses == [200] * LOGINS_PER_MINUTE + [429] * (len(REACH_LOGIN) - LOGINS_PER_MINUTE)
@@ -205,18 +108,18 @@ def test_a_forged_client_address_changes_nothing(mesh: ServiceStack, account: st
     for edge, url in (("envoy", mesh.envoy_url), ("shim", mesh.shim_url), ("grpc", "")):
         spent, other = next(_addresses), next(_addresses)
         if edge == "grpc":
-            honest = _grpc_login(envoy_grpc, account)
-            forged = _grpc_login(envoy_grpc, account, ((CLIENT_ADDRESS_KEY, "198.51.100.5"),))
-            as_spent = _grpc_login(envoy_grpc, account, ((CLIENT_ADDRESS_KEY, spent),))
+            honest = grpc_login(envoy_grpc, account)
+            forged = grpc_login(envoy_grpc, account, ((CLIENT_ADDRESS_KEY, "198.51.100.5"),))
+            as_spent = grpc_login(envoy_grpc, account, ((CLIENT_ADDRESS_KEY, spent),))
         else:
-            honest = _rest_login(url, "/login", account)
-            forged = _rest_login(
+            honest = rest_login(url, "/login", account)
+            forged = rest_login(
                 url,
                 "/login",
                 account,
                 {"X-Forwarded-For": "198.51.100.5", CLIENT_ADDRESS_KEY: "198.51.100.6"},
             )
-            as_spent = _rest_login(
+            as_spent = rest_login(
                 url, "/login", account, {"X-Forwarded-For": spent, CLIENT_ADDRESS_KEY: spent}
             )
         first = [honest(spent).status for _ in range(LOGINS_PER_MINUTE)]
@@ -229,36 +132,18 @@ def test_a_forged_client_address_changes_nothing(mesh: ServiceStack, account: st
     print(f"\nforged addresses (own logins, then forging, then another claiming it): {report}")
 
 
-def _register_rest(url: str, path: str) -> Callable[[str], Answer]:
-    def attempt(source: str) -> Answer:
-        email = f"reg-{uuid.uuid4().hex[:12]}@example.com"
-        with _http(url, source) as http:
-            reply = http.post(path, json={"email": email, "password": PASSWORD})
-        return Answer(reply.status_code, reply.headers.get("retry-after"))
-
-    return attempt
-
-
-def _register_grpc(target: str) -> Callable[[str], Answer]:
-    def register(stub: auth_pb2_grpc.AuthServiceStub) -> object:
-        email = f"reg-{uuid.uuid4().hex[:12]}@example.com"
-        return stub.Register(auth_pb2.RegisterRequest(email=email, password=PASSWORD), timeout=60)
-
-    return _grpc_call(target, register)
-
-
 def test_registrations_per_address_are_limited_at_both_edges(mesh: ServiceStack) -> None:
     envoy_grpc = f"127.0.0.1:{mesh.env['ENVOY_PORT']}"
     ways = {
-        "envoy POST /v1/users": _register_rest(mesh.envoy_url, "/v1/users"),
-        "envoy POST /register/": _register_rest(mesh.envoy_url, "/register/"),
-        "shim POST /register": _register_rest(mesh.shim_url, "/register"),
-        "shim POST /v1/users": _register_rest(mesh.shim_url, "/v1/users"),
-        "envoy native gRPC Register": _register_grpc(envoy_grpc),
+        "envoy POST /v1/users": register_rest(mesh.envoy_url, "/v1/users"),
+        "envoy POST /register/": register_rest(mesh.envoy_url, "/register/"),
+        "shim POST /register": register_rest(mesh.shim_url, "/register"),
+        "shim POST /v1/users": register_rest(mesh.shim_url, "/v1/users"),
+        "envoy native gRPC Register": register_grpc(envoy_grpc),
     }
     print("\nregistrations before the 429, per way in (one address each):")
     for name, attempt in ways.items():
-        answers = _until_429(attempt, next(_addresses), REGISTRATIONS_PER_HOUR + 2)
+        answers = until_429(attempt, next(_addresses), REGISTRATIONS_PER_HOUR + 2)
         statuses = [a.status for a in answers]
         print(f"  {name:32} {statuses}")
         assert statuses == [200] * REGISTRATIONS_PER_HOUR + [429], (name, statuses)

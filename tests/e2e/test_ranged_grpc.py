@@ -9,9 +9,9 @@ import uuid
 import grpc
 import pytest
 
-from cli.client import MeshClient
 from devstack import PASSWORD, Stack, make_video
-from meshcore import gridfs_io
+from mp3mesh.cli.client import MeshClient
+from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 
 pytestmark = pytest.mark.e2e

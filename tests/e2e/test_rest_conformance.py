@@ -27,10 +27,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cli.client import MeshClient
 from devstack import PASSWORD, TEST_MAX_UPLOAD_BYTES, PeakRss, Stack, make_video, service_stack
-from meshcore.tokens import TokenVerifier, key_id, keys_from_jwks
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.cli.client import MeshClient
+from mp3mesh.core.tokens import TokenVerifier, key_id, keys_from_jwks
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from tests.helpers import envoy_renderer, sign_token
 

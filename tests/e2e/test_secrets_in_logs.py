@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from auth.tokens import private_pem
 from devstack import Stack
+from mp3mesh.auth.tokens import private_pem
 
 # Distinctive, so a match can only be a leak.
 SECRET_PASSWORD = f"pw-{uuid.uuid4().hex}-never-logged"

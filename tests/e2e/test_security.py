@@ -15,10 +15,10 @@ import grpc
 import httpx
 import pytest
 
-from cli.client import MeshClient
 from devstack import PASSWORD, PeakRss, ServiceStack, service_stack
-from meshcore.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.cli.client import MeshClient
+from mp3mesh.core.client_address import CLIENT_ADDRESS_KEY
 from mp3mesh.files.v1 import files_pb2
 
 PER_EMAIL = 5

@@ -1,7 +1,7 @@
 """Service identity over mTLS: every service has a certificate of its own (one CA), naming
 it spiffe://mp3mesh/<service> and by its DNS name; callers check the server's name (SAN)
 and send it as SNI; servers authorize each method by the caller's identity
-(meshcore/identity.py). A certificate of the same CA issued to another service is refused.
+(mp3mesh/core/identity.py). A certificate of the same CA issued to another service is refused.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from devstack import PASSWORD, ServiceStack, free_port
+from devstack import PASSWORD, ServiceStack, free_port, wait_for
 from devstack.services import service_stack_with
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from tests.helpers import service_certificate, wait_for
+from tests.helpers import service_certificate
 
 SERVICES = ("auth", "gateway", "shim")
 

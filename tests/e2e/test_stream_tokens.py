@@ -15,13 +15,13 @@ import grpc
 import pytest
 from bson import ObjectId
 
-from cli.client import MeshClient, upload_requests
 from devstack import PASSWORD, ServiceStack, make_video, service_stack
-from gateway.store import UPLOADS
-from meshcore import gridfs_io, jobs
-from meshcore.tokens import EXPIRED
-from meshcore.verification import REVOKED
+from mp3mesh.cli.client import MeshClient, upload_requests
+from mp3mesh.core import gridfs_io, jobs
+from mp3mesh.core.tokens import EXPIRED
+from mp3mesh.core.verification import REVOKED
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.gateway.store import UPLOADS
 
 pytestmark = pytest.mark.e2e
 

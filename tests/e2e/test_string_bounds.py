@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from devstack import PASSWORD, ServiceStack, service_stack
-from meshcore.limits import (
+from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.core.limits import (
     MAX_CONTENT_TYPE_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_EMAIL_LENGTH,
@@ -19,7 +20,6 @@ from meshcore.limits import (
     MAX_PASSWORD_LENGTH,
     MAX_TOKEN_LENGTH,
 )
-from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.files.v1 import files_pb2
 
 LONG_EMAIL = "a" * (MAX_EMAIL_LENGTH - 11) + "@example.com"

@@ -19,10 +19,10 @@ import pytest
 import trustme
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from cli.client import channel
 from devstack import PASSWORD, ROOT, ServiceStack
 from devstack.services import service_stack_with
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from mp3mesh.cli.client import channel
 from tests.helpers import service_certificate
 
 
@@ -120,7 +120,7 @@ def _run_auth(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run auth with ``env``: it is expected to refuse to start (a generous timeout
     otherwise, for a loaded machine)."""
     return subprocess.run(
-        [sys.executable, "-m", "auth"],
+        [sys.executable, "-m", "mp3mesh.auth"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

@@ -15,13 +15,13 @@ import grpc
 import httpx
 import pytest
 
-from auth.servicer import WRONG_PASSWORD
-from cli.client import MeshClient
 from devstack import PASSWORD, ServiceStack, free_port, make_video, new_signing_key, service_stack
-from meshcore.verification import REVOKED, UNAVAILABLE, USER_REVOKED
+from mp3mesh.auth.servicer import WRONG_PASSWORD
 from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.cli.client import MeshClient
+from mp3mesh.core.verification import REVOKED, UNAVAILABLE, USER_REVOKED
 from mp3mesh.files.v1 import files_pb2
-from shim.errors import BACKEND_UNREACHABLE
+from mp3mesh.shim.errors import BACKEND_UNREACHABLE
 from tests.helpers import envoy_renderer
 
 pytestmark = pytest.mark.e2e

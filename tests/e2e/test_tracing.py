@@ -27,8 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
-from devstack import AMQP_URL, ServiceStack, make_video, service_stack
-from tests.helpers import wait_for
+from devstack import AMQP_URL, ServiceStack, make_video, service_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 # The services a job's trace crosses (auth is not one: tokens are checked where they arrive).

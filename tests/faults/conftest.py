@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import AMQP_URL, ServiceStack, service_stack
+from devstack.tcp_proxy import TcpProxy
 from tests.faults.broker_node import BrokerNode, broker_node
 from tests.faults.helpers import Tally, proxy_to
-from tests.faults.tcp_proxy import TcpProxy
 
 TALLY_KEY = pytest.StashKey["Tally"]()
 

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 from bson import ObjectId
 
 from devstack import ServiceStack
-from meshcore import gridfs_io, jobs
+from devstack.tcp_proxy import TcpProxy
+from mp3mesh.core import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
-from tests.faults.tcp_proxy import TcpProxy
 
 EXTRACTING = "-progress"  # only the extraction's ffmpeg command line has it (not the probes)
 

@@ -19,10 +19,11 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from cli.client import upload_requests
 from devstack import PASSWORD, ServiceStack
-from meshcore import gridfs_io, jobs
+from devstack.tcp_proxy import TcpProxy
 from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.cli.client import upload_requests
+from mp3mesh.core import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
     EXTRACTING,
@@ -32,7 +33,6 @@ from tests.faults.helpers import (
     job_record,
     proxy_to,
 )
-from tests.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 

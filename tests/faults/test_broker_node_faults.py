@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack import ServiceStack
-from meshcore import jobs
+from devstack import ServiceStack, wait_for
+from mp3mesh.core import jobs
 from tests.faults.broker_node import BrokerNode
 from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, mail_count
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 

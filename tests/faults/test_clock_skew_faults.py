@@ -1,7 +1,7 @@
 """A gateway whose clock runs 60 s ahead of the converter's (libfaketime on the gateway
 alone), during a conversion that lasts about three minutes: the sweeper judges a lease by
 the holder's renewals counted on its own monotonic clock, never by comparing the two
-machines' wall clocks, so the healthy job is never taken back (meshcore/jobs.py)."""
+machines' wall clocks, so the healthy job is never taken back (mp3mesh/core/jobs.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Faults around a conversion: the converter or its ffmpeg signalled or killed mid-job.
 
-How each way ffmpeg can end is classified is in converter/transcode.py: our shutdown puts
+How each way ffmpeg can end is classified is in mp3mesh/converter/transcode.py: our shutdown puts
 the job back without counting an attempt; a signal from elsewhere or our own timeout is
 transient (retried); ffmpeg refusing the data fails the job with its reason.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devstack import ServiceStack
-from meshcore import jobs
+from mp3mesh.core import jobs
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, job_record, mail_count
 

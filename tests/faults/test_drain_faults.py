@@ -1,7 +1,7 @@
 """A gateway stopped (SIGTERM) while clients keep calling through Envoy, with a second
 gateway serving beside it: the stopping one answers health checks NOT_SERVING at once and
 keeps serving for DRAIN_DELAY_SECONDS while Envoy's active health checks drop it
-(meshcore/grpc_server.py), so no call fails. Envoy here is the real one with the
+(mp3mesh/core/grpc_server.py), so no call fails. Envoy here is the real one with the
 project's rendered config; the only change is a second endpoint in its gateway cluster,
 which Kubernetes gives it through the headless Service's DNS."""
 
@@ -21,10 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from cli.client import MeshClient, is_serving
-from devstack import ROOT, ServiceStack, free_port, http_ok
+from devstack import ROOT, ServiceStack, free_port, http_ok, wait_for
+from mp3mesh.cli.client import MeshClient, is_serving
 from mp3mesh.files.v1 import files_pb2
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -1,6 +1,6 @@
 """Who owns a job when its holder stalls, the store stalls or the broker drops everyone:
 the claim's fencing, the lease judged on the sweeper's own clock, and the result's outbox
-(meshcore/jobs.py, converter/claim.py, gateway/relay.py), injected for real."""
+(mp3mesh/core/jobs.py, mp3mesh/converter/claim.py, mp3mesh/gateway/relay.py), injected for real."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pika
 import psutil
 import pytest
 
-from devstack import AMQP_URL, ServiceStack
-from meshcore.amqp.topology import retry_queue
+from devstack import AMQP_URL, ServiceStack, wait_for
+from devstack.tcp_proxy import TcpProxy
+from mp3mesh.core.amqp.topology import retry_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import (
     EXTRACTING,
@@ -25,8 +26,7 @@ from tests.faults.helpers import (
     libfaketime,
     mail_count,
 )
-from tests.faults.tcp_proxy import TcpProxy
-from tests.helpers import ffprobe, wait_for
+from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.faults
 

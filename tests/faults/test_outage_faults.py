@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack import ServiceStack
-from meshcore.amqp.topology import dead_letter_queue
+from mp3mesh.core.amqp.topology import dead_letter_queue
 from mp3mesh.files.v1 import files_pb2
 from tests.faults.helpers import Tally, mail_count
 

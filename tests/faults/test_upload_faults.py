@@ -1,5 +1,5 @@
 """A gateway that dies mid-upload while another gateway receives an upload of its own:
-housekeeping tells them apart by their heartbeats (gateway/store.py, upload marks)."""
+housekeeping tells them apart by their heartbeats (mp3mesh/gateway/store.py, upload marks)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ import grpc
 import pytest
 from bson import ObjectId
 
-from cli.client import MeshClient, upload_requests
-from devstack import PASSWORD, ServiceStack, free_port, make_long_audio_video
-from gateway.store import UPLOADS
-from meshcore import gridfs_io
+from devstack import PASSWORD, ServiceStack, free_port, make_long_audio_video, wait_for
+from mp3mesh.cli.client import MeshClient, upload_requests
+from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
+from mp3mesh.gateway.store import UPLOADS
 from tests.faults.helpers import Tally, assert_converted_once
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -12,7 +12,7 @@ import pika
 import pytest
 
 from devstack import AMQP_URL, drop_queues
-from meshcore.amqp.consumer import (
+from mp3mesh.core.amqp.consumer import (
     RETRIES_HEADER,
     Consumer,
     Outcome,
@@ -20,9 +20,9 @@ from meshcore.amqp.consumer import (
     retries_of,
     run_side_by_side,
 )
-from meshcore.amqp.publisher import ThreadedPublisher, publish
-from meshcore.amqp.topology import declare_queues
-from meshcore.replay import replay
+from mp3mesh.core.amqp.publisher import ThreadedPublisher, publish
+from mp3mesh.core.amqp.topology import declare_queues
+from mp3mesh.core.replay import replay
 from mp3mesh.events.v1 import events_pb2
 
 DELAYS = (0.3, 0.6)

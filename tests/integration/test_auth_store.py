@@ -10,10 +10,10 @@ import pytest
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auth.store import MIGRATIONS, EmailTaken, UserStore
 from devstack import temp_database
-from meshcore.migrations import migrate
-from meshcore.tokens import key_id
+from mp3mesh.auth.store import MIGRATIONS, EmailTaken, UserStore
+from mp3mesh.core.migrations import migrate
+from mp3mesh.core.tokens import key_id
 
 KEY = Ed25519PrivateKey.generate()
 KID = key_id(KEY.public_key())

@@ -12,15 +12,15 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from converter.claim import Claim, JobLost
-from converter.handler import (
+from devstack import free_port
+from mp3mesh.converter.claim import Claim, JobLost
+from mp3mesh.converter.handler import (
     Converter,
     LeaseHeld,
 )
-from converter.settings import ConverterSettings
-from converter.transcode import Cancelled
-from devstack import free_port
-from meshcore import gridfs_io, jobs
+from mp3mesh.converter.settings import ConverterSettings
+from mp3mesh.converter.transcode import Cancelled
+from mp3mesh.core import gridfs_io, jobs
 from mp3mesh.files.v1 import files_pb2
 
 

@@ -22,11 +22,11 @@ import httpx
 import pytest
 import yaml
 
-from auth.settings import AuthSettings
 from devstack import PASSWORD, ROOT, TEST_MAX_UPLOAD_BYTES, Stack, free_port
-from meshcore import tokens
-from shim.app import GATEWAY_UNREACHABLE_HEALTH
-from shim.jsonpb import json_bytes
+from mp3mesh.auth.settings import AuthSettings
+from mp3mesh.core import tokens
+from mp3mesh.shim.app import GATEWAY_UNREACHABLE_HEALTH
+from mp3mesh.shim.jsonpb import json_bytes
 from tests.helpers import envoy_renderer
 
 render = envoy_renderer()
@@ -341,7 +341,7 @@ def test_gateway_unreachable_health_is_the_same_on_both_edges() -> None:
 
 def test_jwt_refusals_are_told_in_the_services_words() -> None:
     """What Envoy answers for each jwt_authn refusal is what the verifiers behind the
-    shim answer (meshcore/tokens.py), and it checks the issuer and audience auth signs."""
+    shim answer (mp3mesh/core/tokens.py), and it checks the issuer and audience auth signs."""
     renderer = envoy_renderer()
     ours = {
         tokens.MISSING, tokens.EXPIRED, tokens.BAD_SIGNATURE, tokens.WRONG_AUDIENCE,

@@ -11,9 +11,9 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 
-from gateway.housekeeping import Housekeeping
-from gateway.store import UPLOADS, FileStore, UploadLost
-from meshcore import gridfs_io, jobs
+from mp3mesh.core import gridfs_io, jobs
+from mp3mesh.gateway.housekeeping import Housekeeping
+from mp3mesh.gateway.store import UPLOADS, FileStore, UploadLost
 
 LEASE = 0.5
 

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 
-from meshcore import gridfs_io
+from mp3mesh.core import gridfs_io
 
 
 def test_sync_write_and_read_across_windows(wire_mongo: MongoClient) -> None:

@@ -10,7 +10,7 @@ import os
 from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 
-from meshcore import gridfs_io
+from mp3mesh.core import gridfs_io
 
 CS, W = gridfs_io.CHUNK_SIZE, gridfs_io.WINDOW
 

@@ -10,7 +10,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from meshcore import jobs
+from mp3mesh.core import jobs
 from tests.unit.test_job_control import *  # noqa: F403  (the same tests, on the wire)
 
 

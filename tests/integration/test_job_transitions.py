@@ -1,4 +1,4 @@
-"""The job's state machine (meshcore/jobs.py): every transition applied to a record in
+"""The job's state machine (mp3mesh/core/jobs.py): every transition applied to a record in
 memory (tests/memory_collection.py, no server needed) and on the MongoDB-wire stand-in,
 through plain pymongo as a real MongoDB would take it."""
 
@@ -12,7 +12,7 @@ from bson import ObjectId
 from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
-from meshcore import jobs
+from mp3mesh.core import jobs
 from tests.memory_collection import MemoryCollection
 
 MP3_QUEUE, VIDEO_QUEUE = "mp3", "video"

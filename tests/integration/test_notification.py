@@ -16,13 +16,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
 from devstack import free_port, temp_database
-from meshcore.amqp.consumer import Requeue
-from meshcore.migrations import migrate
+from mp3mesh.core.amqp.consumer import Requeue
+from mp3mesh.core.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
-from notification.handler import ClaimHeld, Notifier
-from notification.ledger import MIGRATIONS, Claim, SentLedger
-from notification.mailer import Mailer
-from notification.settings import NotificationSettings
+from mp3mesh.notification.handler import ClaimHeld, Notifier
+from mp3mesh.notification.ledger import MIGRATIONS, Claim, SentLedger
+from mp3mesh.notification.mailer import Mailer
+from mp3mesh.notification.settings import NotificationSettings
 from tests.unit.test_mail import SUCCEEDED
 
 

@@ -17,13 +17,13 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from devstack import AMQP_URL, drop_queues
-from gateway.housekeeping import Housekeeping
-from gateway.relay import OutboxRelay
-from gateway.store import FileStore
-from meshcore import jobs
-from meshcore.amqp.consumer import decode
-from meshcore.amqp.publisher import ThreadedPublisher
+from mp3mesh.core import jobs
+from mp3mesh.core.amqp.consumer import decode
+from mp3mesh.core.amqp.publisher import ThreadedPublisher
 from mp3mesh.events.v1 import events_pb2
+from mp3mesh.gateway.housekeeping import Housekeeping
+from mp3mesh.gateway.relay import OutboxRelay
+from mp3mesh.gateway.store import FileStore
 
 LEASE = 0.5
 

@@ -1,4 +1,4 @@
-"""Checking tokens from memory (meshcore/verification.py, meshcore/revocations.py): the
+"""Checking tokens from memory (mp3mesh/core/verification.py, mp3mesh/core/revocations.py): the
 revocation set and its feed on the machine's RabbitMQ, and the JWKS a verifier keeps,
 through a key rotation. The whole mesh doing it is tests/e2e/test_token_push.py."""
 
@@ -15,23 +15,23 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devstack import AMQP_URL, drop_queues
-from meshcore.amqp import declare_topic, publish_event
-from meshcore.revocations import (
+from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.core.amqp import declare_topic, publish_event
+from mp3mesh.core.revocations import (
     TOKEN_ROUTING_KEY,
     RevocationFeed,
     RevocationSet,
     revocation_message,
     user_revocation_message,
 )
-from meshcore.tokens import UNKNOWN_KEY, InvalidToken, public_jwk
-from meshcore.verification import (
+from mp3mesh.core.tokens import UNKNOWN_KEY, InvalidToken, public_jwk
+from mp3mesh.core.verification import (
     REVOKED,
     USER_REVOKED,
     CannotVerify,
     LocalVerifier,
     RemoteKeys,
 )
-from mp3mesh.auth.v1 import auth_pb2
 from tests.helpers import sign_token
 
 

@@ -37,9 +37,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from devstack import ROOT, SERVICE_SETTINGS, make_video
-from meshcore.settings import env_names
-from tests.helpers import ffprobe, service_env_names, wait_for
+from devstack import ROOT, SERVICE_SETTINGS, make_video, wait_for
+from mp3mesh.core.settings import env_names
+from tests.helpers import ffprobe, service_env_names
 from tests.k8s.test_k8s_smoke import CONTAINERS_CONF, curl, in_netns, podman
 
 COMPOSE_FILE = ROOT / "compose.yaml"

@@ -29,8 +29,8 @@ import yaml
 from dotenv import dotenv_values
 
 from devstack import ROOT, SERVICE_SETTINGS, new_signing_key
-from meshcore import grpc_server
-from meshcore.settings import DatabaseSettings, RuntimeSettings, env_names
+from mp3mesh.core import grpc_server
+from mp3mesh.core.settings import DatabaseSettings, RuntimeSettings, env_names
 from tests.helpers import envoy_renderer, service_env_names
 
 OVERLAYS = ["dev", "prod", "prod-keda"]
@@ -121,7 +121,7 @@ def mesh_service(container: dict[str, Any]) -> str | None:
     if name != "mp3mesh":
         return None
     module = container["args"][0]
-    return "migrate" if module == "meshcore.migrations" else module
+    return "migrate" if module == "mp3mesh.core.migrations" else module.removeprefix("mp3mesh.")
 
 
 def container_port(container: dict[str, Any], port: int | str) -> dict[str, Any] | None:
@@ -518,7 +518,7 @@ def test_consumers_are_probed_by_the_heartbeat_they_write(overlay: str) -> None:
                 )
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             command = container[kind]["exec"]["command"]
-            assert command[:3] == ["python", "-m", "meshcore.heartbeat"], (service, kind)
+            assert command[:3] == ["python", "-m", "mp3mesh.core.heartbeat"], (service, kind)
             assert command[3] == env["HEARTBEAT_FILE"], (service, kind)
 
 

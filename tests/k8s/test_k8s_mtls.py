@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from devstack import ROOT
-from meshcore.identity import CALLERS, EDGES
-from meshcore.settings import GrpcTlsSettings
+from mp3mesh.core.identity import CALLERS, EDGES
+from mp3mesh.core.settings import GrpcTlsSettings
 from tests.k8s.test_k8s_manifests import (
     MTLS_PARTIES,
     all_containers,

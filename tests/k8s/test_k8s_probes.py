@@ -1,5 +1,5 @@
 """What the Kubernetes manifests run besides the services: the consumers' heartbeat probe
-(`python -m meshcore.heartbeat`) and the migration step (`python -m meshcore.migrations`),
+(`python -m mp3mesh.core.heartbeat`) and the migration step (`python -m mp3mesh.core.migrations`),
 on the real broker and database."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import psycopg2
 import pytest
 
 from devstack import AMQP_URL, drop_queues, temp_database
-from meshcore.amqp.consumer import Consumer, Outcome
-from meshcore.heartbeat import Heartbeat
+from mp3mesh.core.amqp.consumer import Consumer, Outcome
+from mp3mesh.core.heartbeat import Heartbeat
 
 
 def probe(path: Path, max_age: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "meshcore.heartbeat", str(path), "--max-age", str(max_age)],
+        [sys.executable, "-m", "mp3mesh.core.heartbeat", str(path), "--max-age", str(max_age)],
         capture_output=True,
         text=True,
     )
@@ -103,7 +103,7 @@ def test_the_migration_step_creates_the_services_tables() -> None:
         env = {**os.environ, "DATABASE_URL": url}
         for _ in range(2):  # idempotent: the services migrate again when they start
             subprocess.run(
-                [sys.executable, "-m", "meshcore.migrations", "auth", "notification"],
+                [sys.executable, "-m", "mp3mesh.core.migrations", "auth", "notification"],
                 env=env,
                 check=True,
                 capture_output=True,

@@ -45,9 +45,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from devstack import ROOT, drop_queues, make_video, temp_database, with_password
-from meshcore.settings import BrokerSettings
-from tests.helpers import wait_for
+from devstack import ROOT, drop_queues, make_video, temp_database, wait_for, with_password
+from mp3mesh.core.settings import BrokerSettings
 
 pytestmark = [
     pytest.mark.k8s_smoke,
@@ -421,7 +420,7 @@ def test_the_consumers_heartbeat_probe_passes_in_their_pods(pods: dict[str, str]
             pods[consumer],
             "python",
             "-m",
-            "meshcore.heartbeat",
+            "mp3mesh.core.heartbeat",
             "/tmp/heartbeat",
             "--max-age",
             "15",

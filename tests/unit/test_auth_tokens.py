@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
-from auth.settings import AuthSettings
-from auth.tokens import (
+from mp3mesh.auth.settings import AuthSettings
+from mp3mesh.auth.tokens import (
     KeyFileError,
     TokenIssuer,
     development_key,
@@ -22,9 +22,9 @@ from auth.tokens import (
     load_public_key,
     private_pem,
 )
-from converter.settings import ConverterSettings
-from meshcore.credentials import basic_credentials, bearer_token
-from meshcore.tokens import InvalidToken, TokenVerifier, key_id, keys_from_jwks
+from mp3mesh.converter.settings import ConverterSettings
+from mp3mesh.core.credentials import basic_credentials, bearer_token
+from mp3mesh.core.tokens import InvalidToken, TokenVerifier, key_id, keys_from_jwks
 from tests.helpers import sign_token
 
 KEY = Ed25519PrivateKey.generate()

@@ -8,7 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from devstack import free_port
-from meshcore.channels import service_channel
+from mp3mesh.core.channels import service_channel
 
 
 async def _server_knowing(service: str) -> tuple[grpc.aio.Server, int]:

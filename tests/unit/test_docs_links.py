@@ -46,8 +46,9 @@ TOP_LEVEL = {p.name for p in ROOT.iterdir()} - {"var", ".venv", "node_modules"}
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_files_a_page_names_exist(page: Path) -> None:
-    """A path in backticks that starts at a top-level folder of the repo (`gateway/relay.py`,
-    `k8s/base/auth.yaml`) is one a reader will look for: it must be there."""
+    """A path in backticks that starts at a top-level folder of the repo
+    (`mp3mesh/gateway/relay.py`, `k8s/base/auth.yaml`) is one a reader will look for: it
+    must be there."""
     missing = []
     for quoted in re.findall(r"`([^`\s]+)`", page.read_text()):
         path = re.split(r"[#:]", quoted.rstrip(".,;"))[0]

@@ -1,4 +1,4 @@
-"""The owner's controls of meshcore/jobs.py (cancel, retry, delete) and the attempt
+"""The owner's controls of mp3mesh/core/jobs.py (cancel, retry, delete) and the attempt
 history, applied to a record in memory (tests/memory_collection.py). The same tests run
 on the MongoDB-wire server in tests/integration/test_job_control_wire.py."""
 
@@ -11,7 +11,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 
-from meshcore import jobs
+from mp3mesh.core import jobs
 from mp3mesh.files.v1 import files_pb2
 from tests.memory_collection import MemoryCollection
 

@@ -1,10 +1,10 @@
-"""The job record's queries (meshcore/jobs.py) and the indexes they need."""
+"""The job record's queries (mp3mesh/core/jobs.py) and the indexes they need."""
 
 from __future__ import annotations
 
 from bson import ObjectId
 
-from meshcore import jobs
+from mp3mesh.core import jobs
 
 VIDEO_QUEUE = "video"
 

@@ -1,10 +1,10 @@
-"""The sweeper's judgement of a lease (meshcore/jobs.py), on a clock the test turns."""
+"""The sweeper's judgement of a lease (mp3mesh/core/jobs.py), on a clock the test turns."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from meshcore import jobs
+from mp3mesh.core import jobs
 
 MP3_QUEUE, VIDEO_QUEUE = "mp3", "video"
 

@@ -6,8 +6,8 @@ import pytest
 
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
-from notification.mailer import compose
-from notification.settings import NotificationSettings
+from mp3mesh.notification.mailer import compose
+from mp3mesh.notification.settings import NotificationSettings
 
 SUCCEEDED = events_pb2.JobFinished(
     job_id="job-1",

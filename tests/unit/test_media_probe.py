@@ -1,9 +1,9 @@
-"""converter/media_probe.py: the job's probe record read from ffmpeg's own report."""
+"""mp3mesh/converter/media_probe.py: the job's probe record read from ffmpeg's own report."""
 # ruff: noqa: E501
 
 from __future__ import annotations
 
-from converter.media_probe import describe
+from mp3mesh.converter.media_probe import describe
 
 # A real report's lines, some longer than this file's lines may be.
 REPORT = """\

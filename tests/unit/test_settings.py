@@ -1,7 +1,7 @@
 """One home per setting: the settings classes, stack.env and Envoy's renderer agree.
 
-Each setting is defined once (meshcore/settings.py and each service's settings.py, with
-the defaults Envoy's renderer needs in meshcore/defaults.py, which it loads too).
+Each setting is defined once (mp3mesh/core/settings.py and each service's settings.py, with
+the defaults Envoy's renderer needs in mp3mesh/core/defaults.py, which it loads too).
 stack.env spells some values out for people: these tests fail when it contradicts the
 defaults or sets a variable nothing reads. `service_env_names()` is also what a check of
 Kubernetes manifests needs.
@@ -15,7 +15,7 @@ import pytest
 from dotenv import dotenv_values
 
 from devstack import ROOT, SERVICE_SETTINGS
-from meshcore.settings import env_names
+from mp3mesh.core.settings import env_names
 from tests.helpers import envoy_renderer, service_env_names
 
 # stack.env values that differ from the default on purpose.

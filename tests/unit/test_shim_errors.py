@@ -8,8 +8,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack import free_port
-from meshcore.channels import service_channel
-from shim.errors import BACKEND_UNREACHABLE, backend_message
+from mp3mesh.core.channels import service_channel
+from mp3mesh.shim.errors import BACKEND_UNREACHABLE, backend_message
 
 
 async def _check(address: str) -> grpc.aio.AioRpcError:

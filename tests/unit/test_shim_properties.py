@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.files.v1 import files_pb2
-from shim.errors import HttpError
-from shim.request import build_request
-from shim.rules import MethodNotAllowed, NoRoute, PathTemplate, Router, routes_for
+from mp3mesh.shim.errors import HttpError
+from mp3mesh.shim.request import build_request
+from mp3mesh.shim.rules import MethodNotAllowed, NoRoute, PathTemplate, Router, routes_for
 
 ROUTER = Router(
     [

@@ -1,13 +1,13 @@
-"""Range, If-Range and If-None-Match as the edges read them (shim/ranges.py)."""
+"""Range, If-Range and If-None-Match as the edges read them (mp3mesh/shim/ranges.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shim.app import FILE_SERVICE
-from shim.openapi import openapi_document
-from shim.ranges import ByteRange, none_match, parse_range, range_applies
-from shim.rules import routes_for
+from mp3mesh.shim.app import FILE_SERVICE
+from mp3mesh.shim.openapi import openapi_document
+from mp3mesh.shim.ranges import ByteRange, none_match, parse_range, range_applies
+from mp3mesh.shim.rules import routes_for
 
 SIZE = 1000
 ETAG = '"abc-1000"'

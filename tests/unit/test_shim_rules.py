@@ -14,14 +14,14 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
 
-from meshcore.limits import UPLOAD_MESSAGE_BYTES
 from mp3mesh.auth.v1 import auth_pb2
+from mp3mesh.core.limits import UPLOAD_MESSAGE_BYTES
 from mp3mesh.files.v1 import files_pb2
-from shim.errors import HttpError
-from shim.jsonpb import json_bytes
-from shim.multipart import apply_file_part, open_file_part, upload_chunks, upload_messages
-from shim.request import build_request, message_class
-from shim.rules import (
+from mp3mesh.shim.errors import HttpError
+from mp3mesh.shim.jsonpb import json_bytes
+from mp3mesh.shim.multipart import apply_file_part, open_file_part, upload_chunks, upload_messages
+from mp3mesh.shim.request import build_request, message_class
+from mp3mesh.shim.rules import (
     FieldPathError,
     MethodNotAllowed,
     NoRoute,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from converter.handler import (
+from mp3mesh.converter.handler import (
     mp3_name,
     sweep_work_dir,
     work_dir_prefix,
 )
-from converter.transcode import (
+from mp3mesh.converter.transcode import (
     MP3_DEMUXER,
     Deadline,
     Interrupted,

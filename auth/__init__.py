@@ -1,1 +1,0 @@
-"""auth: users in PostgreSQL, argon2 password hashes, signed expiring JWTs."""
