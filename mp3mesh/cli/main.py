@@ -383,13 +383,9 @@ def cancel(
     json_output: JsonOption = False,
 ) -> None:
     """Cancel a queued or running job (its ffmpeg is stopped, nothing is kept)."""
-    opts: Options = ctx.obj
-    with opts.client(opts.session()) as client:
-        job = client.cancel(job_id)
-    if opts.json:
-        emit({"job": as_dict(job)})
-    else:
-        out.print(f"Job {job.id} cancelled. Run it again: mp3mesh retry {job.id}")
+    _control(
+        ctx.obj, lambda client: client.cancel(job_id), "cancelled. Run it again: mp3mesh retry"
+    )
 
 
 @command()
@@ -399,13 +395,17 @@ def retry(
     json_output: JsonOption = False,
 ) -> None:
     """Run a failed or cancelled job again (while its video is still kept)."""
-    opts: Options = ctx.obj
+    _control(ctx.obj, lambda client: client.retry(job_id), "queued again. Follow it: mp3mesh watch")
+
+
+def _control(opts: Options, call: Callable[[MeshClient], files_pb2.Job], said: str) -> None:
+    """One of the job controls: the job it answers, as JSON or as ``Job ID <said> ID``."""
     with opts.client(opts.session()) as client:
-        job = client.retry(job_id)
+        job = call(client)
     if opts.json:
         emit({"job": as_dict(job)})
     else:
-        out.print(f"Job {job.id} queued again. Follow it: mp3mesh watch {job.id}")
+        out.print(f"Job {job.id} {said} {job.id}")
 
 
 @command()
@@ -419,7 +419,7 @@ def delete(
     with opts.client(opts.session()) as client:
         client.delete(job_id)
     if opts.json:
-        emit({"job_id": job_id, "deleted": True})
+        emit({"jobId": job_id, "deleted": True})
     else:
         out.print(f"Job {job_id} deleted, with its files.")
 

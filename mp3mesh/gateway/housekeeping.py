@@ -29,9 +29,9 @@ from typing import Any
 import structlog
 from pymongo.errors import PyMongoError
 
+from mp3mesh.core import gridfs_io, jobs
 from mp3mesh.gateway.idempotency import KEY_SECONDS, KEYS
 from mp3mesh.gateway.store import FileStore
-from mp3mesh.core import gridfs_io, jobs
 
 log = structlog.get_logger()
 

@@ -27,9 +27,9 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from mp3mesh.gateway.upload import UploadRefused
 from mp3mesh.core import jobs
 from mp3mesh.core.nx27017 import stored_datetime
+from mp3mesh.gateway.upload import UploadRefused
 
 KEYS = "idempotency_keys"
 KEY_SECONDS = 24 * 3600

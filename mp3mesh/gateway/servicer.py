@@ -14,6 +14,11 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from google.api import httpbody_pb2
 
+from mp3mesh.core import gridfs_io, jobs, tracing
+from mp3mesh.core.grpc_server import abort
+from mp3mesh.core.limits import MAX_ID_LENGTH, too_long
+from mp3mesh.core.timestamps import timestamp
+from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from mp3mesh.gateway.auth_interceptor import Caller, current_caller
 from mp3mesh.gateway.bounds import ClientBounds, TooMany
 from mp3mesh.gateway.idempotency import Keys, key_from, same_upload
@@ -23,18 +28,6 @@ from mp3mesh.gateway.relay import OutboxRelay
 from mp3mesh.gateway.store import UPLOADS as UPLOAD_MARKS
 from mp3mesh.gateway.store import FileStore
 from mp3mesh.gateway.upload import Discard, UploadRefused, receive_video
-from mp3mesh.core import gridfs_io, jobs, tracing
-from mp3mesh.core.grpc_server import abort
-from mp3mesh.core.limits import MAX_ID_LENGTH, too_long
-from mp3mesh.core.timestamps import timestamp
-from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
-from mp3mesh.gateway.auth_interceptor import Caller, current_caller
-from mp3mesh.gateway.bounds import ClientBounds, TooMany
-from mp3mesh.gateway.job_events import JobEventSubscriber
-from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
-from mp3mesh.gateway.relay import OutboxRelay
-from mp3mesh.gateway.store import FileStore
-from mp3mesh.gateway.upload import UploadRefused, receive_video
 
 log = structlog.get_logger()
 

@@ -17,9 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from mp3mesh.core import gridfs_io, jobs
 from mp3mesh.gateway.idempotency import Keys
 from mp3mesh.gateway.upload import UploadRefused
-from mp3mesh.core import gridfs_io, jobs
 
 log = structlog.get_logger()
 

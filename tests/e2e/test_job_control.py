@@ -17,10 +17,9 @@ import psutil
 import pytest
 from bson import ObjectId
 
-from devstack import Stack
+from devstack import Stack, wait_for
 from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
-from tests.helpers import wait_for
 
 FFMPEG = "ffmpeg-linux"
 
@@ -65,6 +64,8 @@ def test_cancel_stops_a_running_ffmpeg_and_removes_its_partial_mp3(
     stopped_after = time.monotonic() - cancelled_at
     print(f"\ncancel to ffmpeg gone: {stopped_after:.2f} s")
     wait_for(lambda: _mp3_chunks(stack, job.id) == 0, "partial MP3 removed", 30)
+    work_dir = Path(stack.env["WORK_DIR"])
+    wait_for(lambda: list(work_dir.iterdir()) == [], "the partial MP3 on disk removed", 30)
     full = client.job(job.id, full=True)
     assert full.status == files_pb2.JOB_STATUS_CANCELLED
     assert [a.outcome for a in full.details.attempt_history] == ["cancelled"]
@@ -144,6 +145,32 @@ def test_a_failed_job_is_retried_with_its_video(stack: Stack, media: Path) -> No
     history = client.job(job.id, full=True).details.attempt_history
     assert [a.outcome for a in history] == ["failed", "failed"]
     assert history[0].reason and history[1].converter
+    # Retention removes the video (as housekeeping does when the job expires):
+    gridfs_io.discard(_db(stack), gridfs_io.VIDEOS, ObjectId(job.id))
+    with pytest.raises(grpc.RpcError) as gone:
+        client.retry(job.id)
+    assert gone.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "video is no longer stored" in (gone.value.details() or "")
+
+
+def test_delete_during_ffmpeg_stops_it_and_leaves_nothing(stack: Stack, long_video: Path) -> None:
+    client, _ = stack.new_user()
+    job = client.upload(long_video, content_type="video/x-msvideo")
+    wait_for(lambda: client.job(job.id).progress_percent > 10, "ffmpeg under way", 120)
+    (ffmpeg,) = _ffmpegs(stack)
+    deleted_at = time.monotonic()
+    client.delete(job.id)
+    wait_for(lambda: not _alive(ffmpeg), "ffmpeg stopped", 30)
+    print(f"\ndelete to ffmpeg gone: {time.monotonic() - deleted_at:.2f} s")
+    work_dir = Path(stack.env["WORK_DIR"])
+    wait_for(lambda: list(work_dir.iterdir()) == [], "work directory emptied", 30)
+    db = _db(stack)
+    assert db[f"{gridfs_io.VIDEOS}.files"].find_one({"_id": ObjectId(job.id)}) is None
+    assert db[f"{gridfs_io.VIDEOS}.chunks"].find_one({"files_id": ObjectId(job.id)}) is None
+    assert _mp3_chunks(stack, job.id) == 0
+    with pytest.raises(grpc.RpcError) as gone:
+        client.job(job.id)
+    assert "was deleted" in (gone.value.details() or "")
 
 
 def test_the_same_idempotency_key_answers_the_same_job(stack: Stack, media: Path) -> None:
