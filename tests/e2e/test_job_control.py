@@ -118,6 +118,11 @@ def test_full_view_delete_and_retry_of_finished_jobs(stack: Stack, media: Path) 
         assert "SUCCEEDED" in (refused.value.details() or "")
 
     stack.wait_for_mail(job.id)
+
+    def announced() -> bool:
+        return client.job(job.id, full=True).details.stage_times.announce_seconds > 0
+
+    wait_for(announced, "the announce stage timed", 30)
     client.delete(job.id)
     db = _db(stack)
     assert db[f"{gridfs_io.VIDEOS}.files"].find_one({"_id": ObjectId(job.id)}) is None
