@@ -60,7 +60,14 @@ class Keys:
     async def reserve(self, owner_id: str, key: str, job_id: ObjectId) -> dict[str, Any] | None:
         """Reserve ``key`` for the upload ``job_id``; None once reserved, else the job the
         key already answers with (recorded), ABORTED if its upload is still running."""
-        doc = {"_id": f"{owner_id}/{key}", "job_id": job_id, "created": jobs.now()}
+        # job_key: the id as text, for the conditions below (the nx-27017 stand-in matches
+        # ObjectIds only in _id).
+        doc = {
+            "_id": f"{owner_id}/{key}",
+            "job_id": job_id,
+            "job_key": str(job_id),
+            "created": jobs.now(),
+        }
         for _ in range(3):
             try:
                 await self.keys.insert_one(doc)
@@ -82,14 +89,14 @@ class Keys:
                         " send it again once that one has ended",
                     )
             # Expired, or its upload ended without a job: this upload takes the key over.
-            await self.keys.delete_one({"_id": doc["_id"], "job_id": held["job_id"]})
+            await self.keys.delete_one({"_id": doc["_id"], "job_key": str(held["job_id"])})
         raise UploadRefused(
             grpc.StatusCode.ABORTED, "the Idempotency-Key is being used by another upload"
         )
 
     async def release(self, owner_id: str, key: str, job_id: ObjectId) -> None:
         """The upload ``job_id`` failed: its key may be used again at once."""
-        await self.keys.delete_one({"_id": f"{owner_id}/{key}", "job_id": job_id})
+        await self.keys.delete_one({"_id": f"{owner_id}/{key}", "job_key": str(job_id)})
 
 
 def _fresh(held: dict[str, Any]) -> bool:
