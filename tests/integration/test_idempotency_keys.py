@@ -12,8 +12,9 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 
 from mp3mesh.core import jobs
+from mp3mesh.gateway.housekeeping import Housekeeping
 from mp3mesh.gateway.idempotency import KEY_SECONDS, KEYS, Keys, key_from, same_upload
-from mp3mesh.gateway.store import UPLOADS
+from mp3mesh.gateway.store import UPLOADS, FileStore
 from mp3mesh.gateway.upload import UploadRefused
 
 
@@ -64,3 +65,28 @@ def test_the_key_comes_from_the_metadata_within_its_bound() -> None:
         key_from((("idempotency-key", "k" * 256),))
     assert long.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "Idempotency-Key" in long.value.message
+
+
+def test_housekeeping_removes_old_keys_and_tombstones_the_stand_in_keeps(
+    wire_mongo: MongoClient,
+) -> None:
+    """What the TTL indexes remove on MongoDB, housekeeping removes on the stand-in."""
+    host, port = wire_mongo.address
+
+    async def run() -> None:
+        client: AsyncMongoClient = AsyncMongoClient(host, port)
+        db = client[f"keys_{ObjectId()}"]
+        store = FileStore(db)
+        housekeeping = Housekeeping(store, video_queue="video", interval=1)
+        old = jobs.now() - dt.timedelta(seconds=jobs.TOMBSTONE_SECONDS + 1)
+        await db[KEYS].insert_many([{"_id": "u/old", "created": old},
+                                    {"_id": "u/new", "created": jobs.now()}])  # fmt: skip
+        await db[jobs.TOMBSTONES].insert_many([{"_id": 1, "deleted": old},
+                                               {"_id": 2, "deleted": jobs.now()}])  # fmt: skip
+        await housekeeping.expire_finished_jobs()
+        assert [k["_id"] async for k in db[KEYS].find()] == ["u/new"]
+        assert [t["_id"] async for t in db[jobs.TOMBSTONES].find()] == [2]
+        await client.drop_database(db.name)
+        await client.close()
+
+    asyncio.run(run())
