@@ -280,7 +280,7 @@ class Converter:
         """The job left this converter (cancelled or deleted by its owner, or taken over
         by another converter): this attempt leaves nothing behind (its MP3 was removed on
         the way out) and announces nothing; the message is settled."""
-        log.warning("job left this converter; this attempt is dropped",
+        log.warning("job lost; this attempt is dropped",
                     job_id=str(claim.job_id), why=claim.lost_because or "taken over")  # fmt: skip
         return Outcome()
 
