@@ -38,7 +38,12 @@ async def run(settings: GatewaySettings) -> None:
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, **settings.mongo_options)
     store = FileStore(mongo[settings.mongo_db], settings.unfinished_upload_age_seconds)
     await store.ensure_indexes()
-    publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
+    # The job.events topic too: CancelJob and RetryJob tell the job's watchers at once.
+    publisher = ThreadedPublisher(
+        settings.amqp_url,
+        [settings.video_queue, settings.mp3_queue],
+        topics=[settings.job_events_exchange],
+    )
     await asyncio.to_thread(publisher.start)
     relay = OutboxRelay(
         store.jobs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -86,6 +87,11 @@ def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
     if same_attempt and change.progress_percent > current.progress_percent:
         return True
     return change.update_time.ToNanoseconds() >= current.update_time.ToNanoseconds()
+
+
+def _log_unsent(sent: concurrent.futures.Future[None]) -> None:
+    if not sent.cancelled() and (exc := sent.exception()) is not None:
+        log.info("job change not announced; watchers read it later", error=repr(exc))
 
 
 def _when(value: Any) -> str:
@@ -318,6 +324,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             change = jobs.cancel(job, expires_at=time.time() + self.retention_seconds)
             if (cancelled := await self.store.apply(change)) is not None:
                 log.info("job cancelled", job_id=str(job["_id"]), was=job["status"])
+                self._changed(cancelled)
                 return files_pb2.CancelJobResponse(job=jobs.to_proto(cancelled))
         await abort(context, grpc.StatusCode.ABORTED, BUSY)
 
@@ -357,6 +364,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             log.warning("broker did not confirm the retry; the outbox relay will publish it",
                         job_id=str(job["_id"]), error=repr(exc))  # fmt: skip
         log.info("job retried", job_id=str(job["_id"]))
+        self._changed(retried)
         return files_pb2.RetryJobResponse(job=jobs.to_proto(retried))
 
     async def WatchJob(
@@ -409,6 +417,19 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         return files_pb2.ListJobsResponse(
             jobs=[jobs.to_proto(d) for d in page], next_page_token=next_token
         )
+
+    def _changed(self, job: dict[str, Any]) -> None:
+        """Tell the job's watchers (on every gateway) of its owner's change at once, as the
+        converter tells them of its own; best effort: they also read the record."""
+        notice = jobs.job_changed(job)
+        try:
+            sent = self.relay.publisher.publish_event(
+                self.event_subscriber.exchange, notice.job.id, notice
+            )
+        except Exception as exc:  # the publisher is not running: the watchers poll
+            log.info("job change not announced; watchers read it later", error=repr(exc))
+            return
+        sent.add_done_callback(_log_unsent)
 
     async def _missing_mp3(self, owner_id: str, mp3_id: ObjectId) -> str:
         """Why there is no such MP3: it expired (retention), or there never was one."""

@@ -83,10 +83,16 @@ def test_a_cancelled_queued_job_is_never_converted_nor_mailed(stack: Stack, medi
     converter.suspend()
     try:
         job = client.upload(media / "clip.mp4")
+        watch = client.watch(job.id, timeout=60)
+        assert next(watch).status == files_pb2.JOB_STATUS_QUEUED
+        cancelled_at = time.monotonic()
         cancelled = client.cancel(job.id)
+        watched = list(watch)
+        print(f"\na watcher saw the cancel {time.monotonic() - cancelled_at:.2f} s after it")
     finally:
         converter.resume()
     assert cancelled.status == files_pb2.JOB_STATUS_CANCELLED
+    assert watched[-1].status == files_pb2.JOB_STATUS_CANCELLED, "WatchJob ends there"
     wait_for(lambda: stack.queue_depth(stack.env["VIDEO_QUEUE"])[0] == 0, "message taken", 60)
     time.sleep(1)  # a claim would show now; none may come
     after = client.job(job.id, full=True)
