@@ -5,7 +5,7 @@ this fake honest about the operators it knows.
 
 Only what mp3mesh/core/jobs.py writes is understood: equality (``None`` also matching a
 missing field, as in MongoDB), ``$in``, ``$lt``, ``$exists``; ``$set``, ``$unset``,
-``$inc``. Anything else raises, so a transition that starts using more fails here first.
+``$inc``, ``$push``. Anything else raises, so a transition that starts using more fails here first.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def apply_update(doc: dict[str, Any], update: dict[str, Any]) -> None:
                 doc.pop(key, None)
             elif op == "$inc":
                 doc[key] = doc.get(key, 0) + value
+            elif op == "$push":
+                doc.setdefault(key, []).append(copy.deepcopy(value))
             else:
                 raise NotImplementedError(f"update operator {op}")
 

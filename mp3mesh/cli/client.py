@@ -189,12 +189,18 @@ class MeshClient:
         on_hash: ProgressCallback | None = None,
         timeout: float | None = STREAM_TIMEOUT_SECONDS,
         options: files_pb2.ConversionOptions | None = None,
+        idempotency_key: str = "",
     ) -> files_pb2.Job:
+        """Upload a video; under ``idempotency_key``, sending it again (after a lost
+        answer) answers the same job."""
         requests = upload_requests(
             path, content_type=content_type, on_chunk=on_chunk, on_hash=on_hash, options=options
         )
+        metadata = self.metadata + (
+            (("idempotency-key", idempotency_key),) if idempotency_key else ()
+        )
         reply: files_pb2.UploadResponse = self.files.Upload(
-            requests, metadata=self.metadata, timeout=timeout
+            requests, metadata=metadata, timeout=timeout
         )
         return reply.job
 
@@ -229,9 +235,32 @@ class MeshClient:
             timeout=CALL_TIMEOUT_SECONDS,
         )
 
-    def job(self, job_id: str) -> files_pb2.Job:
+    def job(self, job_id: str, *, full: bool = False) -> files_pb2.Job:
+        """The job; ``full``: with how it was done (GetJob's JOB_VIEW_FULL)."""
+        view = files_pb2.JOB_VIEW_FULL if full else files_pb2.JOB_VIEW_BASIC
         return self.files.GetJob(
-            files_pb2.GetJobRequest(job_id=job_id),
+            files_pb2.GetJobRequest(job_id=job_id, view=view),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
+        ).job
+
+    def cancel(self, job_id: str) -> files_pb2.Job:
+        return self.files.CancelJob(
+            files_pb2.CancelJobRequest(job_id=job_id),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
+        ).job
+
+    def delete(self, job_id: str) -> None:
+        self.files.DeleteJob(
+            files_pb2.DeleteJobRequest(job_id=job_id),
+            metadata=self.metadata,
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+
+    def retry(self, job_id: str) -> files_pb2.Job:
+        return self.files.RetryJob(
+            files_pb2.RetryJobRequest(job_id=job_id),
             metadata=self.metadata,
             timeout=CALL_TIMEOUT_SECONDS,
         ).job

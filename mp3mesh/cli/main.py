@@ -14,6 +14,7 @@ import functools
 import json
 import mimetypes
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -393,15 +394,73 @@ def status(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id (upload prints it).")],
     json_output: JsonOption = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also how the job was done: the input's probe, the ffmpeg command,"
+            " each stage's time, every attempt.",
+        ),
+    ] = False,
 ) -> None:
     """Show one job."""
     opts: Options = ctx.obj
     with opts.client(opts.session()) as client:
-        job = client.job(job_id)
+        job = client.job(job_id, full=explain)
+    if opts.json:
+        emit({"job": as_dict(job)})
+        return
+    show_job(job)
+    if explain:
+        explain_job(job)
+
+
+@command()
+def cancel(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Cancel a queued or running job (its ffmpeg is stopped, nothing is kept)."""
+    _control(
+        ctx.obj, lambda client: client.cancel(job_id), "cancelled. Run it again: mp3mesh retry"
+    )
+
+
+@command()
+def retry(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Run a failed or cancelled job again (while its video is still kept)."""
+    _control(ctx.obj, lambda client: client.retry(job_id), "queued again. Follow it: mp3mesh watch")
+
+
+def _control(opts: Options, call: Callable[[MeshClient], files_pb2.Job], said: str) -> None:
+    """One of the job controls: the job it answers, as JSON or as ``Job ID <said> ID``."""
+    with opts.client(opts.session()) as client:
+        job = call(client)
     if opts.json:
         emit({"job": as_dict(job)})
     else:
-        show_job(job)
+        out.print(f"Job {job.id} {said} {job.id}")
+
+
+@command()
+def delete(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a job with its video and MP3 (a running conversion is stopped)."""
+    opts: Options = ctx.obj
+    with opts.client(opts.session()) as client:
+        client.delete(job_id)
+    if opts.json:
+        emit({"jobId": job_id, "deleted": True})
+    else:
+        out.print(f"Job {job_id} deleted, with its files.")
 
 
 @command()
@@ -636,6 +695,35 @@ def options_text(chosen: files_pb2.ConversionOptions) -> str:
     fields = json_format.MessageToDict(chosen, preserving_proto_field_name=True)
     return " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
                     for name, value in fields.items())  # fmt: skip
+
+
+def explain_job(job: files_pb2.Job) -> None:
+    """How the job was done (GetJob's full view), after show_job's rows."""
+    probe = job.details.probe
+    if probe.container:
+        rate = f", {probe.bit_rate_bps // 1000} kb/s" if probe.bit_rate_bps else ""
+        out.print(f"{'input':>9}  {escape(probe.container)}, {probe.duration_seconds:.2f} s{rate}")
+        for stream in probe.streams:
+            detail = [stream.codec]
+            if stream.sample_rate_hz:
+                detail.append(f"{stream.sample_rate_hz} Hz")
+            if stream.channel_layout:
+                detail.append(stream.channel_layout)
+            if stream.bit_rate_bps:
+                detail.append(f"{stream.bit_rate_bps // 1000} kb/s")
+            out.print(f"{'':>9}  #{stream.index} {stream.type}: {escape(', '.join(detail))}")
+    if job.details.ffmpeg_args:
+        out.print(f"{'ffmpeg':>9}  {escape(shlex.join(job.details.ffmpeg_args))}", soft_wrap=True)
+    times = job.details.stage_times
+    stages = [(name, getattr(times, f"{name}_seconds")) for name in
+              ("queued", "fetch", "convert", "store", "announce")]  # fmt: skip
+    if any(seconds for _, seconds in stages):
+        out.print(f"{'stages':>9}  " + ", ".join(f"{n} {s:.2f} s" for n, s in stages))
+    for attempt in job.details.attempt_history:
+        reason = f": {attempt.reason}" if attempt.reason else ""
+        where = f" on {attempt.converter}" if attempt.converter else ""
+        line = f"#{attempt.number} {_when(attempt.start_time)}{where}, {attempt.outcome}{reason}"
+        out.print(f"{'attempt':>9}  {escape(line)}", soft_wrap=True)
 
 
 def _status(job: files_pb2.Job) -> str:

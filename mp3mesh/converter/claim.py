@@ -30,6 +30,13 @@ log = structlog.get_logger()
 # How long a final write (the MP3, SUCCEEDED, FAILED) keeps being retried through a store
 # outage before the attempt is given up as failed: the conversion is worth waiting for.
 FINAL_WRITE_SECONDS = 120.0
+# How often a holder reads its job's record while it works, to notice a cancel or a
+# delete by the job's owner (both clear the claim). Polling the one record by _id is
+# the whole cost; the record is the truth, where a notice on the broker could be lost
+# and would need this poll behind it anyway (the stand-in has no change streams).
+# Half a second keeps ffmpeg's stop within the 2 s the API promises (POLL_SECONDS of
+# the transcoder's wait loop on top).
+CANCEL_POLL_SECONDS = 0.5
 
 
 class JobLost(Exception):
@@ -56,6 +63,11 @@ class Claim:
         self.job_id, self.token = job["_id"], job["claim"]
         # Set once a write showed the job was taken over: stops ffmpeg and the renewals.
         self.lost = threading.Event()
+        # Why the job left this holder, once known from the record: "cancelled",
+        # "deleted", or "taken over".
+        self.lost_because = ""
+        # Seconds per stage of this attempt (jobs.STAGES), filled in as it goes.
+        self.stages: dict[str, float] = {"queued": jobs.queued_seconds(job)}
         # Gets the record after each change, for the job's watchers.
         self._on_change = on_change
 
@@ -111,12 +123,45 @@ class Claim:
             self.lost.set()
         return False
 
+    def _still_held(self) -> bool:
+        """One look at the record: whether this holder still holds the job (or finished
+        it itself). Not any more: :attr:`lost` set with the reason."""
+        record = self.collection.find_one({"_id": self.job_id}, {"claim": 1, "status": 1})
+        if record is not None and (
+            record.get("claim") == self.token or jobs.finished_by(record, self.token)
+        ):
+            return True
+        if record is None:
+            self.lost_because = "deleted"
+        elif record.get("status") == jobs.CANCELLED:
+            self.lost_because = "cancelled"
+        else:
+            self.lost_because = "taken over"
+        log.info("job left this converter", job_id=str(self.job_id), why=self.lost_because)
+        self.lost.set()
+        return False
+
     @contextmanager
-    def renewed(self, lease_seconds: float) -> Iterator[None]:
-        """Renew the lease every third of it while the block runs. A renewal that matches
-        nothing sets :attr:`lost`; one the store does not answer is only logged (the
-        sweeper does not count time it could not watch either)."""
+    def renewed(
+        self, lease_seconds: float, cancel_poll: float = CANCEL_POLL_SECONDS
+    ) -> Iterator[None]:
+        """Renew the lease every third of it while the block runs, and look at the record
+        every ``cancel_poll`` seconds for a cancel or delete. A renewal that matches
+        nothing, or a look that finds the claim gone, sets :attr:`lost`; a store that does
+        not answer is only logged (the sweeper does not count time it could not watch
+        either)."""
         done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(cancel_poll):
+                try:
+                    if not self._still_held():
+                        return
+                except PyMongoError as exc:
+                    log.debug("could not look at the job", job_id=str(self.job_id), error=repr(exc))
+
+        watcher = threading.Thread(target=watch, name="cancel-watch", daemon=True)
+        watcher.start()
 
         def renew() -> None:
             change = jobs.renew(self.job_id, self.token)
@@ -135,6 +180,7 @@ class Claim:
         finally:
             done.set()
             renewer.join()
+            watcher.join()
 
 
 def retrying() -> Retrying:

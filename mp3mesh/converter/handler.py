@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,6 +40,7 @@ from mp3mesh.converter.slots import FfmpegSlots
 from mp3mesh.converter.transcode import (
     Deadline,
     Interrupted,
+    MediaInfo,
     ShuttingDown,
     Transcoder,
     Unconvertible,
@@ -135,6 +138,16 @@ def sweep_work_dir(work_dir: str | None) -> list[Path]:
     return removed
 
 
+@contextmanager
+def _timed(stages: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the block's time to ``stages[stage]``, however the block ends."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        stages[stage] = round(stages.get(stage, 0.0) + time.monotonic() - started, 4)
+
+
 def _log_unsent(sent: Future[None]) -> None:
     if (exc := sent.exception()) is not None:
         log.info("job change not announced; watchers read it later", error=repr(exc))
@@ -173,6 +186,8 @@ class Converter:
         self.slots = FfmpegSlots(settings.conversions)
         # Removals of converted videos, after their jobs were announced.
         self._cleanup = ThreadPoolExecutor(1, thread_name_prefix="cleanup")
+        # Who made an attempt, in the job's history.
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def stop(self) -> None:
         """Signal-safe: the jobs in hand go back to the queue within a second or two."""
@@ -213,7 +228,7 @@ class Converter:
             if claim.lost.is_set():  # ffmpeg cancelled, or a read failed under a takeover
                 return self._lost(claim)
             if claim.job["attempts"] < self.settings.max_attempts:
-                self._release(claim)
+                self._release(claim, str(exc))
                 raise  # transient (ffmpeg interrupted, a store error): the consumer retries
             log.exception("job failed on its last attempt", job_id=str(job_id))
             what = "was interrupted" if isinstance(exc, Interrupted) else "hit an internal error"
@@ -238,8 +253,7 @@ class Converter:
             announce=self._pending_finish(),
         )
         if (failed := self._apply(change)) is not None:
-            JOBS.labels("failed").inc()
-            self._drop_video_later(failed["_id"])
+            JOBS.labels("failed").inc()  # its video stays for a retry, until it expires
             self._announce(failed)
         return Outcome()
 
@@ -250,6 +264,7 @@ class Converter:
             new_token(),
             lease_seconds=self.settings.lease_seconds,
             progress=PROGRESS_CLAIMED,
+            converter=self.name,
         )
         job = self._apply(change)
         return None if job is None else Claim(self.jobs, job, self._changed)
@@ -260,24 +275,28 @@ class Converter:
         if existing is None:
             log.warning("job no longer exists; dropping message", job_id=str(job_id))
             return Outcome()
+        if existing["status"] == jobs.CANCELLED:
+            log.info("job was cancelled; dropping message", job_id=str(job_id))
+            return Outcome()
         if existing["status"] not in jobs.FINAL:
             raise LeaseHeld(f"job {job_id} is being converted elsewhere; looking again later")
         log.info("job already finished; announcing it again", job_id=str(job_id))
         return self._finished(existing)
 
     def _lost(self, claim: Claim) -> Outcome:
-        """Another converter took the job over: this attempt leaves nothing behind (its
-        MP3 was removed on the way out) and announces nothing; the message is settled."""
-        log.warning("job lost to another converter; this attempt is dropped",
-                    job_id=str(claim.job_id))  # fmt: skip
+        """The job left this converter (cancelled or deleted by its owner, or taken over
+        by another converter): this attempt leaves nothing behind (its MP3 was removed on
+        the way out) and announces nothing; the message is settled."""
+        log.warning("job lost; this attempt is dropped",
+                    job_id=str(claim.job_id), why=claim.lost_because or "taken over")  # fmt: skip
         return Outcome()
 
-    def _release(self, claim: Claim) -> None:
+    def _release(self, claim: Claim, reason: str) -> None:
         """A passing failure: the job is queued again at once for the retried message,
         instead of waiting out its lease. If the store does not answer, the lease runs out
         and housekeeping queues it."""
         try:
-            claim.write(jobs.release(claim.job_id, claim.token))
+            claim.write(jobs.release(claim.job_id, claim.token, reason))
         except (JobLost, PyMongoError) as exc:
             log.info("job not released; its lease will run out", job_id=str(claim.job_id),
                      error=repr(exc))  # fmt: skip
@@ -304,10 +323,14 @@ class Converter:
             # No extension on the input: ffmpeg then judges the content, not the client's
             # name (a ".txt" would select its tty demuxer and "convert" text as video).
             video, mp3 = Path(tmp) / "video", Path(tmp) / "audio.mp3"
-            self._fetch_video(claim, video)
+            with _timed(claim.stages, "fetch"):
+                self._fetch_video(claim, video)
             with self.slots.slot(lambda: self._still_wanted(claim)):
                 progress.ffmpeg(0.0)  # PROGRESS_FFMPEG_START, unless just written
-                with tracing.tracer.start_as_current_span("ffmpeg"):
+                with (
+                    tracing.tracer.start_as_current_span("ffmpeg"),
+                    _timed(claim.stages, "convert"),
+                ):
                     info = self.transcoder.extract_mp3(
                         video,
                         mp3,
@@ -317,9 +340,11 @@ class Converter:
                         cancel=claim.lost,
                         options=self._options(job),
                         filename=job.get("filename") or "",
+                        on_start=lambda source, command: self._record_run(claim, source, command),
                     )
             self.transcoder.check_stopping()
-            mp3_id, size = self._store_mp3(claim, mp3)
+            with _timed(claim.stages, "store"):
+                mp3_id, size = self._store_mp3(claim, mp3)
         done = self._succeed(claim, mp3_id, info.duration, size)
         JOBS.labels("succeeded").inc()
         CONVERSION_SECONDS.observe(time.monotonic() - started)
@@ -345,6 +370,14 @@ class Converter:
         """While a job waits for an ffmpeg slot: ShuttingDown or JobLost ends the wait."""
         self.transcoder.check_stopping()
         claim.check()
+
+    def _record_run(self, claim: Claim, source: MediaInfo, command: list[str] | None) -> None:
+        """Keep on the job what the probe found and the exact ffmpeg command about to
+        run (the job's full view shows them)."""
+        change = jobs.record_run(
+            claim.job_id, claim.token, probe=source.details, ffmpeg_args=command or []
+        )
+        claim.write(change, watched=False)
 
     def _fetch_video(self, claim: Claim, video: Path) -> None:
         """Copy the job's video out of GridFS into ``video`` (ffmpeg needs a seekable file:
@@ -401,6 +434,7 @@ class Converter:
             size=size,
             expires_at=self._expires_at(),
             announce=self._pending_finish(),
+            stages=claim.stages,
         )
         try:
             return claim.write_final(change)
@@ -439,13 +473,14 @@ class Converter:
             reason,
             expires_at=self._expires_at(),
             announce=self._pending_finish(),
+            stages=claim.stages,
         )
         try:
             failed = claim.write_final(change)
         except JobLost:
             return self._lost(claim)
         JOBS.labels("failed").inc()
-        self._drop_video_later(claim.job_id)
+        # The video stays until the job expires, so that its owner can retry it.
         self._announce(failed)
         return Outcome()
 
@@ -463,12 +498,18 @@ class Converter:
         message's retry delays."""
         if self.event_publisher is None:
             return
+        started = time.monotonic()
         sent = self.event_publisher.publish(
             job["announce_queue"], jobs.job_finished(job), str(job["_id"])
         )
         try:
             sent.result(timeout=ANNOUNCE_SECONDS)
-            change = jobs.announced(job["_id"], job["announce_queue"], job["announce_at"])
+            change = jobs.announced(
+                job["_id"],
+                job["announce_queue"],
+                job["announce_at"],
+                took=round(time.monotonic() - started, 4),
+            )
             self.jobs.update_one(change.filter, change.update)
         except Exception as exc:
             sent.cancel()  # not sent yet: the relay's copy will be the only one

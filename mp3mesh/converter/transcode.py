@@ -48,12 +48,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from moviepy.config import FFMPEG_BINARY
 from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
 
+from mp3mesh.converter.media_probe import describe
 from mp3mesh.core.options import (
     CBR_BITRATES_KBPS,
     LOUDNORM_RANGE_LU,
@@ -119,6 +121,8 @@ class MediaInfo:
     has_audio: bool
     # The container's own title tag, if any.
     title: str = ""
+    # What the probe read, for the job's full view (mp3mesh/converter/media_probe.py).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ def probe(path: Path, demuxers: str = VIDEO_DEMUXERS) -> MediaInfo:
         has_video=bool(infos.get("video_found")),
         has_audio=bool(infos.get("audio_found")),
         title=str((infos.get("metadata") or {}).get("title") or "")[:MAX_TAG_LENGTH],
+        details=describe(output),
     )
 
 
@@ -288,13 +293,19 @@ class Transcoder:
         *,
         options: Effective | None = None,
         filename: str = "",
+        on_start: Callable[[MediaInfo, list[str] | None], None] | None = None,
     ) -> MediaInfo:
         """Write the video's audio track to ``mp3`` as ``options`` say (without them: at
         ``bitrate_kbps`` and ``sample_rate``); returns what the MP3 turned out to be.
         ``on_progress`` gets the fraction done, from ffmpeg's own reports; setting
         ``cancel`` stops this extraction alone (:class:`Cancelled`). ``filename`` is the
-        title tag when neither the options nor the video name one."""
+        title tag when neither the options nor the video name one. ``on_start`` gets the
+        probe once read (command None, so that a refused input shows it too), then the
+        probe and the exact command line just before each ffmpeg run (the loudness
+        measurement, then the encoding)."""
         source = probe(video)
+        if on_start is not None:
+            on_start(source, None)
         if not source.has_video:
             raise Unconvertible("the uploaded file has no video stream; upload a video file")
         if not source.has_audio:
@@ -319,11 +330,15 @@ class Transcoder:
         measured = None
         if options.loudness_lufs is not None:
             command = measure_command(video, mp3, options, cut, limit, bound)
+            if on_start is not None:
+                on_start(source, command)
             measured = _loudnorm_measured(
                 self._run(command, mp3, limit, cut.length, _part(on_progress, 0, passes), cancel)
             )
         title = options.title or source.title or filename
         command = extract_command(video, mp3, options, cut, limit, bound, title, measured)
+        if on_start is not None:
+            on_start(source, command)
         self._run(command, mp3, limit, cut.length, _part(on_progress, passes - 1, passes), cancel)
         report = mp3.with_name(mp3.name + ".progress")
         written = _media_seconds_done(report)

@@ -17,6 +17,7 @@ a job may be in, and who may move it on, is read here and nowhere else.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 from mp3mesh.core import options as conversion_options
 from mp3mesh.core import webhooks
+from mp3mesh.core.nx27017 import stored_datetime
 from mp3mesh.core.timestamps import timestamp
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -34,13 +36,18 @@ QUEUED = "QUEUED"
 PROCESSING = "PROCESSING"
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
-FINAL = (SUCCEEDED, FAILED)
+CANCELLED = "CANCELLED"
+# States no converter moves on: a job there ends its watches and keeps no claim.
+FINAL = (SUCCEEDED, FAILED, CANCELLED)
+# States its owner may retry from.
+RETRYABLE = (FAILED, CANCELLED)
 
 _STATUS = {
     QUEUED: files_pb2.JOB_STATUS_QUEUED,
     PROCESSING: files_pb2.JOB_STATUS_PROCESSING,
     SUCCEEDED: files_pb2.JOB_STATUS_SUCCEEDED,
     FAILED: files_pb2.JOB_STATUS_FAILED,
+    CANCELLED: files_pb2.JOB_STATUS_CANCELLED,
 }
 
 
@@ -91,6 +98,8 @@ def new_job(
         "mp3_size": 0,
         "created": t,
         "updated": t,
+        # Since when the job waits for a converter: the upload, or the last retry.
+        "queued_at": t,
     }
 
 
@@ -98,9 +107,10 @@ def _mp3_id(doc: dict[str, Any]) -> str:
     return str(doc["mp3_file_id"]) if doc.get("mp3_file_id") else ""
 
 
-def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
-    """The job as the API shows it (GetJob, WatchJob, ListJobs, Upload's answer)."""
-    return files_pb2.Job(
+def to_proto(doc: dict[str, Any], *, full: bool = False) -> files_pb2.Job:
+    """The job as the API shows it (GetJob, WatchJob, ListJobs, Upload's answer);
+    ``full`` adds how it was done (GetJob's JOB_VIEW_FULL)."""
+    job = files_pb2.Job(
         id=str(doc["_id"]),
         owner_id=doc["owner_id"],
         video_file_id=str(doc["_id"]),
@@ -119,6 +129,72 @@ def to_proto(doc: dict[str, Any]) -> files_pb2.Job:
         options=conversion_options.from_record(doc.get("options")),
         webhook_deliveries=webhooks.deliveries_to_proto(doc),
     )
+    if full:
+        _add_how_it_was_done(job, doc)
+    return job
+
+
+def _add_how_it_was_done(job: files_pb2.Job, doc: dict[str, Any]) -> None:
+    """The probe, the ffmpeg command, the stage times and the attempts, from the record."""
+    details = job.details
+    details.SetInParent()
+    if probe := doc.get("probe"):
+        details.probe.CopyFrom(
+            files_pb2.MediaProbe(
+                container=probe.get("container", ""),
+                duration_seconds=float(probe.get("duration", 0.0)),
+                bit_rate_bps=int(probe.get("bit_rate", 0)),
+                streams=[
+                    files_pb2.MediaStream(
+                        index=int(s.get("index", 0)),
+                        type=s.get("type", ""),
+                        codec=s.get("codec", ""),
+                        sample_rate_hz=int(s.get("sample_rate", 0)),
+                        channel_layout=s.get("channel_layout", ""),
+                        bit_rate_bps=int(s.get("bit_rate", 0)),
+                    )
+                    for s in probe.get("streams", [])
+                ],
+            )
+        )
+    details.ffmpeg_args.extend(doc.get("ffmpeg_args") or [])
+    stages = {**(doc.get("stages") or {}), "announce": doc.get("announce_seconds", 0.0)}
+    details.stage_times.CopyFrom(
+        files_pb2.StageTimes(**{f"{name}_seconds": float(stages.get(name, 0.0)) for name in STAGES})
+    )
+    ends = {end.get("token"): end for end in _entries(doc, "attempt_ends")}
+    for number, start in enumerate(_entries(doc, "attempt_starts"), 1):
+        end = ends.get(start.get("token"), {})
+        details.attempt_history.add(
+            number=number,
+            start_time=timestamp(start.get("at")),
+            end_time=timestamp(end.get("at")) if end else None,
+            outcome=end.get("outcome", "running" if doc.get("claim") == start.get("token")
+                            and doc["status"] == PROCESSING else "taken over"),
+            reason=end.get("reason", ""),
+            converter=start.get("converter", ""),
+        )  # fmt: skip
+
+
+def _entries(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """A list of documents ``$push`` wrote. Workaround for the nx-27017 stand-in, which
+    returns each pushed document as its JSON text."""
+    return [json.loads(e) if isinstance(e, str) else e for e in doc.get(key) or []]
+
+
+# The stages of a conversion whose times a job keeps (StageTimes).
+STAGES = ("queued", "fetch", "convert", "store", "announce")
+
+
+def queued_seconds(claimed: dict[str, Any]) -> float:
+    """How long the job ``claimed`` (the record as its claim left it) waited for the
+    claim, since its upload or its last retry (both times written by this module's
+    ``now``; the gateway's and the converter's clocks, so a rough figure)."""
+    start = stored_datetime(claimed.get("queued_at") or claimed.get("created"))
+    end = stored_datetime(claimed.get("updated"))
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        return 0.0
+    return max((end - start).total_seconds(), 0.0)
 
 
 def _announced(doc: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +249,15 @@ def job_changed(doc: dict[str, Any]) -> events_pb2.JobChanged:
 #             ╰──requeue_expired────╯   (the sweeper: the holder stopped renewing)
 #   QUEUED ──announce_again──▶ QUEUED       (housekeeping: its announcement was lost)
 #
+# Its owner's controls (the gateway's CancelJob, RetryJob, DeleteJob):
+#
+#   QUEUED, PROCESSING ──cancel──▶ CANCELLED ──retry──▶ QUEUED
+#   FAILED ─────────────────────────────────────retry──▶ QUEUED
+#   any state ──delete──▶ (removed; a tombstone says so for a while)
+#
+# cancel and delete clear the claim, so a holder is fenced out as by a takeover; it
+# notices within CANCEL_POLL_SECONDS (mp3mesh/converter/claim.py) and stops ffmpeg.
+#
 # A holder's writes (renew, progress, store, succeed, fail, put_back) carry its claim
 # token in the filter: once the job was requeued and claimed again, the old holder's
 # writes match nothing, and that is how it learns it lost the job.
@@ -202,9 +287,17 @@ def _held(job_id: Any, token: str) -> dict[str, Any]:
     return {"_id": job_id, "claim": token, "status": PROCESSING}
 
 
-def claim(job_id: Any, token: str, *, lease_seconds: float, progress: int) -> Change:
+def _attempt_end(token: Any, outcome: str, reason: str = "") -> dict[str, Any]:
+    """The end of the attempt made under ``token``, for the job's attempt history."""
+    return {"attempt_ends": {"token": token, "at": now(), "outcome": outcome, "reason": reason}}
+
+
+def claim(
+    job_id: Any, token: str, *, lease_seconds: float, progress: int, converter: str = ""
+) -> Change:
     """A converter takes a QUEUED job under a new token. The VideoUploaded mark goes: the
-    announcement did its work, whoever was still to publish it."""
+    announcement did its work, whoever was still to publish it. The attempt's start goes
+    into the job's history, with the converter's name."""
     return Change(
         {"_id": job_id, "status": QUEUED},
         {
@@ -217,8 +310,15 @@ def claim(job_id: Any, token: str, *, lease_seconds: float, progress: int) -> Ch
             },
             "$inc": {"attempts": 1, "renewals": 1},
             "$unset": {"announce_at": "", "announce_queue": ""},
+            "$push": {"attempt_starts": {"token": token, "at": now(), "converter": converter}},
         },
     )
+
+
+def record_run(job_id: Any, token: str, *, probe: dict[str, Any], ffmpeg_args: list[str]) -> Change:
+    """The holder probed the video and is about to run ffmpeg: what it found and the
+    exact command, for the job's full view."""
+    return Change(_held(job_id, token), {"$set": {"probe": probe, "ffmpeg_args": ffmpeg_args}})
 
 
 def renew(job_id: Any, token: str) -> Change:
@@ -242,18 +342,28 @@ def store(job_id: Any, token: str, mp3_id: Any) -> Change:
 
 
 def _finish(
-    status: str, expires_at: float, announce: dict[str, Any], **fields: Any
+    status: str,
+    expires_at: float,
+    announce: dict[str, Any],
+    *,
+    ended: dict[str, Any] | None = None,
+    stages: dict[str, float] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    return {
+    update: dict[str, Any] = {
         "$set": {
             "status": status,
             "updated": now(),
             "expires_at": expires_at,
+            **({"stages": stages} if stages is not None else {}),
             **fields,
             **announce,
         },
         "$unset": {"mp3_pending_id": ""},
     }
+    if ended is not None:
+        update["$push"] = ended
+    return update
 
 
 def succeed(
@@ -265,6 +375,7 @@ def succeed(
     size: int,
     expires_at: float,
     announce: dict[str, Any],
+    stages: dict[str, float] | None = None,
 ) -> Change:
     """The holder's MP3 is stored: SUCCEEDED, with its JobFinished pending (``announce``,
     see :func:`pending_announcement`). Matches SUCCEEDED under the same token too, so a
@@ -281,18 +392,38 @@ def succeed(
     }
     return Change(
         {"_id": job_id, "claim": token, "status": {"$in": [PROCESSING, SUCCEEDED]}},
-        _finish(SUCCEEDED, expires_at, announce, **fields),
+        _finish(
+            SUCCEEDED,
+            expires_at,
+            announce,
+            ended=_attempt_end(token, "succeeded"),
+            stages=stages,
+            **fields,
+        ),
     )
 
 
 def fail(
-    job_id: Any, token: str, reason: str, *, expires_at: float, announce: dict[str, Any]
+    job_id: Any,
+    token: str,
+    reason: str,
+    *,
+    expires_at: float,
+    announce: dict[str, Any],
+    stages: dict[str, float] | None = None,
 ) -> Change:
     """The holder gives the job up for good: FAILED with ``reason``, JobFinished pending.
     Like :func:`succeed`, repeatable by the same holder and by nobody else."""
     return Change(
         {"_id": job_id, "claim": token, "status": {"$in": [PROCESSING, FAILED]}},
-        _finish(FAILED, expires_at, announce, error=reason),
+        _finish(
+            FAILED,
+            expires_at,
+            announce,
+            ended=_attempt_end(token, "failed", reason),
+            stages=stages,
+            error=reason,
+        ),
     )
 
 
@@ -304,7 +435,7 @@ def give_up(job_id: Any, reason: str, *, expires_at: float, announce: dict[str, 
     )
 
 
-def release(job_id: Any, token: str) -> Change:
+def release(job_id: Any, token: str, reason: str = "") -> Change:
     """The holder failed for a passing reason (ffmpeg killed, a store error): QUEUED again,
     the attempt counted, for the retried delivery of its message to claim at once."""
     return Change(
@@ -312,6 +443,7 @@ def release(job_id: Any, token: str) -> Change:
         {
             "$set": {"status": QUEUED, "progress": 0, "claim": None, "updated": now()},
             "$unset": {"mp3_pending_id": ""},
+            "$push": _attempt_end(token, "released", reason),
         },
     )
 
@@ -319,7 +451,14 @@ def release(job_id: Any, token: str) -> Change:
 def put_back(job_id: Any, token: str) -> Change:
     """The holder is shutting down: QUEUED again, as if this attempt never started."""
     released = release(job_id, token)
-    return Change(released.filter, {**released.update, "$inc": {"attempts": -1}})
+    return Change(
+        released.filter,
+        {
+            **released.update,
+            "$inc": {"attempts": -1},
+            "$push": _attempt_end(token, "put back", "its converter was shutting down"),
+        },
+    )
 
 
 def requeue_expired(job_id: Any, token: str | None, renewals: int, queue: str) -> Change:
@@ -340,6 +479,7 @@ def requeue_expired(job_id: Any, token: str | None, renewals: int, queue: str) -
                 "announce_at": 0,
             },
             "$unset": {"mp3_pending_id": ""},
+            "$push": _attempt_end(token, "taken over", "its converter stopped renewing its lease"),
         },
     )
 
@@ -374,13 +514,14 @@ def hold_announcement(job_id: Any, queue: str, at: float, now: float) -> Change:
     )
 
 
-def announced(job_id: Any, queue: str, at: float) -> Change:
+def announced(job_id: Any, queue: str, at: float, *, took: float | None = None) -> Change:
     """The broker confirmed the announcement tried ``at``: the mark goes, unless a newer
-    one replaced it meanwhile."""
-    return Change(
-        {"_id": job_id, "announce_queue": queue, "announce_at": at},
-        {"$unset": {"announce_at": "", "announce_queue": ""}},
-    )
+    one replaced it meanwhile. ``took``: how long the publish waited for its confirm (the
+    job's announce stage), if the caller timed it."""
+    update: dict[str, Any] = {"$unset": {"announce_at": "", "announce_queue": ""}}
+    if took is not None:
+        update["$set"] = {"announce_seconds": took}
+    return Change({"_id": job_id, "announce_queue": queue, "announce_at": at}, update)
 
 
 def expire(job_id: Any, at: float) -> Change:
@@ -391,14 +532,105 @@ def expire(job_id: Any, at: float) -> Change:
 
 def finished_by(record: dict[str, Any], token: str) -> bool:
     """Whether the holder ``token`` finished the job (a holder's transitions keep its
-    token on the record once it reached a final state)."""
-    return record.get("claim") == token and record.get("status") in FINAL
+    token on the record once it reached a final state; cancel clears it)."""
+    return record.get("claim") == token and record.get("status") in (SUCCEEDED, FAILED)
+
+
+# --- The owner's controls ------------------------------------------------------------------
+#
+# The gateway reads the record, then applies one of these conditioned on what it read
+# (status and claim): a converter's claim or finish landing in between makes it match
+# nothing, and the gateway reads again.
+
+CANCELLABLE = (QUEUED, PROCESSING)
+CANCEL_REASON = "cancelled by its owner"
+
+
+def cancel(seen: dict[str, Any], *, expires_at: float) -> Change:
+    """Its owner cancels the job ``seen`` (QUEUED or PROCESSING): CANCELLED, the claim
+    cleared (a holder's writes now match nothing: it stops ffmpeg and removes its partial
+    MP3), no announcement pending (a cancelled job is not mailed), kept until
+    ``expires_at`` so that it can be retried."""
+    update: dict[str, Any] = {
+        "$set": {
+            "status": CANCELLED,
+            "claim": None,
+            "progress": 0,
+            "error": CANCEL_REASON,
+            "updated": now(),
+            "expires_at": expires_at,
+        },
+        "$unset": {"announce_at": "", "announce_queue": "", "mp3_pending_id": ""},
+    }
+    if seen["status"] == PROCESSING:
+        update["$push"] = _attempt_end(seen.get("claim"), "cancelled", CANCEL_REASON)
+    return Change(
+        {
+            "_id": seen["_id"],
+            "owner_id": seen["owner_id"],
+            "status": seen["status"],
+            "claim": seen.get("claim"),
+        },
+        update,
+    )
+
+
+def retry(seen: dict[str, Any], *, announce: dict[str, Any]) -> Change:
+    """Its owner runs the FAILED or CANCELLED job ``seen`` again: QUEUED with its
+    VideoUploaded pending (``announce``), the attempt count started over (the history
+    keeps every attempt), no expiry while it waits. Refused once retention removed the
+    job's files (``expired_at``)."""
+    return Change(
+        {
+            "_id": seen["_id"],
+            "owner_id": seen["owner_id"],
+            "status": {"$in": list(RETRYABLE)},
+            "expired_at": {"$exists": False},
+        },
+        {
+            "$set": {
+                "status": QUEUED,
+                "progress": 0,
+                "error": "",
+                "attempts": 0,
+                "claim": None,
+                "queued_at": now(),
+                "updated": now(),
+                **announce,
+            },
+            "$unset": {"expires_at": "", "stages": "", "announce_seconds": ""},
+        },
+    )
+
+
+# Deleted jobs leave a tombstone in this collection, removed after TOMBSTONE_SECONDS
+# (a TTL index on ``deleted``), so reads can say the job was deleted rather than never was.
+TOMBSTONES = "deleted_jobs"
+TOMBSTONE_SECONDS = 7 * 24 * 3600
+
+
+def tombstone(record: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of a deleted job: whose it was, its MP3's id, when it went."""
+    return {
+        "_id": record["_id"],
+        "owner_id": record["owner_id"],
+        "mp3_key": _mp3_id(record) or None,
+        "deleted": now(),
+    }
+
+
+def deletion(owner_id: str, job_id: Any) -> dict[str, Any]:
+    """The record to delete: the owner's job, in any state (a holder is fenced out as by
+    a cancel: its writes match nothing)."""
+    return owned(owner_id, job_id)
 
 
 # --- Queries -------------------------------------------------------------------------------
 
 # One index per field the queries below (and the owner's listings) look jobs up by.
 INDEXED = ("owner_id", "status", "announce_at", "expires_at", "expired_at", "mp3_key")
+# The tombstones' lookups: by _id, and by the MP3's id for Download.
+TOMBSTONES_INDEXED = ("mp3_key",)
 
 
 def held() -> dict[str, Any]:

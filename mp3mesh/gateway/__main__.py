@@ -51,7 +51,12 @@ async def run(settings: GatewaySettings) -> None:
         ttl=settings.resumable_upload_ttl_seconds,
     )
     await resumable.ensure_indexes()
-    publisher = ThreadedPublisher(settings.amqp_url, [settings.video_queue, settings.mp3_queue])
+    # The job.events topic too: CancelJob and RetryJob tell the job's watchers at once.
+    publisher = ThreadedPublisher(
+        settings.amqp_url,
+        [settings.video_queue, settings.mp3_queue],
+        topics=[settings.job_events_exchange],
+    )
     await asyncio.to_thread(publisher.start)
     relay = OutboxRelay(
         store.jobs,
@@ -82,6 +87,7 @@ async def run(settings: GatewaySettings) -> None:
         event_subscriber,
         max_upload_bytes=settings.max_upload_bytes,
         watch_poll=settings.watch_poll_seconds,
+        retention_seconds=settings.retention_seconds,
         bounds=ClientBounds(
             uploads_per_user=settings.max_uploads_per_user,
             watches_per_user=settings.max_watches_per_user,

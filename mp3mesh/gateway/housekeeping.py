@@ -23,14 +23,15 @@ gateways sweeping at once do each thing once.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from pymongo.errors import PyMongoError
 
-from mp3mesh.core import gridfs_io, jobs
+from mp3mesh.core import jobs
+from mp3mesh.gateway.idempotency import KEY_SECONDS, KEYS
 from mp3mesh.gateway.resumable import ResumableUploads
 from mp3mesh.gateway.store import FileStore
 
@@ -130,19 +131,17 @@ class Housekeeping:
         now = self.clock()
         expired = 0
         async for job in self.jobs.find(jobs.due_for_expiry(now)).limit(BATCH):
-            await self._discard_files(job)
+            await self.store.discard_job_files(job)
             change = jobs.expire(job["_id"], now)
             await self.jobs.update_one(change.filter, change.update)
             log.info("job expired; its files were deleted", job_id=str(job["_id"]))
             expired += 1
         await self.jobs.delete_many(jobs.expired_before(now - self.retention))
+        # What the TTL indexes remove on MongoDB; the stand-in keeps them until here.
+        await self.db[jobs.TOMBSTONES].delete_many(
+            {"deleted": {"$lt": jobs.now() - dt.timedelta(seconds=jobs.TOMBSTONE_SECONDS)}}
+        )
+        await self.db[KEYS].delete_many(
+            {"created": {"$lt": jobs.now() - dt.timedelta(seconds=KEY_SECONDS)}}
+        )
         return expired
-
-    async def _discard_files(self, job: dict[str, Any]) -> None:
-        mp3s = self.db[f"{gridfs_io.MP3S}.files"].find({"metadata.job_id": str(job["_id"])})
-        mp3_ids = {mp3["_id"] async for mp3 in mp3s}
-        if job.get("mp3_file_id"):
-            mp3_ids.add(job["mp3_file_id"])
-        for mp3_id in mp3_ids:
-            await gridfs_io.adiscard(self.db, gridfs_io.MP3S, mp3_id)
-        await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job["_id"])

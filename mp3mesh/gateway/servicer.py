@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import structlog
@@ -15,17 +17,20 @@ from bson.errors import InvalidId
 from mp3mesh.core import gridfs_io, jobs, options, tracing
 from mp3mesh.core.grpc_server import abort
 from mp3mesh.core.limits import MAX_ID_LENGTH, too_long
+from mp3mesh.core.timestamps import timestamp
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from mp3mesh.gateway.auth_interceptor import Caller, current_caller
 from mp3mesh.gateway.bounds import ClientBounds, TooMany
 from mp3mesh.gateway.download_wire import body_prefix, http_bodies
+from mp3mesh.gateway.idempotency import Keys, key_from, same_upload
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from mp3mesh.gateway.relay import OutboxRelay
 from mp3mesh.gateway.resumable import ResumableUploads
 from mp3mesh.gateway.resumable import to_proto as upload_proto
+from mp3mesh.gateway.store import UPLOADS as UPLOAD_MARKS
 from mp3mesh.gateway.store import FileStore
-from mp3mesh.gateway.upload import ReceivedVideo, UploadRefused, receive_video
+from mp3mesh.gateway.upload import Discard, ReceivedVideo, UploadRefused, receive_video
 
 log = structlog.get_logger()
 
@@ -37,6 +42,10 @@ FINAL_STATUSES = {jobs.status_to_proto(status) for status in jobs.FINAL}
 # often; well under the 4 MiB clients accept by default.
 DOWNLOAD_MESSAGE_BYTES = 1024 * 1024
 MP3_BODY = body_prefix("audio/mpeg")
+# A cancel or retry reads the job and writes conditioned on what it read; a converter's
+# write in between makes it read again, this many times at most.
+CONTROL_TRIES = 5
+BUSY = "the job changed while this request was applied; send it again"
 
 
 # Download's initial metadata: the MP3's entity tag and whole length (files.proto).
@@ -82,6 +91,28 @@ def _newer(change: files_pb2.Job, current: files_pb2.Job) -> bool:
     return change.update_time.ToNanoseconds() >= current.update_time.ToNanoseconds()
 
 
+def _log_unsent(sent: concurrent.futures.Future[None]) -> None:
+    if not sent.cancelled() and (exc := sent.exception()) is not None:
+        log.info("job change not announced; watchers read it later", error=repr(exc))
+
+
+def _when(value: Any) -> str:
+    """A stored time for a message, in UTC to the second."""
+    return timestamp(value).ToDatetime(dt.UTC).isoformat(timespec="seconds")
+
+
+# The HTTP status both edges give an error that carries it in this trailer (mp3mesh/shim/app.py,
+# envoy/envoy.yaml.tmpl's Lua filter): grpc-gateway's x-http-code convention.
+HTTP_CODE_KEY = "x-http-code"
+
+
+async def _conflict(context: grpc.aio.ServicerContext, message: str) -> NoReturn:
+    """FAILED_PRECONDITION for a job in a state the request does not apply to, HTTP 409
+    at the edges (the table's 400 would say the request itself is malformed)."""
+    context.set_trailing_metadata(((HTTP_CODE_KEY, "409"),))
+    await abort(context, grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
 async def _object_id(context: grpc.aio.ServicerContext, value: str, what: str) -> ObjectId:
     if not value:
         await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} is required")
@@ -108,6 +139,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         watch_poll: float,
         bounds: ClientBounds,
         resumable: ResumableUploads,
+        retention_seconds: float = 24 * 3600.0,
     ) -> None:
         self.store = store
         self.resumable = resumable
@@ -116,6 +148,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self.event_subscriber = event_subscriber
         self.max_upload_bytes = max_upload_bytes
         self.watch_poll = watch_poll
+        self.keys = Keys(store.db, UPLOAD_MARKS)
+        # How long a cancelled job is kept for a retry (then retention removes it).
+        self.retention_seconds = retention_seconds
 
     async def Upload(
         self,
@@ -135,9 +170,60 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         request_iterator: AsyncIterator[files_pb2.UploadRequest],
         context: grpc.aio.ServicerContext,
     ) -> files_pb2.UploadResponse:
-        """Store the video, record its job, queue the conversion: all of it, or nothing."""
+        """Store the video, record its job, queue the conversion: all of it, or nothing.
+        Under an idempotency key already used, the original job (mp3mesh/gateway/idempotency.py)."""
         job_id = ObjectId()
         tracing.set_job(str(job_id))
+        try:
+            key = key_from(context.invocation_metadata())
+            original = await self.keys.reserve(caller.user_id, key, job_id) if key else None
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
+        if original is not None:
+            return await self._replay(original, request_iterator, context)
+        try:
+            return await self._store_upload(caller, job_id, request_iterator, context)
+        except BaseException:
+            if key:
+                await asyncio.shield(self.keys.release(caller.user_id, key, job_id))
+            raise
+
+    async def _replay(
+        self,
+        original: dict[str, Any],
+        request_iterator: AsyncIterator[files_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.UploadResponse:
+        """The upload was sent before under its key and recorded: its body is read and
+        hashed, not stored; the same file answers the original job."""
+        try:
+            video = await receive_video(
+                self.bounds.pace(aiter(request_iterator)),
+                lambda _name, _type: Discard(),
+                self.max_upload_bytes,
+            )
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
+        if not same_upload(original, video.filename, video.sha256):
+            await abort(
+                context,
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"this Idempotency-Key was already used for another upload (job"
+                f" {original['_id']}, file {original.get('filename', '')!r}); send a new"
+                " key with a new upload",
+            )
+        UPLOADS.labels("repeated").inc()
+        log.info("upload repeated under its idempotency key", job_id=str(original["_id"]))
+        return files_pb2.UploadResponse(job=jobs.to_proto(original))
+
+    async def _store_upload(
+        self,
+        caller: Caller,
+        job_id: ObjectId,
+        request_iterator: AsyncIterator[files_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> files_pb2.UploadResponse:
+        """The upload's video stored and its job recorded and queued."""
 
         def open_video_file(filename: str, content_type: str) -> gridfs_io.AsyncFileWriter:
             return self.store.open_video_file(job_id, caller.user_id, filename, content_type)
@@ -217,7 +303,69 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self, request: files_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> files_pb2.GetJobResponse:
         job = await self._job(context, request.job_id or request.fid)
-        return files_pb2.GetJobResponse(job=jobs.to_proto(job))
+        full = request.view == files_pb2.JOB_VIEW_FULL
+        return files_pb2.GetJobResponse(job=jobs.to_proto(job, full=full))
+
+    async def CancelJob(
+        self, request: files_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.CancelJobResponse:
+        """CANCELLED, conditioned on the state read (a converter's claim or finish landing
+        in between is read again)."""
+        for _ in range(CONTROL_TRIES):
+            job = await self._job(context, request.job_id)
+            if job["status"] == jobs.CANCELLED:
+                return files_pb2.CancelJobResponse(job=jobs.to_proto(job))
+            if job["status"] not in jobs.CANCELLABLE:
+                await _conflict(
+                    context,
+                    f"job {job['_id']} already ended ({job['status']}); only a QUEUED or"
+                    " PROCESSING job can be cancelled",
+                )
+            change = jobs.cancel(job, expires_at=time.time() + self.retention_seconds)
+            if (cancelled := await self.store.apply(change)) is not None:
+                log.info("job cancelled", job_id=str(job["_id"]), was=job["status"])
+                self._changed(cancelled)
+                return files_pb2.CancelJobResponse(job=jobs.to_proto(cancelled))
+        await abort(context, grpc.StatusCode.ABORTED, BUSY)
+
+    async def DeleteJob(
+        self, request: files_pb2.DeleteJobRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.DeleteJobResponse:
+        job = await self._job(context, request.job_id)
+        await self.store.delete_job(job)
+        log.info("job deleted", job_id=str(job["_id"]), was=job["status"])
+        return files_pb2.DeleteJobResponse(job_id=str(job["_id"]))
+
+    async def RetryJob(
+        self, request: files_pb2.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.RetryJobResponse:
+        """QUEUED again with its VideoUploaded through the outbox, as an upload is."""
+        job = await self._job(context, request.job_id)
+        if job["status"] not in jobs.RETRYABLE:
+            await _conflict(
+                context,
+                f"job {job['_id']} is {job['status']}; only a FAILED or CANCELLED job can"
+                " be retried",
+            )
+        if job.get("expired_at") or not await self.store.has_video(job["_id"]):
+            await _conflict(
+                context,
+                f"job {job['_id']} cannot be retried: its video is no longer stored (files"
+                " are kept for a limited time); upload the video again",
+            )
+        pending: dict[str, Any] = {}
+        self.relay.mark_pending(pending)
+        retried = await self.store.apply(jobs.retry(job, announce=pending))
+        if retried is None:
+            await abort(context, grpc.StatusCode.ABORTED, BUSY)
+        try:
+            await self.relay.announce(retried)
+        except Exception as exc:
+            log.warning("broker did not confirm the retry; the outbox relay will publish it",
+                        job_id=str(job["_id"]), error=repr(exc))  # fmt: skip
+        log.info("job retried", job_id=str(job["_id"]))
+        self._changed(retried)
+        return files_pb2.RetryJobResponse(job=jobs.to_proto(retried))
 
     async def WatchJob(
         self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
@@ -384,6 +532,19 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             await abort(context, refused.code, refused.message)
         return files_pb2.CancelResumableUploadResponse()
 
+    def _changed(self, job: dict[str, Any]) -> None:
+        """Tell the job's watchers (on every gateway) of its owner's change at once, as the
+        converter tells them of its own; best effort: they also read the record."""
+        notice = jobs.job_changed(job)
+        try:
+            sent = self.relay.publisher.publish_event(
+                self.event_subscriber.exchange, notice.job.id, notice
+            )
+        except Exception as exc:  # the publisher is not running: the watchers poll
+            log.info("job change not announced; watchers read it later", error=repr(exc))
+            return
+        sent.add_done_callback(_log_unsent)
+
     async def _missing_mp3(self, owner_id: str, mp3_id: ObjectId) -> str:
         """Why there is no such MP3: it expired (retention), or there never was one."""
         job = await self.store.job_of_mp3(owner_id, mp3_id)
@@ -395,11 +556,21 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 f"MP3 {mp3_id} expired at {when}: files are kept for a limited time after"
                 " conversion; upload the video again"
             )
+        if (stone := await self.store.tombstone_of_mp3(owner_id, mp3_id)) is not None:
+            return f"MP3 {mp3_id} was deleted with its job at {_when(stone['deleted'])}"
         return f"no MP3 with id {mp3_id}"
 
     async def _job(self, context: grpc.aio.ServicerContext, job_id: str) -> dict[str, Any]:
         job_oid = await _object_id(context, job_id, "job id")
-        job = await self.store.job(current_caller().user_id, job_oid)
+        owner_id = current_caller().user_id
+        job = await self.store.job(owner_id, job_oid)
         if job is None:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"no job with id {job_oid}")
+            stone = await self.store.tombstone(owner_id, job_oid)
+            await abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"job {job_oid} was deleted at {_when(stone['deleted'])}"
+                if stone
+                else f"no job with id {job_oid}",
+            )
         return job

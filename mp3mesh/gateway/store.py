@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from mp3mesh.core import gridfs_io, jobs
+from mp3mesh.gateway.idempotency import Keys
 from mp3mesh.gateway.upload import UploadRefused
 
 log = structlog.get_logger()
@@ -74,6 +75,14 @@ class FileStore:
         # Retention finds every MP3 written for a job (a lost attempt's included).
         await self.db[f"{gridfs_io.MP3S}.files"].create_index("metadata.job_id")
         await self.db[UPLOADS].create_index("started")
+        # Tombstones of deleted jobs go by themselves on MongoDB (TTL); housekeeping
+        # removes them too, for the stand-in.
+        await self.db[jobs.TOMBSTONES].create_index(
+            "deleted", expireAfterSeconds=jobs.TOMBSTONE_SECONDS
+        )
+        await Keys(self.db, UPLOADS).ensure_indexes()
+        for field in jobs.TOMBSTONES_INDEXED:
+            await self.db[jobs.TOMBSTONES].create_index(field)
 
     @asynccontextmanager
     async def atomic_upload(self, job_id: ObjectId, owner_id: str) -> AsyncIterator[None]:
@@ -211,3 +220,41 @@ class FileStore:
         return gridfs_io.aiter_windows(
             self.db, gridfs_io.MP3S, files_doc["_id"], files_doc, start, stop
         )
+
+    async def apply(self, change: jobs.Change) -> dict[str, Any] | None:
+        """Apply one transition; the record after it, or None if it matched nothing."""
+        return await self.jobs.find_one_and_update(
+            change.filter, change.update, return_document=pymongo.ReturnDocument.AFTER
+        )
+
+    async def tombstone(self, owner_id: str, job_id: ObjectId) -> dict[str, Any] | None:
+        return await self.db[jobs.TOMBSTONES].find_one(jobs.owned(owner_id, job_id))
+
+    async def tombstone_of_mp3(self, owner_id: str, mp3_id: ObjectId) -> dict[str, Any] | None:
+        return await self.db[jobs.TOMBSTONES].find_one(jobs.owned_with_mp3(owner_id, mp3_id))
+
+    async def has_video(self, job_id: ObjectId) -> bool:
+        videos = self.db[f"{gridfs_io.VIDEOS}.files"]
+        return await videos.find_one({"_id": job_id}, {"_id": 1}) is not None
+
+    async def delete_job(self, record: dict[str, Any]) -> bool:
+        """Delete the job ``record`` and its files, leaving a tombstone: first the
+        tombstone, then the record (a converter holding it is fenced out from here on and
+        removes its own partial MP3), then every file written for it. Whether this call
+        deleted the record."""
+        stone = jobs.tombstone(record)
+        await self.db[jobs.TOMBSTONES].replace_one({"_id": stone["_id"]}, stone, upsert=True)
+        deleted = await self.jobs.delete_one(jobs.deletion(record["owner_id"], record["_id"]))
+        await self.discard_job_files(record)
+        return bool(deleted.deleted_count)
+
+    async def discard_job_files(self, job: dict[str, Any]) -> None:
+        """Every file of the job: its video, and each MP3 written for it (a lost
+        attempt's included)."""
+        mp3s = self.db[f"{gridfs_io.MP3S}.files"].find({"metadata.job_id": str(job["_id"])})
+        mp3_ids = {mp3["_id"] async for mp3 in mp3s}
+        if job.get("mp3_file_id"):
+            mp3_ids.add(job["mp3_file_id"])
+        for mp3_id in mp3_ids:
+            await gridfs_io.adiscard(self.db, gridfs_io.MP3S, mp3_id)
+        await gridfs_io.adiscard(self.db, gridfs_io.VIDEOS, job["_id"])

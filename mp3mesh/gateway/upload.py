@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -29,8 +30,34 @@ from mp3mesh.gateway.metrics import UPLOAD_BYTES
 DEFAULT_FILENAME = "video"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-# Opens the GridFS file the video is written to, given its file name and content type.
-OpenVideoFile = Callable[[str, str], gridfs_io.AsyncFileWriter]
+
+class VideoSink(Protocol):
+    """Where the video's bytes go: a GridFS file, or nowhere (:class:`Discard`)."""
+
+    @property
+    def length(self) -> int: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Discard:
+    """Counts the bytes and keeps none: the body of an upload sent again under an
+    idempotency key, read only to check it is the same file."""
+
+    def __init__(self) -> None:
+        self.length = 0
+
+    async def write(self, data: bytes) -> None:
+        self.length += len(data)
+
+    async def close(self) -> None:
+        return None
+
+
+# Opens the sink the video is written to, given its file name and content type.
+OpenVideoFile = Callable[[str, str], VideoSink | gridfs_io.AsyncFileWriter]
 
 
 class UploadRefused(Exception):

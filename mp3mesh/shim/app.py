@@ -78,7 +78,7 @@ GATEWAY_UNREACHABLE_HEALTH = mesh_health_pb2.GetMeshHealthResponse(
 # Request headers passed on as gRPC metadata: credentials (Bearer for FileService, Basic
 # for Login) and request ids. Others (Host, Content-Length...) mean nothing to gRPC. The
 # trace context goes on too, as the request's own span (mp3mesh/shim/telemetry.py).
-FORWARDED_HEADERS = ("authorization", "x-request-id")
+FORWARDED_HEADERS = ("authorization", "x-request-id", "idempotency-key")
 # Checked without the revocations, as auth does: logging out twice is no error.
 LOGOUT = AUTH_SERVICE.methods_by_name["Logout"]
 USER_AUTH_METHODS = ("WhoAmI", "Logout", "ChangePassword", "DeleteAccount")
@@ -184,7 +184,12 @@ class RestBridge:
         except grpc.aio.AioRpcError as exc:
             if match.route.method.containing_service == MESH_HEALTH_SERVICE:
                 return Response(json_bytes(GATEWAY_UNREACHABLE_HEALTH), 503, media_type=JSON)
-            return error_response(exc.code(), backend_message(exc), headers=_retry_after(exc))
+            return error_response(
+                exc.code(),
+                backend_message(exc),
+                http_status=_error_http_code(exc),
+                headers=_retry_after(exc),
+            )
         except ClientDisconnect:
             log.info("client went away mid-request", path=path)
             return error_response(grpc.StatusCode.CANCELLED, "the client closed the request")
@@ -397,6 +402,16 @@ def _forwarded_metadata(request: Request) -> list[tuple[str, str]]:
 
 
 PASSED_RESPONSE_HEADERS = frozenset({"cache-control"})
+
+
+def _error_http_code(exc: grpc.aio.AioRpcError) -> int | None:
+    """The HTTP status a backend's error asks for with ``x-http-code`` (a 4xx more precise
+    than the code's usual one: 409 for a job in the wrong state), as Envoy's Lua filter
+    applies it; else None, the table's."""
+    for key, value in exc.trailing_metadata() or ():
+        if key == HTTP_CODE_KEY and isinstance(value, str) and value.isdigit():
+            return int(value) if 400 <= int(value) < 500 else None
+    return None
 
 
 def _retry_after(exc: grpc.aio.AioRpcError) -> dict[str, str] | None:

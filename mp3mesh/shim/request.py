@@ -88,6 +88,8 @@ def _json_value(field: FieldDescriptor, text: str) -> str | bool:
 def _type_name(field: FieldDescriptor) -> str:
     if field.message_type is not None:
         return f"type.googleapis.com/{field.message_type.full_name}"
+    if field.enum_type is not None:
+        return f"type.googleapis.com/{field.enum_type.full_name}"
     return descriptor_pb2.FieldDescriptorProto.Type.Name(field.type)  # e.g. TYPE_INT32
 
 

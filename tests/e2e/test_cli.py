@@ -171,6 +171,34 @@ def test_a_file_that_is_not_a_video_fails_the_job_with_its_reason(
     assert job["status"] == "JOB_STATUS_FAILED" and "not a video" in job["error"]
 
 
+def test_cancel_retry_delete_and_explain(cli: Cli, user: str, media: Path) -> None:
+    """The job controls and `status --explain`, as a person and a script use them."""
+    failed = cli("convert", str(media / "notes.txt"))
+    assert failed.returncode == 3
+    job_id = cli.json("jobs")["jobs"][0]["id"]
+    explained = cli("status", "--explain", job_id)
+    assert explained.returncode == 0, explained.stderr
+    assert "attempt" in explained.stdout and "failed" in explained.stdout
+    assert "stages" in explained.stdout and "not a video" in explained.stdout
+
+    retried = cli("retry", job_id)
+    assert retried.returncode == 0 and f"mp3mesh watch {job_id}" in retried.stdout
+    assert cli("watch", job_id).returncode == 3  # fails again, the same way
+    refused = one_line_error(cli("cancel", job_id))
+    assert "already ended (FAILED)" in refused
+
+    done = cli.json("convert", str(media / "clip.mp4"), "-o", "clip.mp3")["job"]
+    full = cli.json("status", "--explain", done["id"])["job"]
+    assert full["details"]["probe"]["container"].startswith("mov,mp4")
+    shown = cli("status", "--explain", done["id"]).stdout
+    assert "ffmpeg" in shown and "-i" in shown and "#1 audio: aac" in shown
+    assert "succeeded" in shown
+
+    assert cli("delete", done["id"]).returncode == 0
+    assert "was deleted" in one_line_error(cli("status", done["id"]))
+    assert cli.json("delete", job_id) == {"jobId": job_id, "deleted": True}
+
+
 def test_errors_are_one_line_each(cli: Cli, stack: Stack, media: Path, tmp_path: Path) -> None:
     email = f"cli-{uuid.uuid4().hex[:12]}@example.com"
     assert "not logged in to" in one_line_error(cli("jobs"))
@@ -227,7 +255,7 @@ def test_help_everywhere_and_shell_completion(cli: Cli) -> None:
     top = cli("--help")
     assert top.returncode == 0
     commands = ["register", "login", "logout", "whoami", "convert", "upload", "status", "watch"]
-    commands += ["jobs", "download", "passwd", "delete-account"]
+    commands += ["jobs", "download", "passwd", "delete-account", "cancel", "retry", "delete"]
     for name in commands:
         assert name in top.stdout
         done = cli(name, "--help")

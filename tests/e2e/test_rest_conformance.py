@@ -263,6 +263,52 @@ def test_oversize_upload_is_413_before_the_body_is_read(edge: Edge) -> None:
         }
 
 
+def test_job_control_and_the_full_view(edge: Edge, stack: Stack, video: Path) -> None:
+    """Cancel, retry, delete and GetJob's full view over REST, the same on both edges;
+    the converter is paused while the job is cancelled, so it is still QUEUED then."""
+    owner = edge.new_user()
+    converter = stack.service_process("converter")
+    with edge.http(owner) as http:
+        converter.suspend()
+        try:
+            job = http.post("/v1/videos?metadata.filename=clip.mp4", content=video.read_bytes())
+            job_id = job.json()["job"]["id"]
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            cancelled = http.post(f"/v1/jobs/{job_id}:cancel", json={})
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json()["job"]["status"] == "JOB_STATUS_CANCELLED"
+            retried = http.post(f"/v1/jobs/{job_id}:retry", json={})
+            assert retried.status_code == 200, retried.text
+            assert retried.json()["job"]["status"] == "JOB_STATUS_QUEUED"
+            first = http.post("/v1/videos", content=video.read_bytes(), headers=key)
+            again = http.post("/v1/videos", content=video.read_bytes(), headers=key)
+            assert first.status_code == again.status_code == 200, again.text
+            assert first.json()["job"]["id"] == again.json()["job"]["id"]
+            other = http.post("/v1/videos", content=b"not the same body", headers=key)
+            assert "Idempotency-Key" in _assert_status(
+                other, 409, grpc.StatusCode.ALREADY_EXISTS.value[0]
+            )
+        finally:
+            converter.resume()
+        done = _watch(http, job_id)[-1]
+        assert done["status"] == "JOB_STATUS_SUCCEEDED"
+        assert "details" not in http.get(f"/v1/jobs/{job_id}").json()["job"]
+        job_full = http.get(f"/v1/jobs/{job_id}", params={"view": "JOB_VIEW_FULL"}).json()["job"]
+        full = job_full["details"]
+        assert full["probe"]["container"].startswith("mov,mp4")
+        assert full["ffmpegArgs"][0].endswith(Path(imageio_ffmpeg.get_ffmpeg_exe()).name)
+        assert [a["outcome"] for a in full["attemptHistory"]] == ["succeeded"]
+        assert float(full["stageTimes"]["convertSeconds"]) > 0
+        finished = http.post(f"/v1/jobs/{job_id}:cancel", json={})
+        message = _assert_status(finished, 409, grpc.StatusCode.FAILED_PRECONDITION.value[0])
+        assert "SUCCEEDED" in message
+        deleted = http.delete(f"/v1/jobs/{job_id}")
+        assert deleted.status_code == 200 and deleted.json() == {"jobId": job_id}
+        gone = http.get(f"/v1/jobs/{job_id}")
+        assert "was deleted" in _assert_status(gone, 404, grpc.StatusCode.NOT_FOUND.value[0])
+        assert http.post(f"/v1/jobs/{job_id}:retry", json={}).status_code == 404
+
+
 def test_openapi_and_health(shim: Edge) -> None:
     with shim.http() as http:
         health = http.get("/healthz")
@@ -276,12 +322,16 @@ def test_openapi_and_health(shim: Edge) -> None:
         "/v1/presets",
         "/v1/webhooks", "/v1/webhooks/{webhook_id}",
         "/files/", "/files/{upload_id}",
+        "/v1/jobs/{job_id}:cancel", "/v1/jobs/{job_id}:retry",
     }  # fmt: skip
     create_webhook = document["paths"]["/v1/webhooks"]["post"]
     assert create_webhook["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/mp3mesh.webhooks.v1.CreateWebhookRequest"
     }
     assert "delete" in document["paths"]["/v1/webhooks/{webhook_id}"]
+    assert set(document["paths"]["/v1/jobs/{job_id}"]) == {"get", "delete"}
+    get_job = {p["name"] for p in document["paths"]["/v1/jobs/{job_id}"]["get"]["parameters"]}
+    assert "view" in get_job
     list_jobs = document["paths"]["/v1/jobs"]["get"]
     assert {p["name"] for p in list_jobs["parameters"]} == {"pageSize", "pageToken"}
     upload_query = {p["name"] for p in document["paths"]["/v1/videos"]["post"]["parameters"]}
@@ -406,7 +456,19 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         ("GET", f"/status?fid={job['id']}", "garbage", {}),
         ("GET", "/no/such/path", "owner", {}),
         ("GET", "/login", "owner", {}),
-        ("DELETE", f"/v1/jobs/{job['id']}", "owner", {}),
+        ("DELETE", f"/v1/jobs/{job['id']}", "stranger", {}),
+        ("POST", f"/v1/jobs/{job['id']}:cancel", "stranger", {"json": {}}),
+        ("POST", f"/v1/jobs/{job['id']}:retry", "stranger", {"json": {}}),
+        ("POST", f"/v1/jobs/{job['id']}:cancel", "owner", {"json": {}}),
+        ("POST", f"/v1/jobs/{job['id']}:retry", "owner", {}),
+        ("POST", "/v1/jobs/not-an-id:cancel", "owner", {"json": {}}),
+        ("DELETE", "/v1/jobs/not-an-id", "owner", {}),
+        ("DELETE", f"/v1/jobs/{job['id']}", "none", {}),
+        ("GET", f"/v1/jobs/{job['id']}?view=JOB_VIEW_FULL", "owner", {}),
+        ("GET", f"/v1/jobs/{job['id']}?view=FULL", "owner", {}),  # 400 on both: enum names
+        ("GET", f"/v1/jobs/{job['id']}?view=2", "owner", {}),
+        ("GET", f"/status?fid={job['id']}&view=JOB_VIEW_FULL", "owner", {}),
+        ("GET", f"/v1/jobs/{job['id']}?view=NO_SUCH_VIEW", "owner", {}),
         ("GET", f"/status?fid={job['id']}&bogus=1", "owner", {}),
         ("POST", "/v1/videos?metadata.filename=empty.mp4", "owner", {"content": b""}),
         ("POST", "/v1/videos?metadata.sizeBytes=5", "owner", {"content": b"abc"}),

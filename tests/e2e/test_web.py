@@ -161,6 +161,46 @@ def test_the_whole_flow(
     snap(page, shots, "05-logged-out")
 
 
+def test_job_controls_and_the_details_panel(
+    page: Page, shots: Path, video: Path, media: Path, stack: Stack
+) -> None:
+    """Cancel (the converter paused, so the job is still queued), Retry, Details (GetJob's
+    full view) and Delete, from the jobs table."""
+    page.goto("/")
+    sign_up(page)
+    page.on("dialog", lambda dialog: dialog.accept())  # Delete asks first
+    rows = page.locator("#jobs tbody tr")
+    converter = stack.service_process("converter")
+    converter.suspend()
+    try:
+        page.locator("#video").set_input_files(video)
+        page.get_by_role("button", name="Convert to MP3").click()
+        expect(page.locator("#upload-text")).to_have_text("100%")
+        expect(rows.nth(0).get_by_role("button", name="Cancel")).to_be_visible()
+        rows.nth(0).get_by_role("button", name="Cancel").click()
+        expect(rows.nth(0)).to_contain_text("cancelled")
+        snap(page, shots, "06-cancelled")
+    finally:
+        converter.resume()
+    rows.nth(0).get_by_role("button", name="Retry").click()
+    expect(page.locator("#current-status")).to_have_text("succeeded")
+    rows.nth(0).get_by_role("button", name="Details").click()
+    details = page.locator("#details")
+    expect(details).to_be_visible()
+    expect(details).to_contain_text("mov,mp4")
+    expect(details).to_contain_text("-i")
+    expect(details).to_contain_text("Attempt 1")
+    expect(details).to_contain_text("succeeded")
+    snap(page, shots, "07-details")
+    job_id = rows.nth(0).get_attribute("data-job")
+    rows.nth(0).get_by_role("button", name="Delete").click()
+    expect(rows).to_have_count(0)
+    expect(details).to_be_hidden()
+    token = page.evaluate("localStorage.getItem('mp3mesh.token')")
+    gone = page.request.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+    assert gone.status == 404 and "was deleted" in gone.json()["message"]
+
+
 def test_a_wrong_password_is_said(page: Page, shots: Path) -> None:
     page.goto("/")
     email = sign_up(page)

@@ -207,6 +207,9 @@ def test_routes_come_from_the_annotations_with_additional_bindings() -> None:
         ("GET", "/v1/jobs/{job_id}:watch", "WatchJob", ""),
         ("GET", "/v1/jobs", "ListJobs", ""),
         ("GET", "/v1/presets", "ListPresets", ""),
+        ("POST", "/v1/jobs/{job_id}:cancel", "CancelJob", ""),
+        ("DELETE", "/v1/jobs/{job_id}", "DeleteJob", ""),
+        ("POST", "/v1/jobs/{job_id}:retry", "RetryJob", ""),
     }  # ValidateToken has no rule: not on REST
 
 
@@ -432,6 +435,13 @@ def test_json_escapes_what_protobufs_cpp_writer_escapes() -> None:
     job = files_pb2.Job(filename="a<b>&\u00e9\u2028\ufeff\U0001f600\t\x7f")
     printed = json_bytes(job).decode()
     assert '"filename":"a\\u003cb\\u003e&\u00e9\\u2028\\ufeff\U0001f600\\t\\u007f"' in printed
+
+
+def test_the_full_view_is_one_field_the_basic_view_leaves_out() -> None:
+    job = files_pb2.Job(id="j")
+    assert b"details" not in json_bytes(job)
+    job.details.ffmpeg_args.append("ffmpeg")
+    assert json_bytes(job).endswith(b'"details":{"ffmpegArgs":["ffmpeg"],"attemptHistory":[]}}')
 
 
 def test_empty_repeated_fields_are_printed() -> None:

@@ -142,9 +142,88 @@ function renderJobs() {
     } else {
       cell(row, job.error || "", "why");
     }
+    cell(row, controls(job), "controls");
   }
   $("jobs").hidden = jobs.size === 0;
   $("no-jobs").hidden = jobs.size > 0;
+}
+
+// The owner's controls of a job: what its state allows, and its details.
+function controls(job) {
+  const name = statusName(job);
+  const box = document.createElement("span");
+  const add = (label, action, className = "quiet") => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    button.textContent = label;
+    button.dataset.action = label.toLowerCase();
+    button.addEventListener("click", () => action(job).catch(failed));
+    box.append(button, " ");
+  };
+  if (name === "queued" || name === "processing") add("Cancel", cancelJob);
+  if (name === "failed" || name === "cancelled") add("Retry", retryJob);
+  add("Details", showDetails);
+  add("Delete", deleteJob);
+  return box;
+}
+
+async function cancelJob(job) {
+  const reply = await (await api(`/v1/jobs/${encodeURIComponent(job.id)}:cancel`, { method: "POST", body: {} })).json();
+  jobs.set(reply.job.id, reply.job);
+  renderJobs();
+}
+
+async function retryJob(job) {
+  const reply = await (await api(`/v1/jobs/${encodeURIComponent(job.id)}:retry`, { method: "POST", body: {} })).json();
+  showCurrent(reply.job);
+  $("current").hidden = false;
+  $("current-file").textContent = reply.job.filename;
+  await watch(reply.job.id);
+}
+
+async function deleteJob(job) {
+  if (!window.confirm(`Delete ${job.filename || job.id} with its video and MP3?`)) return;
+  await api(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: "DELETE" });
+  jobs.delete(job.id);
+  renderJobs();
+  if ($("details").dataset.job === job.id) $("details").hidden = true;
+}
+
+// How the job was done: GetJob's full view, in the details panel.
+async function showDetails(job) {
+  const full = (await (await api(`/v1/jobs/${encodeURIComponent(job.id)}?view=JOB_VIEW_FULL`)).json()).job;
+  const details = full.details || {};
+  const panel = $("details");
+  panel.dataset.job = job.id;
+  $("details-file").textContent = full.filename || full.id;
+  const list = $("details-list");
+  list.replaceChildren();
+  const row = (term, value) => {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    list.append(dt, dd);
+  };
+  row("Status", `${statusName(full)}${full.error ? `: ${full.error}` : ""}`);
+  const probe = details.probe;
+  if (probe && probe.container) {
+    row("Input", `${probe.container}, ${Number(probe.durationSeconds).toFixed(2)} s`);
+    for (const s of probe.streams || []) {
+      const parts = [s.codec, s.sampleRateHz ? `${s.sampleRateHz} Hz` : "", s.channelLayout || ""].filter(Boolean);
+      row(`Stream #${s.index}`, `${s.type}: ${parts.join(", ")}`);
+    }
+  }
+  if ((details.ffmpegArgs || []).length) row("ffmpeg", details.ffmpegArgs.join(" "));
+  const t = details.stageTimes || {};
+  const stages = ["queued", "fetch", "convert", "store", "announce"].map((n) => `${n} ${Number(t[`${n}Seconds`] || 0).toFixed(2)} s`);
+  row("Stages", stages.join(", "));
+  for (const a of details.attemptHistory || []) {
+    const started = a.startTime ? when.format(new Date(a.startTime)) : "";
+    row(`Attempt ${a.number}`, `${started}${a.converter ? ` on ${a.converter}` : ""}: ${a.outcome}${a.reason ? ` (${a.reason})` : ""}`);
+  }
+  panel.hidden = false;
 }
 
 function showCurrent(job) {
@@ -406,6 +485,9 @@ function wire() {
   uploadForm.addEventListener("submit", busy(uploadForm, () => convert($("video").files[0])));
   $("refresh").addEventListener("click", () => loadJobs().catch(failed));
   $("logout").addEventListener("click", () => logOut());
+  $("details-close").addEventListener("click", () => {
+    $("details").hidden = true;
+  });
 }
 
 wire();

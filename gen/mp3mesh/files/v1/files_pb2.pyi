@@ -13,6 +13,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JobView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_VIEW_UNSPECIFIED: _ClassVar[JobView]
+    JOB_VIEW_BASIC: _ClassVar[JobView]
+    JOB_VIEW_FULL: _ClassVar[JobView]
+
 class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
@@ -20,11 +26,16 @@ class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATUS_PROCESSING: _ClassVar[JobStatus]
     JOB_STATUS_SUCCEEDED: _ClassVar[JobStatus]
     JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
+JOB_VIEW_UNSPECIFIED: JobView
+JOB_VIEW_BASIC: JobView
+JOB_VIEW_FULL: JobView
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_QUEUED: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
 JOB_STATUS_SUCCEEDED: JobStatus
 JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
 
 class ResumableUpload(_message.Message):
     __slots__ = ("upload_id", "committed_size", "total_size", "expire_time", "job_id", "metadata", "extra_metadata")
@@ -205,12 +216,14 @@ class DownloadRequest(_message.Message):
     def __init__(self, file_id: _Optional[str] = ..., fid: _Optional[str] = ..., read_offset: _Optional[int] = ..., read_limit: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("job_id", "fid")
+    __slots__ = ("job_id", "fid", "view")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FID_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     fid: str
-    def __init__(self, job_id: _Optional[str] = ..., fid: _Optional[str] = ...) -> None: ...
+    view: JobView
+    def __init__(self, job_id: _Optional[str] = ..., fid: _Optional[str] = ..., view: _Optional[_Union[JobView, str]] = ...) -> None: ...
 
 class GetJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -225,6 +238,42 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class WatchJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CancelJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobResponse(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class RetryJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class RetryJobResponse(_message.Message):
     __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: Job
@@ -247,7 +296,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "owner_id", "video_file_id", "mp3_file_id", "status", "progress_percent", "error", "attempts", "create_time", "update_time", "filename", "video_size_bytes", "video_sha256", "duration_seconds", "mp3_size_bytes", "options", "webhook_deliveries")
+    __slots__ = ("id", "owner_id", "video_file_id", "mp3_file_id", "status", "progress_percent", "error", "attempts", "create_time", "update_time", "filename", "video_size_bytes", "video_sha256", "duration_seconds", "mp3_size_bytes", "options", "webhook_deliveries", "details")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +314,7 @@ class Job(_message.Message):
     MP3_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner_id: str
     video_file_id: str
@@ -282,4 +332,75 @@ class Job(_message.Message):
     mp3_size_bytes: int
     options: ConversionOptions
     webhook_deliveries: _containers.RepeatedCompositeFieldContainer[_webhooks_pb2.WebhookDelivery]
-    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., video_file_id: _Optional[str] = ..., mp3_file_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., progress_percent: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., video_size_bytes: _Optional[int] = ..., video_sha256: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ..., options: _Optional[_Union[ConversionOptions, _Mapping]] = ..., webhook_deliveries: _Optional[_Iterable[_Union[_webhooks_pb2.WebhookDelivery, _Mapping]]] = ...) -> None: ...
+    details: JobDetails
+    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., video_file_id: _Optional[str] = ..., mp3_file_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., progress_percent: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filename: _Optional[str] = ..., video_size_bytes: _Optional[int] = ..., video_sha256: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., mp3_size_bytes: _Optional[int] = ..., options: _Optional[_Union[ConversionOptions, _Mapping]] = ..., webhook_deliveries: _Optional[_Iterable[_Union[_webhooks_pb2.WebhookDelivery, _Mapping]]] = ..., details: _Optional[_Union[JobDetails, _Mapping]] = ...) -> None: ...
+
+class JobDetails(_message.Message):
+    __slots__ = ("probe", "ffmpeg_args", "stage_times", "attempt_history")
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    FFMPEG_ARGS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_TIMES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    probe: MediaProbe
+    ffmpeg_args: _containers.RepeatedScalarFieldContainer[str]
+    stage_times: StageTimes
+    attempt_history: _containers.RepeatedCompositeFieldContainer[JobAttempt]
+    def __init__(self, probe: _Optional[_Union[MediaProbe, _Mapping]] = ..., ffmpeg_args: _Optional[_Iterable[str]] = ..., stage_times: _Optional[_Union[StageTimes, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[JobAttempt, _Mapping]]] = ...) -> None: ...
+
+class MediaProbe(_message.Message):
+    __slots__ = ("container", "duration_seconds", "bit_rate_bps", "streams")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BIT_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    duration_seconds: float
+    bit_rate_bps: int
+    streams: _containers.RepeatedCompositeFieldContainer[MediaStream]
+    def __init__(self, container: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., bit_rate_bps: _Optional[int] = ..., streams: _Optional[_Iterable[_Union[MediaStream, _Mapping]]] = ...) -> None: ...
+
+class MediaStream(_message.Message):
+    __slots__ = ("index", "type", "codec", "sample_rate_hz", "channel_layout", "bit_rate_bps")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    BIT_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    type: str
+    codec: str
+    sample_rate_hz: int
+    channel_layout: str
+    bit_rate_bps: int
+    def __init__(self, index: _Optional[int] = ..., type: _Optional[str] = ..., codec: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., channel_layout: _Optional[str] = ..., bit_rate_bps: _Optional[int] = ...) -> None: ...
+
+class StageTimes(_message.Message):
+    __slots__ = ("queued_seconds", "fetch_seconds", "convert_seconds", "store_seconds", "announce_seconds")
+    QUEUED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FETCH_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONVERT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STORE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    queued_seconds: float
+    fetch_seconds: float
+    convert_seconds: float
+    store_seconds: float
+    announce_seconds: float
+    def __init__(self, queued_seconds: _Optional[float] = ..., fetch_seconds: _Optional[float] = ..., convert_seconds: _Optional[float] = ..., store_seconds: _Optional[float] = ..., announce_seconds: _Optional[float] = ...) -> None: ...
+
+class JobAttempt(_message.Message):
+    __slots__ = ("number", "start_time", "end_time", "outcome", "reason", "converter")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CONVERTER_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    outcome: str
+    reason: str
+    converter: str
+    def __init__(self, number: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., converter: _Optional[str] = ...) -> None: ...

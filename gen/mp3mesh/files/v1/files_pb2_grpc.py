@@ -91,6 +91,21 @@ class FileServiceStub:
                 request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadRequest.SerializeToString,
                 response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadResponse.FromString,
                 _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/CancelJob',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/DeleteJob',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/mp3mesh.files.v1.FileService/RetryJob',
+                request_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.RetryJobResponse.FromString,
+                _registered_method=True)
 
 
 class FileServiceServicer:
@@ -191,6 +206,32 @@ class FileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJob(self, request, context):
+        """CancelJob stops a job: a QUEUED job is never converted, a PROCESSING one has its
+        ffmpeg stopped and its partial MP3 removed. The job ends CANCELLED (no mail is sent).
+        A job that already ended is FAILED_PRECONDITION; cancelling a CANCELLED job again
+        answers it as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """DeleteJob removes a job with its video and MP3, whatever its state (a running
+        conversion is stopped). Later calls naming it answer NOT_FOUND saying it was deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJob(self, request, context):
+        """RetryJob queues a FAILED or CANCELLED job again, with its options. Its video must
+        still be stored: once retention removed it, FAILED_PRECONDITION says so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -243,6 +284,21 @@ def add_FileServiceServicer_to_server(servicer, server):
                     servicer.CancelResumableUpload,
                     request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadRequest.FromString,
                     response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelJobRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.DeleteJobRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.RetryJobRequest.FromString,
+                    response_serializer=mp3mesh_dot_files_dot_v1_dot_files__pb2.RetryJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +577,87 @@ class FileService:
             '/mp3mesh.files.v1.FileService/CancelResumableUpload',
             mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadRequest.SerializeToString,
             mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelResumableUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/CancelJob',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelJobRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/DeleteJob',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.DeleteJobRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mp3mesh.files.v1.FileService/RetryJob',
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.RetryJobRequest.SerializeToString,
+            mp3mesh_dot_files_dot_v1_dot_files__pb2.RetryJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,113 @@
+"""Idempotent uploads: a client's key (gRPC metadata ``idempotency-key``, HTTP header
+``Idempotency-Key`` on both edges) names one upload of one user for KEY_SECONDS.
+
+A key is reserved (a document whose ``_id`` is the user and the key, so the store's
+unique ``_id`` settles a race) before any byte is stored, pointing at the job id the
+upload will get. Sent again:
+
+- its job was recorded (the first answer may have been lost after the commit): the body
+  is read again, hashed and not stored, and the original job answers if it is the same
+  file (name and SHA-256); a different body is ALREADY_EXISTS (HTTP 409), as Stripe
+  answers a key reused with other parameters;
+- its upload is still being received: ABORTED (HTTP 409), try again once it ends;
+- its upload failed or its gateway died (no job, no upload in progress): the key is taken
+  over by this upload.
+
+Keys expire after KEY_SECONDS: a TTL index on ``created`` removes them on MongoDB, and a
+key older than that is treated as absent wherever it is still found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from mp3mesh.core import jobs
+from mp3mesh.core.nx27017 import stored_datetime
+from mp3mesh.gateway.upload import UploadRefused
+
+KEYS = "idempotency_keys"
+KEY_SECONDS = 24 * 3600
+METADATA_KEY = "idempotency-key"
+MAX_KEY_LENGTH = 255
+
+
+def key_from(metadata: Any) -> str:
+    """The call's idempotency key, or "" for none; over the bound is INVALID_ARGUMENT."""
+    key = next((str(v) for k, v in metadata or () if k == METADATA_KEY), "").strip()
+    if len(key) > MAX_KEY_LENGTH:
+        raise UploadRefused(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters",
+        )
+    return key
+
+
+class Keys:
+    def __init__(self, db: AsyncDatabase[Any], uploads: str) -> None:
+        self.keys = db[KEYS]
+        self.db = db
+        self.uploads = uploads
+
+    async def ensure_indexes(self) -> None:
+        await self.keys.create_index("created", expireAfterSeconds=KEY_SECONDS)
+
+    async def reserve(self, owner_id: str, key: str, job_id: ObjectId) -> dict[str, Any] | None:
+        """Reserve ``key`` for the upload ``job_id``; None once reserved, else the job the
+        key already answers with (recorded), ABORTED if its upload is still running."""
+        # job_key: the id as text, for the conditions below (the nx-27017 stand-in matches
+        # ObjectIds only in _id).
+        doc = {
+            "_id": f"{owner_id}/{key}",
+            "job_id": job_id,
+            "job_key": str(job_id),
+            "created": jobs.now(),
+        }
+        for _ in range(3):
+            try:
+                await self.keys.insert_one(doc)
+                return None
+            except DuplicateKeyError:
+                pass
+            held = await self.keys.find_one({"_id": doc["_id"]})
+            if held is None:
+                continue
+            fresh = _fresh(held)
+            if fresh:
+                job = await self.db[jobs.COLLECTION].find_one(jobs.owned(owner_id, held["job_id"]))
+                if job is not None:
+                    return job
+                if await self.db[self.uploads].find_one({"_id": held["job_id"]}) is not None:
+                    raise UploadRefused(
+                        grpc.StatusCode.ABORTED,
+                        "an upload with this Idempotency-Key is still being received;"
+                        " send it again once that one has ended",
+                    )
+            # Expired, or its upload ended without a job: this upload takes the key over.
+            await self.keys.delete_one({"_id": doc["_id"], "job_key": str(held["job_id"])})
+        raise UploadRefused(
+            grpc.StatusCode.ABORTED, "the Idempotency-Key is being used by another upload"
+        )
+
+    async def release(self, owner_id: str, key: str, job_id: ObjectId) -> None:
+        """The upload ``job_id`` failed: its key may be used again at once."""
+        await self.keys.delete_one({"_id": f"{owner_id}/{key}", "job_key": str(job_id)})
+
+
+def _fresh(held: dict[str, Any]) -> bool:
+    created = stored_datetime(held.get("created"))
+    if not isinstance(created, dt.datetime):
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    return (dt.datetime.now(dt.UTC) - created).total_seconds() < KEY_SECONDS
+
+
+def same_upload(job: dict[str, Any], filename: str, sha256: str) -> bool:
+    """Whether a body sent again under a key is the upload its job was made of."""
+    return job.get("video_sha256") == sha256 and job.get("filename") == filename
