@@ -134,7 +134,7 @@ def test_tuspy_resumes_after_a_cut_patch(
     client = tus_client.TusClient(
         edge.url + "/files/", headers={"Authorization": f"Bearer {token}"}
     )
-    metadata = {"filename": "clip.mp4", "filetype": "video/mp4", "preset": "voice"}
+    metadata = {"filename": "clip.mp4", "filetype": "video/mp4", "note": "voice"}
     started = time.monotonic()
     first = client.uploader(
         file_path=str(video), chunk_size=chunk, metadata=metadata, upload_checksum=True
@@ -169,7 +169,7 @@ def test_tuspy_resumes_after_a_cut_patch(
     assert "mp3mesh-job-id" not in head.headers
     assert head.headers["upload-length"] == str(len(data))
     pairs = dict(p.split(" ") for p in head.headers["upload-metadata"].split(","))
-    assert base64.b64decode(pairs["preset"]) == b"voice"
+    assert base64.b64decode(pairs["note"]) == b"voice"
 
     resumed = client.uploader(file_path=str(video), chunk_size=chunk, url=first.url)
     resume_offset = resumed.offset
