@@ -120,6 +120,18 @@ def _json(text: str) -> object:
     return json.loads(text) if text else None
 
 
+def _converted(http: httpx.Client, job_id: str, what: str) -> dict:
+    """The job, once it succeeded (a failure fails the test at once)."""
+
+    def finished() -> bool:
+        status = http.get(f"/v1/jobs/{job_id}").json()["job"]["status"]
+        assert status != "JOB_STATUS_FAILED"
+        return bool(status == "JOB_STATUS_SUCCEEDED")
+
+    wait_for(finished, what, timeout=180)
+    return dict(http.get(f"/v1/jobs/{job_id}").json()["job"])
+
+
 def _metadata(**pairs: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
 
@@ -184,14 +196,7 @@ def test_tuspy_resumes_after_a_cut_patch(
 
     with edge.http(token) as http:
         assert http.head(location, headers=TUS).headers["mp3mesh-job-id"] == job_id
-
-        def finished() -> bool:
-            status = http.get(f"/v1/jobs/{job_id}").json()["job"]["status"]
-            assert status != "JOB_STATUS_FAILED"
-            return bool(status == "JOB_STATUS_SUCCEEDED")
-
-        wait_for(finished, "the resumably uploaded video converted", timeout=180)
-        job = http.get(f"/v1/jobs/{job_id}").json()["job"]
+        job = _converted(http, job_id, "the resumably uploaded video converted")
         assert job["videoSha256"] == hashlib.sha256(data).hexdigest()
         assert job["filename"] == "clip.mp4"
         assert int(job["videoSizeBytes"]) == len(data)
@@ -231,14 +236,7 @@ def test_tuspy_upload_with_options_metadata_shapes_the_mp3(
         head = http.head(urlsplit(uploader.url).path, headers=TUS)
         echoed = dict(p.split(" ") for p in head.headers["upload-metadata"].split(","))
         assert {k: base64.b64decode(echoed[k]).decode() for k in asked} == asked
-
-        def finished() -> bool:
-            status = http.get(f"/v1/jobs/{job_id}").json()["job"]["status"]
-            assert status != "JOB_STATUS_FAILED"
-            return bool(status == "JOB_STATUS_SUCCEEDED")
-
-        wait_for(finished, "the video uploaded with options converted", timeout=180)
-        job = http.get(f"/v1/jobs/{job_id}").json()["job"]
+        job = _converted(http, job_id, "the video uploaded with options converted")
         # Envoy's transcoder writes the unset fields too, the shim leaves them out.
         assert {k: v for k, v in job["options"].items() if v != ""} == {
             "bitrateKbps": 64,
