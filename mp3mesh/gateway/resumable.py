@@ -13,13 +13,15 @@ When the last byte is in, the parts are copied in order into the video's GridFS 
 the upload id = the job id), hashed on the way, and removed: the video is an ordinary
 GridFS file, the converter reads it as any other.
 
-One record per upload (``resumable_uploads``): owner, declared metadata, ``total``,
-``committed``, ``parts`` (ids and lengths, in order), ``pending`` (parts being written,
-not yet recorded: what a write that died leaves, removed by the next one), ``expires_at``
-(moved by every write) and the writer holding it, if any. A write holds the upload (a
-writer token with a lease renewed by a heartbeat), so two writes never interleave, and
-its commits are conditioned on that token. With a checksum, the write's parts are
-recorded only if all its bytes match, else removed.
+One record per upload (``resumable_uploads``): owner, declared metadata, the conversion
+options (checked and resolved when the upload starts, so a bad one is refused before a
+byte is sent; the job takes them from here), ``total``, ``committed``, ``parts`` (ids and
+lengths, in order), ``pending`` (parts being written, not yet recorded: what a write that
+died leaves, removed by the next one), ``expires_at`` (moved by every write) and the
+writer holding it, if any. A write holds the upload (a writer token with a lease renewed
+by a heartbeat), so two writes never interleave, and its commits are conditioned on that
+token. With a checksum, the write's parts are recorded only if all its bytes match, else
+removed.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def to_proto(record: dict[str, Any]) -> files_pb2.ResumableUpload:
             content_type=record["content_type"],
             size_bytes=int(record["total"]),
             sha256=record.get("sha256", ""),
+            options=options.from_record(record.get("options")),
         ),
     )
     upload.extra_metadata.update(record.get("extra") or {})
@@ -141,6 +144,10 @@ class ResumableUploads:
             )
         extra = dict(request.extra_metadata)
         _check_extra(extra)
+        try:  # kept resolved, as an Upload's job keeps them; seal gives them to the job
+            resolved = options.resolve(request.metadata.options)
+        except options.OptionError as exc:
+            raise refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         record = {
             "_id": ObjectId(),
             "owner_id": owner_id,
@@ -149,6 +156,7 @@ class ResumableUploads:
             "content_type": content_type,
             "sha256": request.metadata.sha256.lower(),
             "extra": extra,
+            "options": options.to_record(resolved),
             "total": total,
             "committed": 0,
             "parts": [],

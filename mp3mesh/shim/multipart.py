@@ -19,7 +19,7 @@ from mp3mesh.core import options
 from mp3mesh.core.limits import UPLOAD_MESSAGE_BYTES
 from mp3mesh.shim.errors import invalid, too_large
 from mp3mesh.shim.jsonpb import descriptor_of
-from mp3mesh.shim.request import FieldPath, set_field, submessage
+from mp3mesh.shim.request import FieldPath, set_option, submessage
 from mp3mesh.shim.rules import FieldPathError, resolve_field_path
 
 # The file part's name and type fill these request fields, where the request type has
@@ -236,10 +236,9 @@ def apply_file_part(request: Message, part: FilePart) -> None:
     option fields (a form field overrides the query parameter of its name)."""
     for name, value in part.fields:
         try:
-            fields = resolve_field_path(descriptor_of(request), options.query_name(name))
+            set_option(request, name, value)
         except FieldPathError as exc:
             raise invalid(f"the form field {name!r} does not apply here") from exc
-        set_field(request, fields, [value])
     for attribute, path in MULTIPART_FIELDS.items():
         try:
             fields = resolve_field_path(descriptor_of(request), path)

@@ -166,7 +166,10 @@ def _tus_paths(components: _Components) -> dict[str, dict[str, Any]]:
         return {"operationId": f"Tus_{name}", "tags": ["Tus"], "summary": summary, **rest}
 
     created = answers(
-        "201", "Created: Location is the upload's URL", ("413", "Upload-Length over the limit")
+        "201",
+        "Created: Location is the upload's URL",
+        ("400", "A malformed header, or a conversion option out of range"),
+        ("413", "Upload-Length over the limit"),
     )
     created["201"]["headers"]["Location"] = {"schema": {"type": "string"}}
     head = answers("200", "The upload: Upload-Offset is where to write next")
@@ -198,7 +201,9 @@ def _tus_paths(components: _Components) -> dict[str, dict[str, Any]]:
                     header(
                         "Upload-Metadata",
                         {"type": "string"},
-                        "key base64value pairs: filename, filetype, others kept",
+                        "key base64value pairs: filename, filetype, the conversion options"
+                        " by their query parameter names (bitrate_kbps, preset, ...; 400 for a"
+                        " value out of range), others kept",
                     ),
                 ],
                 responses=created,

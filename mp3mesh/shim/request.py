@@ -14,7 +14,9 @@ from google.protobuf import descriptor_pb2, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from mp3mesh.core import options
 from mp3mesh.shim.errors import invalid
+from mp3mesh.shim.jsonpb import descriptor_of
 from mp3mesh.shim.rules import FieldPathError, Route, resolve_field_path
 
 FieldPath = tuple[FieldDescriptor, ...]
@@ -76,6 +78,14 @@ def set_field(message: Message, fields: FieldPath, values: Sequence[str]) -> Non
         name = ".".join(field.name for field in fields)
         value = ",".join(values) if leaf.is_repeated else values[-1]
         raise invalid(f'{name}: invalid value "{value}" for type {_type_name(leaf)}') from exc
+
+
+def set_option(message: Message, name: str, value: str) -> None:
+    """Set the conversion option a REST name (``bitrate_kbps``) names, as its query
+    parameter does (query parameters, form fields and tus metadata read alike).
+    FieldPathError if ``message`` has no options."""
+    fields = resolve_field_path(descriptor_of(message), options.query_name(name))
+    set_field(message, fields, [value])
 
 
 def _json_value(field: FieldDescriptor, text: str) -> str | bool:

@@ -7,6 +7,8 @@ tus request -> gRPC call:
 - ``OPTIONS /files/``: answered here (versions, extensions, limit); also the browser's
   CORS preflight. No token needed, as tus servers do.
 - ``POST /files/`` (creation): StartResumableUpload; 201 with ``Location: /files/<id>``.
+  Upload-Metadata gives the file name (``filename``), type (``filetype``) and conversion
+  options (their REST names, as query parameters elsewhere: ``bitrate_kbps`` ...).
 - ``HEAD /files/<id>``: QueryResumableUpload; ``Upload-Offset`` is the committed size.
 - ``PATCH /files/<id>``: WriteResumableUpload, the body streamed in as it arrives; a cut
   request keeps what the gateway committed. ``Upload-Checksum: sha1 <base64>`` (checksum)
@@ -33,10 +35,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from mp3mesh.core import options
 from mp3mesh.core.grpc_server import STREAM_ACCEPTED
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.shim.errors import HttpError, backend_message, error_response, invalid, too_large
 from mp3mesh.shim.multipart import upload_chunks
+from mp3mesh.shim.request import set_option
 
 log = structlog.get_logger()
 
@@ -47,7 +51,7 @@ CHECKSUM_ALGORITHMS = "sha1"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 JOB_ID_HEADER = "Mp3mesh-Job-Id"
 # Upload-Metadata keys that are UploadMetadata fields; any other is kept as it came
-# (ResumableUpload.extra_metadata).
+# (ResumableUpload.extra_metadata), and those that name a conversion option set it too.
 METADATA_FIELDS = {"filename": "filename", "filetype": "content_type"}
 SERVICE = "/mp3mesh.files.v1.FileService/"
 
@@ -192,20 +196,9 @@ class TusEndpoint:
         total = _non_negative(request.headers.get("upload-length"), "Upload-Length")
         if total > self.max_upload_bytes:
             raise too_large(self.max_upload_bytes)
-        fields, extra = parse_metadata(request.headers.get("upload-metadata", ""))
+        start = start_request(request.headers.get("upload-metadata", ""), total)
         _check_version(request)
-        reply = await self._unary(
-            "StartResumableUpload",
-            files_pb2.StartResumableUploadRequest(
-                metadata=files_pb2.UploadMetadata(
-                    filename=fields.get("filename", ""),
-                    content_type=fields.get("content_type", ""),
-                ),
-                total_size=total,
-                extra_metadata=extra,
-            ),
-            metadata,
-        )
+        reply = await self._unary("StartResumableUpload", start, metadata)
         return Response(
             status_code=201,
             headers={"location": PREFIX + reply.upload.upload_id, **_state(reply.upload)},
@@ -392,6 +385,26 @@ def parse_metadata(header: str) -> tuple[dict[str, str], dict[str, str]]:
         else:
             extra[key] = value
     return fields, extra
+
+
+def start_request(header: str, total: int) -> files_pb2.StartResumableUploadRequest:
+    """StartResumableUpload's request for a POST's Upload-Metadata: the conversion options'
+    keys (``bitrate_kbps``, ``preset``, ...) set the options, read as their query
+    parameters are (400 for a value that is no number, say); the gateway checks their
+    ranges. Every key but filename and filetype is also kept as it came, so HEAD gives
+    back the Upload-Metadata sent, as tus asks."""
+    fields, extra = parse_metadata(header)
+    start = files_pb2.StartResumableUploadRequest(
+        metadata=files_pb2.UploadMetadata(
+            filename=fields.get("filename", ""), content_type=fields.get("content_type", "")
+        ),
+        total_size=total,
+        extra_metadata=extra,
+    )
+    for key, value in extra.items():
+        if key in options.FIELDS:
+            set_option(start, key, value)
+    return start
 
 
 def encode_metadata(upload: files_pb2.ResumableUpload) -> str:

@@ -8,6 +8,7 @@ the same requests to both and compares status, content type and body. Tests taki
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -403,6 +404,39 @@ def _answer(reply: httpx.Response) -> tuple[int, str, object]:
     return reply.status_code, media_type, body
 
 
+def _tus_create(metadata: dict[str, str], length: int = 10) -> dict[str, str]:
+    """The headers of a tus creation (POST /files/) declaring ``metadata``."""
+    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
+    return {"Tus-Resumable": "1.0.0", "Upload-Length": str(length), "Upload-Metadata": encoded}
+
+
+def test_a_bad_option_in_tus_metadata_is_400_and_nothing_is_stored(
+    edge: Edge, stack: Stack
+) -> None:
+    """An option in Upload-Metadata is checked as the same option in a query: 400 naming
+    the field and what is allowed, and no upload is created."""
+    token = edge.new_user()
+    uploads = stack.mongo()[stack.env["MONGO_DB"]]["resumable_uploads"]
+    with edge.http(token) as http:
+        email = http.get("/v1/users/me").json()["user"]["email"]
+        cases = {
+            "bitrate_kbps": ("100", "bitrate_kbps: 100 is not a LAME constant bitrate; one of 32,"),
+            "sample_rate_hz": ("fast", 'sample_rate_hz: invalid value "fast" for type TYPE_INT32'),
+            "loudness_lufs": ("-99", "loudness_lufs: -99 is out of range; -70 to -5"),
+            "preset": ("nope", "preset: no preset named 'nope'; one of default,"),
+        }
+        for key, (value, words) in cases.items():
+            reply = http.post("/files/", headers=_tus_create({"filename": "a.mp4", key: value}))
+            assert words in _assert_status(reply, 400, 3), (key, reply.text)
+            assert reply.headers["tus-resumable"] == "1.0.0" and "location" not in reply.headers
+            query = http.post(f"/v1/videos?{key}={value}", content=b"abc")
+            assert _assert_status(query, 400, 3) == reply.json()["message"]
+        assert uploads.count_documents({"owner_email": email}) == 0
+        good = http.post("/files/", headers=_tus_create({"bitrate_kbps": "64"}))
+        assert good.status_code == 201, good.text
+        assert uploads.count_documents({"owner_email": email}) == 1
+
+
 def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
     """The same requests, through Envoy and through the shim: the same answers."""
     envoy, shim_edge = _edge(stack, "envoy"), _edge(stack, "shim")
@@ -526,6 +560,20 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
             "owner",
             {"data": {"cover_at": "later"}, "files": {"file": ("a.mp4", b"abc", "video/mp4")}},
         ),
+        # The same options as tus Upload-Metadata (POST /files/): refused before an upload
+        # is created.
+        *(
+            ("POST", "/files/", "owner", {"headers": _tus_create(metadata)})
+            for metadata in (
+                {"bitrate_kbps": "100"},
+                {"bitrate_kbps": "fast"},
+                {"filename": "a.mp4", "channels": "quad", "note": "x"},
+                {"start": "10", "end": "5"},
+                {"preset": "nope"},
+                {"bitrate_kbps": "64", "vbr_quality": "0"},
+            )
+        ),
+        ("POST", "/files/", "none", {"headers": _tus_create({"bitrate_kbps": "100"})}),
         ("GET", "/v1/webhooks", "owner", {}),
         ("GET", "/v1/webhooks", "stranger", {}),
         ("GET", "/v1/webhooks", "none", {}),

@@ -23,9 +23,11 @@ import httpx
 import pytest
 from bson import ObjectId
 from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError
 
 from devstack import PASSWORD, TEST_MAX_UPLOAD_BYTES, Stack, make_video, wait_for
 from mp3mesh.gateway.resumable import PART_BYTES
+from tests.e2e.test_options import probe
 from tests.helpers import ffprobe
 
 pytestmark = pytest.mark.e2e
@@ -118,6 +120,18 @@ def _json(text: str) -> object:
     return json.loads(text) if text else None
 
 
+def _converted(http: httpx.Client, job_id: str, what: str) -> dict:
+    """The job, once it succeeded (a failure fails the test at once)."""
+
+    def finished() -> bool:
+        status = http.get(f"/v1/jobs/{job_id}").json()["job"]["status"]
+        assert status != "JOB_STATUS_FAILED"
+        return bool(status == "JOB_STATUS_SUCCEEDED")
+
+    wait_for(finished, what, timeout=180)
+    return dict(http.get(f"/v1/jobs/{job_id}").json()["job"])
+
+
 def _metadata(**pairs: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
 
@@ -134,7 +148,7 @@ def test_tuspy_resumes_after_a_cut_patch(
     client = tus_client.TusClient(
         edge.url + "/files/", headers={"Authorization": f"Bearer {token}"}
     )
-    metadata = {"filename": "clip.mp4", "filetype": "video/mp4", "preset": "voice"}
+    metadata = {"filename": "clip.mp4", "filetype": "video/mp4", "note": "voice"}
     started = time.monotonic()
     first = client.uploader(
         file_path=str(video), chunk_size=chunk, metadata=metadata, upload_checksum=True
@@ -169,7 +183,7 @@ def test_tuspy_resumes_after_a_cut_patch(
     assert "mp3mesh-job-id" not in head.headers
     assert head.headers["upload-length"] == str(len(data))
     pairs = dict(p.split(" ") for p in head.headers["upload-metadata"].split(","))
-    assert base64.b64decode(pairs["preset"]) == b"voice"
+    assert base64.b64decode(pairs["note"]) == b"voice"
 
     resumed = client.uploader(file_path=str(video), chunk_size=chunk, url=first.url)
     resume_offset = resumed.offset
@@ -182,14 +196,7 @@ def test_tuspy_resumes_after_a_cut_patch(
 
     with edge.http(token) as http:
         assert http.head(location, headers=TUS).headers["mp3mesh-job-id"] == job_id
-
-        def finished() -> bool:
-            status = http.get(f"/v1/jobs/{job_id}").json()["job"]["status"]
-            assert status != "JOB_STATUS_FAILED"
-            return bool(status == "JOB_STATUS_SUCCEEDED")
-
-        wait_for(finished, "the resumably uploaded video converted", timeout=180)
-        job = http.get(f"/v1/jobs/{job_id}").json()["job"]
+        job = _converted(http, job_id, "the resumably uploaded video converted")
         assert job["videoSha256"] == hashlib.sha256(data).hexdigest()
         assert job["filename"] == "clip.mp4"
         assert int(job["videoSizeBytes"]) == len(data)
@@ -200,6 +207,65 @@ def test_tuspy_resumes_after_a_cut_patch(
     probe = ffprobe(out)
     assert probe["streams"][0]["codec_name"] == "mp3"
     assert float(probe["format"]["duration"]) == pytest.approx(16, abs=0.5)
+
+
+def test_tuspy_upload_with_options_metadata_shapes_the_mp3(
+    edge: Edge, stack: Stack, tmp_path: Path
+) -> None:
+    """Options sent by tuspy as Upload-Metadata reach the job and the MP3 (the tone is
+    mono, so "stereo" shows the option was applied); HEAD gives the metadata back as sent.
+    The same options as a number that is no LAME bitrate: 400, and no upload is created."""
+    token = edge.new_user()
+    video = make_video(tmp_path / "talk.mp4", 4)
+    client = tus_client.TusClient(
+        edge.url + "/files/", headers={"Authorization": f"Bearer {token}"}
+    )
+    asked = {
+        "bitrate_kbps": "64",
+        "channels": "stereo",
+        "sample_rate_hz": "32000",
+        "title": "Tus Title, één",
+        "artist": "tuspy",
+    }
+    uploader = client.uploader(
+        file_path=str(video), chunk_size=1024 * 1024, metadata={"filename": "talk.mp4", **asked}
+    )
+    uploader.upload()
+    job_id = uploader.request.response_headers["mp3mesh-job-id"]
+    with edge.http(token) as http:
+        head = http.head(urlsplit(uploader.url).path, headers=TUS)
+        echoed = dict(p.split(" ") for p in head.headers["upload-metadata"].split(","))
+        assert {k: base64.b64decode(echoed[k]).decode() for k in asked} == asked
+        job = _converted(http, job_id, "the video uploaded with options converted")
+        # Envoy's transcoder writes the unset fields too, the shim leaves them out.
+        assert {k: v for k, v in job["options"].items() if v != ""} == {
+            "bitrateKbps": 64,
+            "channels": "stereo",
+            "sampleRateHz": 32000,
+            "title": "Tus Title, één",
+            "artist": "tuspy",
+        }
+        mp3 = http.get(f"/v1/mp3s/{job['mp3FileId']}")
+        assert mp3.status_code == 200
+        out = tmp_path / "talk.mp3"
+        out.write_bytes(mp3.content)
+        seen = probe(out)
+        print(f"tus {edge.name} options: {seen['bitrate']} b/s, {seen['channels']} channels,"
+              f" {seen['rate']} Hz, tags {seen['tags']}")  # fmt: skip
+        assert (seen["bitrate"], seen["channels"], seen["rate"]) == (64000, 2, 32000)
+        assert seen["tags"]["title"] == "Tus Title, één" and seen["tags"]["artist"] == "tuspy"
+
+        bad = client.uploader(
+            file_path=str(video), metadata={"filename": "talk.mp4", "bitrate_kbps": "65"}
+        )
+        with pytest.raises(TusCommunicationError) as refused:
+            bad.upload()
+        assert refused.value.status_code == 400
+        assert b"bitrate_kbps: 65 is not a LAME constant bitrate" in refused.value.response_content
+        # Nothing stored: the user's only upload is the one above.
+        records = stack.mongo()[stack.env["MONGO_DB"]]["resumable_uploads"]
+        mine = records.find({"owner_email": http.get("/v1/users/me").json()["user"]["email"]})
+        assert [str(record["_id"]) for record in mine] == [job_id]
 
 
 def test_tus_discovery_and_refusals(edge: Edge) -> None:

@@ -46,7 +46,10 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("web-tus") / "long.mp4", 16, bitrate="5M", noise=True)
 
 
-def test_the_page_resumes_an_upload_after_a_reload(page: Page, video: Path) -> None:
+def _upload_cut_after_the_first_patch(page: Page, video: Path) -> list[tuple[str, int]]:
+    """Sign up, start converting ``video``, hold every PATCH after the first (the link is
+    down), then reload the page with the link back; the (method, Upload-Offset) of each
+    /files/ request, kept up to date."""
     sent: list[tuple[str, int]] = []  # (method, Upload-Offset) of each /files/ request
 
     def seen(request: Request) -> None:
@@ -74,13 +77,36 @@ def test_the_page_resumes_an_upload_after_a_reload(page: Page, video: Path) -> N
 
     page.reload()
     page.unroute_all(behavior="ignoreErrors")
-    before_reload = len(sent)
     expect(page.locator("#signed-in")).to_be_visible()
+    return sent
+
+
+def test_the_page_resumes_an_upload_after_a_reload(page: Page, video: Path) -> None:
+    sent = _upload_cut_after_the_first_patch(page, video)
+    before_reload = len(sent)
     page.locator("#video").set_input_files(video)
     page.get_by_role("button", name="Convert to MP3").click()
     expect(page.locator("#current-status")).to_have_text("succeeded")
+    expect(page.locator("#current-options")).to_be_hidden()  # none asked, none shown
 
     after = sent[before_reload:]
     print(f"web tus: {video.stat().st_size} bytes; after the reload: {after}")
     assert after and all(method == "PATCH" for method, _ in after), after  # no new upload
     assert after[0][1] == CHUNK  # resumed where the server was, not from 0
+
+
+def test_other_options_after_a_reload_start_a_new_upload(page: Page, video: Path) -> None:
+    """The options are the upload's (taken when it was created): the same file chosen
+    again with another title is a new upload, and its job has that title."""
+    sent = _upload_cut_after_the_first_patch(page, video)
+    before_reload = len(sent)
+    page.locator("#options summary").click()
+    page.locator("input[name=title]").fill("Another Title")
+    page.locator("#video").set_input_files(video)
+    page.get_by_role("button", name="Convert to MP3").click()
+    expect(page.locator("#current-status")).to_have_text("succeeded")
+    expect(page.locator("#current-options")).to_contain_text("title=Another Title")
+
+    after = sent[before_reload:]
+    assert after[0] == ("POST", 0), after
+    assert next(offset for method, offset in after if method == "PATCH") == 0

@@ -133,3 +133,49 @@ def test_checksum_mismatch_keeps_nothing_and_expiry_removes_all(
         assert await _parts_left(uploads, part_ids) == 0
 
     asyncio.run(run())
+
+
+def test_options_are_checked_at_the_start_and_reach_the_sealed_video(
+    wire_mongo: MongoClient,
+) -> None:
+    """The options are resolved over their preset when the upload starts and are what
+    seal hands to the job; one out of range is refused then, with no record left."""
+    data = b"v" * 1000
+
+    async def run() -> None:
+        uploads = _uploads(wire_mongo, "resumable_options", [1000.0])
+        request = _start(len(data))
+        request.metadata.options.preset = "podcast-mono-64"
+        request.metadata.options.bitrate_kbps = 96
+        request.metadata.options.title = "Talk"
+        record = await uploads.start("u1", "u1@example.com", request)
+        assert record["options"] == {
+            "preset": "podcast-mono-64",
+            "bitrate_kbps": 96,
+            "channels": "mono",
+            "sample_rate_hz": 44100,
+            "loudness_lufs": -16.0,
+            "title": "Talk",
+        }
+        assert (await uploads.get("u1", record["_id"]))["options"] == record["options"]
+        sealed = []
+
+        async def complete(full: dict[str, Any]) -> dict[str, Any]:
+            sealed.append(await uploads.seal(full))
+            return await uploads.mark_complete(full["_id"])
+
+        await uploads.write("u1", record["_id"], 0, b"", _blocks(data, 400), complete)
+        options = sealed[0].options
+        assert (options.bitrate_kbps, options.channels, options.title) == (96, "mono", "Talk")
+        assert options.loudness_lufs == -16.0
+
+        before = await uploads.records.count_documents({})
+        bad = _start(len(data))
+        bad.metadata.options.bitrate_kbps = 100
+        with pytest.raises(UploadRefused) as refused:
+            await uploads.start("u1", "u1@example.com", bad)
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.message.startswith("bitrate_kbps: 100 is not a LAME constant")
+        assert await uploads.records.count_documents({}) == before
+
+    asyncio.run(run())

@@ -11,7 +11,7 @@ import pytest
 
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.shim.errors import HttpError
-from mp3mesh.shim.tus import encode_metadata, parse_checksum, parse_metadata
+from mp3mesh.shim.tus import encode_metadata, parse_checksum, parse_metadata, start_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +35,49 @@ def test_metadata_maps_filename_and_filetype_and_keeps_the_rest() -> None:
         {"filename": "a.mp4", "content_type": "video/mp4"},
         {"preset": "voice"},
     )
+
+
+def test_option_keys_set_the_options_and_are_kept_as_sent() -> None:
+    """Option keys are read as their query parameters are; every key but filename and
+    filetype stays in extra_metadata, so HEAD gives the header back as it came."""
+    header = ",".join(
+        f"{key} {_b64(value)}"
+        for key, value in (
+            ("filename", "talk.mp4"),
+            ("bitrate_kbps", "64"),
+            ("channels", "mono"),
+            ("loudness_lufs", "-16.5"),
+            ("vbr_quality", "0"),
+            ("title", "Talk, één"),
+            ("note", "kept"),
+        )
+    )
+    start = start_request(header, 1234)
+    assert start.total_size == 1234 and start.metadata.filename == "talk.mp4"
+    assert start.metadata.options == files_pb2.ConversionOptions(
+        bitrate_kbps=64, channels="mono", loudness_lufs=-16.5, vbr_quality=0, title="Talk, één"
+    )
+    assert start.metadata.options.HasField("vbr_quality")  # 0 is a quality, not unset
+    assert dict(start.extra_metadata) == {
+        "bitrate_kbps": "64",
+        "channels": "mono",
+        "loudness_lufs": "-16.5",
+        "vbr_quality": "0",
+        "title": "Talk, één",
+        "note": "kept",
+    }
+    assert start_request("", 5).metadata.options == files_pb2.ConversionOptions()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("bitrate_kbps", "fast"), ("sample_rate_hz", "44.1k"), ("loudness_lufs", "loud")],
+)
+def test_an_option_that_is_no_number_is_400_naming_it(key: str, value: str) -> None:
+    with pytest.raises(HttpError) as refused:
+        start_request(f"{key} {_b64(value)}", 5)
+    assert refused.value.code.value[0] == 3
+    assert f'metadata.options.{key}: invalid value "{value}"' in refused.value.message
 
 
 @pytest.mark.parametrize(

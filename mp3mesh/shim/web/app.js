@@ -329,17 +329,26 @@ function optionMetadata(form) {
   return metadata;
 }
 
-// What a job was asked to do, as "preset=podcast-mono-64 bitrateKbps=128".
+// What a job was asked to do, as "preset=podcast-mono-64 bitrateKbps=128". Only what is
+// set: Envoy's transcoder also writes the unset fields ("" and 0; a VBR quality of 0 is
+// set, since that field is only written when it is).
 function optionsText(options) {
-  return Object.entries(options || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  return Object.entries(options || {})
+    .filter(([k, v]) => v !== "" && (v !== 0 || k === "vbrQuality"))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
 }
 
 // Resumable upload over tus (/files/, docs/uploads.md) with tus-js-client (/static/tus.min.js,
 // vendored from npm). The upload's URL is remembered per file (tus-js-client's fingerprint
 // in localStorage): choosing the same file again after a reload or a cut connection goes
-// on from the offset the server has. Resolves with the id of the job the last byte created.
-// ``options``: the conversion options, sent as upload metadata.
+// on from the offset the server has, if the options chosen are the same (the server took
+// the upload's options when it was created). Resolves with the id of the job the last byte
+// created. ``options``: the conversion options, sent as upload metadata.
 function upload(file, options) {
+  const metadata = { ...options, filename: file.name, filetype: file.type || "application/octet-stream" };
+  const sameMetadata = (stored) =>
+    Object.keys({ ...stored, ...metadata }).every((key) => (stored || {})[key] === metadata[key]);
   return new Promise((resolve, reject) => {
     let jobId = "";
     const transfer = new tus.Upload(file, {
@@ -347,7 +356,7 @@ function upload(file, options) {
       chunkSize: UPLOAD_CHUNK_BYTES,
       retryDelays: [0, 1000, 3000, 5000],
       removeFingerprintOnSuccess: true,
-      metadata: { ...options, filename: file.name, filetype: file.type || "application/octet-stream" },
+      metadata,
       headers: { Authorization: `Bearer ${token()}` },
       onAfterResponse: (_, response) => {
         jobId = response.getHeader("Mp3mesh-Job-Id") || jobId;
@@ -362,8 +371,9 @@ function upload(file, options) {
       onSuccess: () => resolve(jobId),
     });
     transfer.findPreviousUploads().then((previous) => {
-      if (previous.length) {
-        transfer.resumeFromPreviousUpload(previous[0]);
+      const same = previous.find((p) => sameMetadata(p.metadata));
+      if (same) {
+        transfer.resumeFromPreviousUpload(same);
         $("current-status").textContent = "resuming upload";
       }
       transfer.start();
