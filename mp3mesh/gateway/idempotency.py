@@ -13,6 +13,11 @@ upload will get. Sent again:
 - its upload failed or its gateway died (no job, no upload in progress): the key is taken
   over by this upload.
 
+A resumable upload's creation (StartResumableUpload, tus's ``POST /files/``) takes a key
+too: sent again, it answers the upload the key names if that upload was declared alike
+(file name, size, options), so a client whose first answer was lost gets the same upload
+URL and no second upload is opened; declared otherwise, ALREADY_EXISTS (HTTP 409).
+
 Keys expire after KEY_SECONDS: a TTL index on ``created`` removes them on MongoDB, and a
 key older than that is treated as absent wherever it is still found.
 """
@@ -27,9 +32,10 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from mp3mesh.core import jobs
+from mp3mesh.core import jobs, options
 from mp3mesh.core.nx27017 import stored_datetime
-from mp3mesh.gateway.upload import UploadRefused
+from mp3mesh.files.v1 import files_pb2
+from mp3mesh.gateway.upload import UploadRefused, name_and_type
 
 KEYS = "idempotency_keys"
 KEY_SECONDS = 24 * 3600
@@ -94,6 +100,31 @@ class Keys:
             grpc.StatusCode.ABORTED, "the Idempotency-Key is being used by another upload"
         )
 
+    async def hold(self, owner_id: str, key: str, upload_id: ObjectId) -> ObjectId | None:
+        """Reserve ``key`` for the resumable upload ``upload_id``: None once reserved, else
+        the id the key already names (an upload's or a job's, as the caller finds)."""
+        doc = {
+            "_id": f"{owner_id}/{key}",
+            "job_id": upload_id,
+            "job_key": str(upload_id),
+            "created": jobs.now(),
+        }
+        for _ in range(3):
+            try:
+                await self.keys.insert_one(doc)
+                return None
+            except DuplicateKeyError:
+                pass
+            held = await self.keys.find_one({"_id": doc["_id"]})
+            if held is not None and _fresh(held):
+                held_id: ObjectId = held["job_id"]
+                return held_id
+            if held is not None:  # expired: this upload takes the key over
+                await self.keys.delete_one({"_id": doc["_id"], "job_key": str(held["job_id"])})
+        raise UploadRefused(
+            grpc.StatusCode.ABORTED, "the Idempotency-Key is being used by another upload"
+        )
+
     async def release(self, owner_id: str, key: str, job_id: ObjectId) -> None:
         """The upload ``job_id`` failed: its key may be used again at once."""
         await self.keys.delete_one({"_id": f"{owner_id}/{key}", "job_key": str(job_id)})
@@ -106,6 +137,21 @@ def _fresh(held: dict[str, Any]) -> bool:
     if created.tzinfo is None:
         created = created.replace(tzinfo=dt.UTC)
     return (dt.datetime.now(dt.UTC) - created).total_seconds() < KEY_SECONDS
+
+
+def same_resumable(record: dict[str, Any], request: files_pb2.StartResumableUploadRequest) -> bool:
+    """Whether a resumable upload created again under a key declares the upload the key
+    names: the same file name, size and options."""
+    filename, _ = name_and_type(files_pb2.UploadRequest(metadata=request.metadata))
+    try:
+        asked = options.to_record(options.resolve(request.metadata.options))
+    except options.OptionError:
+        return False
+    return (
+        record.get("filename") == filename
+        and record.get("total") == request.total_size
+        and record.get("options") == asked
+    )
 
 
 def same_upload(job: dict[str, Any], filename: str, sha256: str) -> bool:

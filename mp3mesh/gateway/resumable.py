@@ -45,9 +45,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mp3mesh.core import gridfs_io, options
 from mp3mesh.core.timestamps import timestamp
 from mp3mesh.files.v1 import files_pb2
-from mp3mesh.gateway.upload import ReceivedVideo, UploadRefused
-from mp3mesh.gateway.upload import _check_declared as check_declared
-from mp3mesh.gateway.upload import _name_and_type as name_and_type
+from mp3mesh.gateway.upload import ReceivedVideo, UploadRefused, check_declared, name_and_type
 
 log = structlog.get_logger()
 
@@ -127,9 +125,14 @@ class ResumableUploads:
         await self.records.create_index("expires_at")
 
     async def start(
-        self, owner_id: str, owner_email: str, request: files_pb2.StartResumableUploadRequest
+        self,
+        owner_id: str,
+        owner_email: str,
+        request: files_pb2.StartResumableUploadRequest,
+        upload_id: ObjectId | None = None,
     ) -> dict[str, Any]:
-        """A new upload's record (nothing stored yet), or UploadRefused saying why not."""
+        """A new upload's record (nothing stored yet), or UploadRefused saying why not.
+        ``upload_id``: the id an idempotency key was reserved for (default: a new one)."""
         filename, content_type = name_and_type(files_pb2.UploadRequest(metadata=request.metadata))
         total = request.total_size
         if total <= 0:
@@ -149,7 +152,7 @@ class ResumableUploads:
         except options.OptionError as exc:
             raise refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         record = {
-            "_id": ObjectId(),
+            "_id": upload_id or ObjectId(),
             "owner_id": owner_id,
             "owner_email": owner_email,
             "filename": filename,
@@ -168,6 +171,13 @@ class ResumableUploads:
         }
         await self.records.insert_one(record)
         log.info("resumable upload started", upload_id=str(record["_id"]), total=total)
+        return record
+
+    async def find(self, owner_id: str, upload_id: ObjectId) -> dict[str, Any] | None:
+        """The caller's live upload, or None (an expired one too)."""
+        record = await self.records.find_one({"_id": upload_id, "owner_id": owner_id})
+        if record is None or float(record["expires_at"]) <= self.clock():
+            return None
         return record
 
     async def get(self, owner_id: str, upload_id: ObjectId) -> dict[str, Any]:

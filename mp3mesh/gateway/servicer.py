@@ -22,7 +22,7 @@ from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
 from mp3mesh.gateway.auth_interceptor import Caller, current_caller
 from mp3mesh.gateway.bounds import ClientBounds, TooMany
 from mp3mesh.gateway.download_wire import body_prefix, http_bodies
-from mp3mesh.gateway.idempotency import Keys, key_from, same_upload
+from mp3mesh.gateway.idempotency import Keys, key_from, same_resumable, same_upload
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from mp3mesh.gateway.metrics import DOWNLOAD_BYTES, UPLOADS
 from mp3mesh.gateway.relay import OutboxRelay
@@ -428,10 +428,46 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     ) -> files_pb2.StartResumableUploadResponse:
         caller = current_caller()
         try:
-            record = await self.resumable.start(caller.user_id, caller.email, request)
+            key = key_from(context.invocation_metadata())
+            record = await self._start_resumable(caller, key, request)
         except UploadRefused as refused:
             await abort(context, refused.code, refused.message)
         return files_pb2.StartResumableUploadResponse(upload=upload_proto(record))
+
+    async def _start_resumable(
+        self, caller: Caller, key: str, request: files_pb2.StartResumableUploadRequest
+    ) -> dict[str, Any]:
+        """A new resumable upload; under an idempotency key already used, the upload the
+        key names when declared alike (mp3mesh/gateway/idempotency.py)."""
+        if not key:
+            return await self.resumable.start(caller.user_id, caller.email, request)
+        upload_id = ObjectId()
+        for _ in range(3):
+            held = await self.keys.hold(caller.user_id, key, upload_id)
+            if held is None:
+                try:
+                    return await self.resumable.start(
+                        caller.user_id, caller.email, request, upload_id
+                    )
+                except BaseException:
+                    await asyncio.shield(self.keys.release(caller.user_id, key, upload_id))
+                    raise
+            record = await self.resumable.find(caller.user_id, held)
+            if record is not None and same_resumable(record, request):
+                log.info("resumable upload repeated under its idempotency key",
+                         upload_id=str(held))  # fmt: skip
+                return record
+            if record is not None or await self.store.jobs.find_one({"_id": held}, {"_id": 1}):
+                raise UploadRefused(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"this Idempotency-Key was already used for another upload ({held}); send"
+                    " a new key with a new upload",
+                )
+            # Its upload expired or was cancelled, and made no job: the key is free again.
+            await self.keys.release(caller.user_id, key, held)
+        raise UploadRefused(
+            grpc.StatusCode.ABORTED, "the Idempotency-Key is being used by another upload"
+        )
 
     async def WriteResumableUpload(
         self,

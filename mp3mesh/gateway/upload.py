@@ -94,7 +94,7 @@ async def receive_video(
             grpc.StatusCode.INVALID_ARGUMENT,
             "upload is empty: send metadata, then the video's bytes",
         )
-    filename, content_type = _name_and_type(first)
+    filename, content_type = name_and_type(first)
     try:  # before the file is opened: refused options leave nothing stored
         resolved = options.resolve(first.metadata.options)
     except options.OptionError as exc:
@@ -111,12 +111,12 @@ async def receive_video(
         digest.update(block)
         await video_file.write(block)
     video = ReceivedVideo(filename, content_type, video_file.length, digest.hexdigest(), resolved)
-    _check_declared(video, first.metadata)
+    check_declared(video, first.metadata)
     await video_file.close()
     return video
 
 
-def _name_and_type(first: files_pb2.UploadRequest) -> tuple[str, str]:
+def name_and_type(first: files_pb2.UploadRequest) -> tuple[str, str]:
     """The file name and content type, each within its bound (the sha256 too, which is
     checked against the content at the end)."""
     metadata = first.metadata
@@ -133,7 +133,7 @@ def _name_and_type(first: files_pb2.UploadRequest) -> tuple[str, str]:
     return metadata.filename or DEFAULT_FILENAME, content_type or DEFAULT_CONTENT_TYPE
 
 
-def _check_declared(video: ReceivedVideo, declared: files_pb2.UploadMetadata) -> None:
+def check_declared(video: ReceivedVideo, declared: files_pb2.UploadMetadata) -> None:
     """The video is not empty, and has the size and SHA-256 the client declared, if any."""
     if video.size == 0:
         raise UploadRefused(

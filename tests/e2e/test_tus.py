@@ -322,6 +322,32 @@ def test_tus_discovery_and_refusals(edge: Edge) -> None:
         _status(http.get("/files/"), 404, 5)
 
 
+def test_a_creation_sent_again_under_its_key_answers_the_same_upload(edge: Edge) -> None:
+    """POST /files/ with an Idempotency-Key sent again (its first answer lost): the same
+    upload URL, no second upload; the key with another declaration is 409."""
+    token = edge.new_user()
+    key = {"Idempotency-Key": f"tus-{uuid.uuid4()}"}
+    declared = {**TUS, **key, "Upload-Length": "10",
+                "Upload-Metadata": _metadata(filename="a.mp4", bitrate_kbps="64")}  # fmt: skip
+    with edge.http(token) as http:
+        first = http.post("/files/", headers=declared)
+        again = http.post("/files/", headers=declared)
+        assert first.status_code == again.status_code == 201, (first.text, again.text)
+        assert first.headers["location"] == again.headers["location"]
+        assert _offset(http, again.headers["location"]) == 0
+        other = {**declared, "Upload-Metadata": _metadata(filename="a.mp4", bitrate_kbps="96")}
+        assert "already used" in _status(http.post("/files/", headers=other), 409, 6)
+        longer = {**declared, "Upload-Length": "11"}
+        _status(http.post("/files/", headers=longer), 409, 6)
+        fresh = http.post("/files/", headers={**declared, "Idempotency-Key": f"tus-{uuid.uuid4()}"})
+        assert fresh.status_code == 201 and fresh.headers["location"] != first.headers["location"]
+        # Once the upload is gone (terminated) and made no job, the key opens a new one.
+        assert http.delete(first.headers["location"], headers=TUS).status_code == 204
+        reopened = http.post("/files/", headers=declared)
+        assert reopened.status_code == 201, reopened.text
+        assert reopened.headers["location"] != first.headers["location"]
+
+
 def test_tus_edges_answer_alike(stack: Stack) -> None:
     """The same tus requests to both edges: same status, tus headers and body."""
     answers = {}
