@@ -30,8 +30,9 @@ DELIVERIES = "webhook_deliveries"
 EVENTS_BY_STATUS: dict[int, str] = {
     files_pb2.JOB_STATUS_SUCCEEDED: "job.succeeded",
     files_pb2.JOB_STATUS_FAILED: "job.failed",
+    files_pb2.JOB_STATUS_CANCELLED: "job.cancelled",
 }
-# Every event an endpoint may ask for, cancelled included before the status exists.
+# Every event an endpoint may ask for.
 EVENT_TYPES = ("job.succeeded", "job.failed", "job.cancelled")
 
 MAX_URL_LENGTH = 2048
