@@ -204,13 +204,13 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             )
         except UploadRefused as refused:
             await abort(context, refused.code, refused.message)
-        if not same_upload(original, video.filename, video.sha256):
+        if not same_upload(original, video.filename, video.sha256, video.options):
             await abort(
                 context,
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"this Idempotency-Key was already used for another upload (job"
-                f" {original['_id']}, file {original.get('filename', '')!r}); send a new"
-                " key with a new upload",
+                f" {original['_id']}, file {original.get('filename', '')!r}, its own"
+                " conversion options); send a new key with a new upload",
             )
         UPLOADS.labels("repeated").inc()
         log.info("upload repeated under its idempotency key", job_id=str(original["_id"]))
