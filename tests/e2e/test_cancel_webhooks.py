@@ -59,6 +59,14 @@ def test_a_cancel_sends_job_cancelled_and_no_mail(
                      "delivery logged", 30)  # fmt: skip
             assert client.job(job_id).status == files_pb2.JOB_STATUS_CANCELLED
 
+        # Cancelled, retried, cancelled again: a second event, under a new webhook-id.
+        assert client.retry(running).status == files_pb2.JOB_STATUS_QUEUED
+        assert client.cancel(running).status == files_pb2.JOB_STATUS_CANCELLED
+        wait_for(lambda: len(receiver.accepted) == 4, "the second job.cancelled", 120)
+        again = [e for _, e in receiver.accepted.values() if e["data"]["job"]["id"] == running]
+        assert [e["type"] for e in again] == ["job.cancelled"] * 2
+        assert len(_deliveries(client, running)) == 2
+
         # A retry after the cancel runs to its end and is mailed (its status is no
         # job.cancelled: the endpoint asked for nothing else).
         assert client.retry(queued).status == files_pb2.JOB_STATUS_QUEUED
@@ -69,6 +77,6 @@ def test_a_cancel_sends_job_cancelled_and_no_mail(
         assert len(stack.mails(queued)) == 1, "the success only, no mail for the cancel"
         assert stack.mails(queued)[0]["Subject"].startswith("Your MP3 is ready")
         assert not stack.mails(running) and not stack.mails(gone)
-        assert len(receiver.accepted) == 3 and not receiver.duplicates
+        assert len(receiver.accepted) == 4 and not receiver.duplicates
     finally:
         receiver.stop()
