@@ -6,6 +6,7 @@ publishes it and the owner's receiver gets its ``job.cancelled``, with no mail."
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -46,11 +47,13 @@ def test_gateway_killed_after_recording_a_cancel_still_sends_job_cancelled(
                     assert job_record(mesh, job_id)["status"] == jobs.CANCELLED
                     mesh.send("gateway", signal.SIGKILL)
                     mesh.wait_exit("gateway")
+                    killed_at = time.monotonic()
                 mesh.start("gateway")
             finally:
                 mesh.send("converter", signal.SIGCONT)
             wait_for(lambda: len(receiver.accepted) == 1, "job.cancelled after the restart", 120)
-            ((_, event),) = receiver.accepted.values()
+            ((at, event),) = receiver.accepted.values()
+            print(f"\njob.cancelled received {at - killed_at:.1f} s after the gateway was killed")
             assert event["type"] == "job.cancelled" and event["data"]["job"]["id"] == job_id
             wait_for(lambda: "announce_queue" not in job_record(mesh, job_id), "mark cleared", 30)
         finally:
