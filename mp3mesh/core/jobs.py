@@ -251,7 +251,7 @@ def job_changed(doc: dict[str, Any]) -> events_pb2.JobChanged:
 #
 # Its owner's controls (the gateway's CancelJob, RetryJob, DeleteJob):
 #
-#   QUEUED, PROCESSING ──cancel──▶ CANCELLED ──retry──▶ QUEUED
+#   QUEUED, PROCESSING ──cancel──▶ CANCELLED ──retry──▶ QUEUED   (cancel: JobFinished pending)
 #   FAILED ─────────────────────────────────────retry──▶ QUEUED
 #   any state ──delete──▶ (removed; a tombstone says so for a while)
 #
@@ -546,11 +546,13 @@ CANCELLABLE = (QUEUED, PROCESSING)
 CANCEL_REASON = "cancelled by its owner"
 
 
-def cancel(seen: dict[str, Any], *, expires_at: float) -> Change:
+def cancel(seen: dict[str, Any], *, expires_at: float, announce: dict[str, Any]) -> Change:
     """Its owner cancels the job ``seen`` (QUEUED or PROCESSING): CANCELLED, the claim
     cleared (a holder's writes now match nothing: it stops ffmpeg and removes its partial
-    MP3), no announcement pending (a cancelled job is not mailed), kept until
-    ``expires_at`` so that it can be retried."""
+    MP3), kept until ``expires_at`` so that it can be retried. Its JobFinished is pending
+    (``announce``, see :func:`pending_announcement`), for the owner's ``job.cancelled``
+    webhooks; it replaces a VideoUploaded still pending, and the notification service
+    sends no mail for it (a cancelled job is not mailed)."""
     update: dict[str, Any] = {
         "$set": {
             "status": CANCELLED,
@@ -559,8 +561,9 @@ def cancel(seen: dict[str, Any], *, expires_at: float) -> Change:
             "error": CANCEL_REASON,
             "updated": now(),
             "expires_at": expires_at,
+            **announce,
         },
-        "$unset": {"announce_at": "", "announce_queue": "", "mp3_pending_id": ""},
+        "$unset": {"mp3_pending_id": ""},
     }
     if seen["status"] == PROCESSING:
         update["$push"] = _attempt_end(seen.get("claim"), "cancelled", CANCEL_REASON)

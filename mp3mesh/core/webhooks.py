@@ -30,8 +30,9 @@ DELIVERIES = "webhook_deliveries"
 EVENTS_BY_STATUS: dict[int, str] = {
     files_pb2.JOB_STATUS_SUCCEEDED: "job.succeeded",
     files_pb2.JOB_STATUS_FAILED: "job.failed",
+    files_pb2.JOB_STATUS_CANCELLED: "job.cancelled",
 }
-# Every event an endpoint may ask for, cancelled included before the status exists.
+# Every event an endpoint may ask for.
 EVENT_TYPES = ("job.succeeded", "job.failed", "job.cancelled")
 
 MAX_URL_LENGTH = 2048
@@ -96,10 +97,14 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def message_id(job_id: str, event_type: str, webhook_id: str) -> str:
+def message_id(job_id: str, event_type: str, webhook_id: str, ended: str = "") -> str:
     """The event's ``webhook-id``: derived, not drawn, so a JobFinished handled twice
-    (redelivered, or announced again) makes the same id and a receiver drops the copy."""
-    digest = hashlib.sha256(f"{job_id}/{event_type}/{webhook_id}".encode()).digest()
+    (redelivered, or announced again) makes the same id and a receiver drops the copy.
+    ``ended``: when that run of the job ended (the JobFinished's ``finish_time``, which
+    every copy of one announcement carries), so a job that is retried and ends again
+    (cancelled, retried, cancelled) makes a new event, not a copy of the first."""
+    name = f"{job_id}/{event_type}/{webhook_id}" + (f"/{ended}" if ended else "")
+    digest = hashlib.sha256(name.encode()).digest()
     return "msg_" + base64.b32encode(digest[:20]).decode().lower()
 
 

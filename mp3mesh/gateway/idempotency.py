@@ -7,8 +7,9 @@ upload will get. Sent again:
 
 - its job was recorded (the first answer may have been lost after the commit): the body
   is read again, hashed and not stored, and the original job answers if it is the same
-  file (name and SHA-256); a different body is ALREADY_EXISTS (HTTP 409), as Stripe
-  answers a key reused with other parameters;
+  file (name and SHA-256) with the same conversion options; a different body or other
+  options are ALREADY_EXISTS (HTTP 409), as Stripe answers a key reused with other
+  parameters;
 - its upload is still being received: ABORTED (HTTP 409), try again once it ends;
 - its upload failed or its gateway died (no job, no upload in progress): the key is taken
   over by this upload.
@@ -32,7 +33,8 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from mp3mesh.core import jobs, options
+from mp3mesh.core import jobs
+from mp3mesh.core import options as conversion_options
 from mp3mesh.core.nx27017 import stored_datetime
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.upload import UploadRefused, name_and_type
@@ -144,8 +146,8 @@ def same_resumable(record: dict[str, Any], request: files_pb2.StartResumableUplo
     names: the same file name, size and options."""
     filename, _ = name_and_type(files_pb2.UploadRequest(metadata=request.metadata))
     try:
-        asked = options.to_record(options.resolve(request.metadata.options))
-    except options.OptionError:
+        asked = conversion_options.to_record(conversion_options.resolve(request.metadata.options))
+    except conversion_options.OptionError:
         return False
     return (
         record.get("filename") == filename
@@ -154,6 +156,20 @@ def same_resumable(record: dict[str, Any], request: files_pb2.StartResumableUplo
     )
 
 
-def same_upload(job: dict[str, Any], filename: str, sha256: str) -> bool:
-    """Whether a body sent again under a key is the upload its job was made of."""
-    return job.get("video_sha256") == sha256 and job.get("filename") == filename
+def same_upload(
+    job: dict[str, Any],
+    filename: str,
+    sha256: str,
+    options: files_pb2.ConversionOptions | None = None,
+) -> bool:
+    """Whether a body sent again under a key is the upload its job was made of: the same
+    file under the same name, to be converted with the same options (resolved over their
+    preset, as the job keeps them; both sides read back through the record's form, so a
+    preset and the values it stands for compare alike)."""
+    sent = conversion_options.to_record(options or files_pb2.ConversionOptions())
+    kept = conversion_options.from_record(job.get("options"))
+    return (
+        job.get("video_sha256") == sha256
+        and job.get("filename") == filename
+        and kept == conversion_options.from_record(sent)
+    )

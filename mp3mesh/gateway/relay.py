@@ -12,7 +12,8 @@ converter claims jobs, so a repeat is harmless.
 
 The converter records a finished job's JobFinished the same way, with its final status:
 whatever its own publish did not get confirmed (the broker cut off mid-conversion), the
-relay publishes, so the user's result never waits on a message's retry delays.
+relay publishes, so the user's result never waits on a message's retry delays. A cancel
+(the gateway's CancelJob) records the cancelled job's JobFinished the same way too.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class OutboxRelay:
         self.jobs = collection
         self.publisher = publisher
         self.video_queue = video_queue
+        self.mp3_queue = mp3_queue
         # The message each queue's announcement is, built from the record.
         self.messages: dict[str, Callable[[dict[str, Any]], Message]] = {
             video_queue: jobs.video_uploaded
@@ -67,11 +69,21 @@ class OutboxRelay:
         # Publishes followed past their wait (see announce).
         self._following: set[asyncio.Task[None]] = set()
 
-    def mark_pending(self, job: dict[str, Any]) -> None:
+    def mark_pending(self, job: dict[str, Any], *, finished: bool = False) -> None:
         """Give a job record, before it is stored, its pending announcement: when it was
-        last tried (epoch seconds), the queue it is for, and the trace it belongs to (the
-        upload's), which the announcement joins whenever it is published."""
-        job.update(jobs.pending_announcement(self.video_queue, self.clock(), tracing.carrier()))
+        last tried (epoch seconds), the queue it is for (the video queue's VideoUploaded,
+        or with ``finished`` the MP3 queue's JobFinished), and the trace it belongs to
+        (the request's), which the announcement joins whenever it is published."""
+        queue = self.video_queue
+        if finished:
+            if self.mp3_queue is None:
+                raise ValueError("this relay announces no finished jobs (no mp3_queue)")
+            queue = self.mp3_queue
+        job.update(jobs.pending_announcement(queue, self.clock(), tracing.carrier()))
+
+    def finished_pending(self, job: dict[str, Any]) -> bool:
+        """Whether the record still waits for its JobFinished to be published."""
+        return self.mp3_queue is not None and job.get("announce_queue") == self.mp3_queue
 
     async def announce(self, job: dict[str, Any]) -> None:
         """Publish the job's pending announcement, wait for the broker's confirm, clear the

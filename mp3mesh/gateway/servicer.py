@@ -204,13 +204,13 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             )
         except UploadRefused as refused:
             await abort(context, refused.code, refused.message)
-        if not same_upload(original, video.filename, video.sha256):
+        if not same_upload(original, video.filename, video.sha256, video.options):
             await abort(
                 context,
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"this Idempotency-Key was already used for another upload (job"
-                f" {original['_id']}, file {original.get('filename', '')!r}); send a new"
-                " key with a new upload",
+                f" {original['_id']}, file {original.get('filename', '')!r}, its own"
+                " conversion options); send a new key with a new upload",
             )
         UPLOADS.labels("repeated").inc()
         log.info("upload repeated under its idempotency key", job_id=str(original["_id"]))
@@ -321,10 +321,15 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     f"job {job['_id']} already ended ({job['status']}); only a QUEUED or"
                     " PROCESSING job can be cancelled",
                 )
-            change = jobs.cancel(job, expires_at=time.time() + self.retention_seconds)
+            pending: dict[str, Any] = {}
+            self.relay.mark_pending(pending, finished=True)
+            change = jobs.cancel(
+                job, expires_at=time.time() + self.retention_seconds, announce=pending
+            )
             if (cancelled := await self.store.apply(change)) is not None:
                 log.info("job cancelled", job_id=str(job["_id"]), was=job["status"])
                 self._changed(cancelled)
+                await self._announce(cancelled, "the cancel")
                 return files_pb2.CancelJobResponse(job=jobs.to_proto(cancelled))
         await abort(context, grpc.StatusCode.ABORTED, BUSY)
 
@@ -353,19 +358,36 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 f"job {job['_id']} cannot be retried: its video is no longer stored (files"
                 " are kept for a limited time); upload the video again",
             )
+        if self.relay.finished_pending(job):
+            # The retry's VideoUploaded replaces the mark: the end it announces (mail,
+            # webhooks) goes out first, or the retry waits.
+            try:
+                await self.relay.announce(job)
+            except Exception:
+                await abort(
+                    context,
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"job {job['_id']} cannot be retried yet: the news that it ended is"
+                    " still being sent; try again in a minute",
+                )
         pending: dict[str, Any] = {}
         self.relay.mark_pending(pending)
         retried = await self.store.apply(jobs.retry(job, announce=pending))
         if retried is None:
             await abort(context, grpc.StatusCode.ABORTED, BUSY)
-        try:
-            await self.relay.announce(retried)
-        except Exception as exc:
-            log.warning("broker did not confirm the retry; the outbox relay will publish it",
-                        job_id=str(job["_id"]), error=repr(exc))  # fmt: skip
+        await self._announce(retried, "the retry")
         log.info("job retried", job_id=str(job["_id"]))
         self._changed(retried)
         return files_pb2.RetryJobResponse(job=jobs.to_proto(retried))
+
+    async def _announce(self, job: dict[str, Any], what: str) -> None:
+        """Publish the announcement a control left pending on ``job``; if the broker does
+        not confirm it, the outbox relay publishes it later."""
+        try:
+            await self.relay.announce(job)
+        except Exception as exc:
+            log.warning(f"broker did not confirm {what}; the outbox relay will publish it",
+                        job_id=str(job["_id"]), error=repr(exc))  # fmt: skip
 
     async def WatchJob(
         self, request: files_pb2.WatchJobRequest, context: grpc.aio.ServicerContext

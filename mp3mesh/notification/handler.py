@@ -1,4 +1,5 @@
-"""Handles one JobFinished: claim the job's mail, send it, record it (see ledger.py)."""
+"""Handles one JobFinished: queue its webhooks, then claim the job's mail, send it, record
+it (see ledger.py); a cancelled job's JobFinished is not mailed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ log = structlog.get_logger()
 MAILS = Counter(
     "mp3mesh_mails_total", "Mails by outcome: sent, refused, failed, duplicate.", ("outcome",)
 )
+
+
+# The ends a mail tells of; a cancelled job makes webhooks only (its owner cancelled it).
+MAILED = (files_pb2.JOB_STATUS_SUCCEEDED, files_pb2.JOB_STATUS_FAILED)
 
 
 class ClaimHeld(Exception):
@@ -72,6 +77,10 @@ class Notifier:
         tracing.set_job(event.job_id)
         if self.fan_out is not None:
             self.fan_out(event)
+        if event.status not in MAILED:
+            log.info("not mailed: the job was cancelled by its owner", job_id=event.job_id,
+                     status=files_pb2.JobStatus.Name(event.status))  # fmt: skip
+            return Outcome()
         if not event.owner_email:
             log.warning("job has no owner email; nothing to send", job_id=event.job_id)
             return Outcome()

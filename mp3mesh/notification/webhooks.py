@@ -12,8 +12,8 @@ endpoints:
 1. :class:`WebhookFanOut`, run by the mail handler for each JobFinished before it mails:
    one :class:`WebhookEventDue` per endpoint of the owner that wants the event, published
    to the `webhook` queue, and a PENDING entry in the job's delivery log. The message id
-   (the `webhook-id` header) is derived from job, event and endpoint, so handling the
-   same JobFinished again publishes nothing new.
+   (the `webhook-id` header) is derived from job, event, endpoint and the run's end time,
+   so handling the same JobFinished again publishes nothing new.
 2. :class:`WebhookDeliverer`, the `webhook` queue's handler: resolve the endpoint's host
    and refuse private targets (mp3mesh/notification/webhook_targets.py), sign with the
    `standardwebhooks` library (fresh timestamp and signature on each try, same id and
@@ -154,11 +154,12 @@ class WebhookFanOut:
         queued = 0
         finished = event.finish_time.ToDatetime(dt.UTC) if event.HasField("finish_time") else _now()
         body = webhooks.payload(event_type, _job_of(event), finished)
+        ended = str(event.finish_time.ToNanoseconds()) if event.HasField("finish_time") else ""
         for endpoint in self.endpoints.find({"owner_id": event.owner_id}).sort("_id", 1):
             if not webhooks.wants(endpoint, event_type):
                 continue
             webhook_id = str(endpoint["_id"])
-            mid = webhooks.message_id(event.job_id, event_type, webhook_id)
+            mid = webhooks.message_id(event.job_id, event_type, webhook_id, ended)
             entry = self.log.entry(event.job_id, mid)
             if entry is not None and entry.get("published", True):
                 continue  # queued before: this JobFinished came again

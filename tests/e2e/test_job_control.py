@@ -202,6 +202,38 @@ def test_the_same_idempotency_key_answers_the_same_job(stack: Stack, media: Path
     assert client.upload(media / "clip.mp4", idempotency_key=str(uuid.uuid4())).id != first.id
 
 
+def test_the_same_key_with_other_options_is_another_upload(stack: Stack, media: Path) -> None:
+    """The same file under the same key but to be converted otherwise is refused as a
+    different file is; the same options (a preset, resolved) answer the original job."""
+    client, _ = stack.new_user()
+    key = str(uuid.uuid4())
+    music = files_pb2.ConversionOptions(preset="music-320")
+    first = client.upload(media / "clip.mp4", idempotency_key=key, options=music)
+    again = client.upload(media / "clip.mp4", idempotency_key=key, options=music)
+    assert again.id == first.id
+    for other in (
+        files_pb2.ConversionOptions(),
+        files_pb2.ConversionOptions(preset="music-320", bitrate_kbps=128),
+        files_pb2.ConversionOptions(preset="podcast-mono-64"),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            client.upload(media / "clip.mp4", idempotency_key=key, options=other)
+        assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, other
+        assert "conversion options" in (refused.value.details() or "")
+    assert [j.id for j in client.jobs()] == [first.id]
+    # Over REST (a preset in the query), on both edges alike.
+    for base in (stack.envoy_url, stack.shim_url):
+        answer = httpx.post(
+            f"{base}/v1/videos",
+            params={"metadata.filename": "clip.mp4", "metadata.options.preset": "podcast-mono-64"},
+            headers={"Authorization": f"Bearer {client.token}", "Idempotency-Key": key,
+                     "Content-Type": "video/mp4"},
+            content=(media / "clip.mp4").read_bytes(),
+            timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 409, (base, answer.text)
+
+
 @pytest.mark.parametrize("edge", ["envoy", "shim"])
 def test_an_upload_whose_answer_was_lost_is_answered_again(
     stack: Stack, media: Path, edge: str

@@ -11,7 +11,8 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient, MongoClient
 
-from mp3mesh.core import jobs
+from mp3mesh.core import jobs, options
+from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.housekeeping import Housekeeping
 from mp3mesh.gateway.idempotency import KEY_SECONDS, KEYS, Keys, key_from, same_upload
 from mp3mesh.gateway.store import UPLOADS, FileStore
@@ -56,6 +57,36 @@ def test_a_key_answers_its_job_waits_for_its_upload_or_is_taken_over(
         await client.close()
 
     asyncio.run(run())
+
+
+def test_the_same_file_with_other_options_is_another_upload(wire_mongo: MongoClient) -> None:
+    """same_upload compares the options the job keeps, read back from the store, with the
+    options a body sent again resolves to."""
+    wanted = options.resolve(files_pb2.ConversionOptions(preset="podcast-mono-64", title="Ep 1"))
+    db = wire_mongo[f"keys_{ObjectId()}"]
+    job = jobs.new_job(job_id=ObjectId(), owner_id="u1", owner_email="", filename="a.mp4",
+                       size=3, sha256="abc", options=wanted)  # fmt: skip
+    db[jobs.COLLECTION].insert_one(job)
+    kept = db[jobs.COLLECTION].find_one({"_id": job["_id"]})
+    assert kept is not None
+    again = options.resolve(files_pb2.ConversionOptions(preset="podcast-mono-64", title="Ep 1"))
+    assert same_upload(kept, "a.mp4", "abc", again)
+    for other in (
+        files_pb2.ConversionOptions(),
+        options.resolve(files_pb2.ConversionOptions(preset="podcast-mono-64")),
+        options.resolve(files_pb2.ConversionOptions(preset="podcast-mono-64", title="Ep 1",
+                                                    bitrate_kbps=96)),
+        options.resolve(files_pb2.ConversionOptions(preset="music-320", title="Ep 1")),
+    ):  # fmt: skip
+        assert not same_upload(kept, "a.mp4", "abc", other), other
+    assert not same_upload(kept, "a.mp4", "abd", again)
+    plain = jobs.new_job(job_id=ObjectId(), owner_id="u1", owner_email="", filename="a.mp4",
+                         size=3, sha256="abc")  # fmt: skip
+    db[jobs.COLLECTION].insert_one(plain)
+    kept_plain = db[jobs.COLLECTION].find_one({"_id": plain["_id"]})
+    assert kept_plain is not None and same_upload(kept_plain, "a.mp4", "abc")
+    assert not same_upload(kept_plain, "a.mp4", "abc", wanted)
+    wire_mongo.drop_database(db.name)
 
 
 def test_the_key_comes_from_the_metadata_within_its_bound() -> None:

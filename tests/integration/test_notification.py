@@ -19,6 +19,7 @@ from devstack import free_port, temp_database
 from mp3mesh.core.amqp.consumer import Requeue
 from mp3mesh.core.migrations import migrate
 from mp3mesh.events.v1 import events_pb2
+from mp3mesh.files.v1 import files_pb2
 from mp3mesh.notification.handler import ClaimHeld, Notifier
 from mp3mesh.notification.ledger import MIGRATIONS, Claim, SentLedger
 from mp3mesh.notification.mailer import Mailer
@@ -63,6 +64,26 @@ def test_each_job_is_mailed_once(smtp: tuple[Inbox, int], ledger: SentLedger) ->
     assert len(inbox.messages) == 1
     assert inbox.messages[0]["X-Mp3mesh-Job"] == "job-1"
     assert ledger.already_sent("job-1")
+
+
+def test_a_cancelled_job_makes_webhooks_and_no_mail(
+    smtp: tuple[Inbox, int], ledger: SentLedger
+) -> None:
+    inbox, port = smtp
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=port)
+    fanned: list[events_pb2.JobFinished] = []
+    notifier = Notifier(ledger, Mailer(settings), settings.sender, "http://edge",
+                        fan_out=lambda event: fanned.append(event) or 1)  # fmt: skip
+    cancelled = events_pb2.JobFinished()
+    cancelled.CopyFrom(SUCCEEDED)
+    cancelled.status, cancelled.mp3_file_id = files_pb2.JOB_STATUS_CANCELLED, ""
+    props = pika.BasicProperties(type=cancelled.DESCRIPTOR.full_name)
+    assert notifier.handle(cancelled.SerializeToString(), props).publish == []
+    assert [e.status for e in fanned] == [files_pb2.JOB_STATUS_CANCELLED]
+    assert inbox.messages == [] and not ledger.already_sent(cancelled.job_id)
+    # Its retry then succeeds: that end is mailed, once.
+    notifier.handle(SUCCEEDED.SerializeToString(), props)
+    assert len(inbox.messages) == 1 and ledger.already_sent(SUCCEEDED.job_id)
 
 
 def test_smtp_down_raises_so_the_message_is_retried(ledger: SentLedger) -> None:

@@ -21,6 +21,7 @@ from mp3mesh.core import jobs
 from mp3mesh.core.amqp.consumer import decode
 from mp3mesh.core.amqp.publisher import ThreadedPublisher
 from mp3mesh.events.v1 import events_pb2
+from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.housekeeping import Housekeeping
 from mp3mesh.gateway.relay import OutboxRelay
 from mp3mesh.gateway.store import FileStore
@@ -133,6 +134,39 @@ def test_a_finished_jobs_result_left_pending_by_its_converter_is_published(
     record = asyncio.run(_on_wire(wire_mongo, test))
     assert "announce_at" not in record
     [finished] = _received(mp3_queue, events_pb2.JobFinished)
+    assert finished == jobs.job_finished(record)
+    assert _received(video_queue, events_pb2.VideoUploaded) == []
+
+
+def test_a_cancel_whose_announcement_was_not_confirmed_is_published(
+    wire_mongo: MongoClient, queues: tuple[str, str], publisher: ThreadedPublisher
+) -> None:
+    """The gateway recorded the cancel with its JobFinished pending and died before the
+    broker confirmed it: the relay publishes it, CANCELLED, and no VideoUploaded."""
+    video_queue, mp3_queue = queues
+
+    async def test(collection: AsyncCollection) -> dict:
+        relay = OutboxRelay(
+            collection, publisher, video_queue=video_queue, mp3_queue=mp3_queue,
+            publish_timeout=5, interval=1,
+        )  # fmt: skip
+        job = jobs.new_job(job_id=ObjectId(), owner_id="u1", owner_email="u1@example.com",
+                           filename="a.mp4", size=1, sha256="")  # fmt: skip
+        relay.mark_pending(job)
+        await collection.insert_one(job)
+        pending: dict = {}
+        relay.mark_pending(pending, finished=True)
+        pending["announce_at"] -= 60  # tried a minute ago, by a gateway now gone
+        change = jobs.cancel(job, expires_at=9e9, announce=pending)
+        assert (await collection.update_one(change.filter, change.update)).matched_count == 1
+        assert relay.finished_pending(await collection.find_one({"_id": job["_id"]}))
+        assert await relay.relay_pending() == 1
+        return await collection.find_one({"_id": job["_id"]})
+
+    record = asyncio.run(_on_wire(wire_mongo, test))
+    assert record["status"] == jobs.CANCELLED and "announce_at" not in record
+    [finished] = _received(mp3_queue, events_pb2.JobFinished)
+    assert finished.status == files_pb2.JOB_STATUS_CANCELLED
     assert finished == jobs.job_finished(record)
     assert _received(video_queue, events_pb2.VideoUploaded) == []
 

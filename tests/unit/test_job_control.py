@@ -58,18 +58,56 @@ def failed(collection: Collection, holder: str = "a") -> Any:
     return job_id
 
 
-def test_cancel_a_queued_job_drops_its_announcement(collection: Collection) -> None:
+# The cancel's JobFinished mark, as the gateway's relay makes it (for the `mp3` queue).
+FINISHED = jobs.pending_announcement("mp3", 2000.0, {"traceparent": "t"})
+
+
+def test_cancel_a_queued_job_announces_its_end_instead(collection: Collection) -> None:
     job_id = queued(collection)
-    done = apply(collection, jobs.cancel(record(collection, job_id), expires_at=99.0))
-    assert done is not None and done["status"] == jobs.CANCELLED
-    assert "announce_queue" not in done and done["expires_at"] == 99.0
-    # A converter receiving the old message cannot claim it.
+    change = jobs.cancel(record(collection, job_id), expires_at=99.0, announce=FINISHED)
+    done = apply(collection, change)
+    assert done is not None and done["status"] == jobs.CANCELLED and done["expires_at"] == 99.0
+    # The VideoUploaded still pending gives way to the JobFinished (outbox mark).
+    assert (done["announce_queue"], done["announce_at"]) == ("mp3", 2000.0)
+    finished = jobs.job_finished(done)
+    assert finished.status == files_pb2.JOB_STATUS_CANCELLED
+    assert (finished.job_id, finished.owner_id) == (str(job_id), "u1")
+    assert finished.error == jobs.CANCEL_REASON and not finished.mp3_file_id
+    # A relay takes it like any other announcement, and the confirm clears it.
+    took = apply(collection, jobs.take_announcement(["video", "mp3"], 3000.0, 2500.0))
+    assert took is not None and took["_id"] == job_id
+    assert apply(collection, jobs.announced(job_id, "mp3", 2500.0))
+    assert "announce_queue" not in record(collection, job_id)
+    # A converter receiving the old VideoUploaded cannot claim it.
     assert apply(collection, jobs.claim(job_id, "b", lease_seconds=6, progress=1)) is None
+
+
+def test_cancel_of_a_running_job_announces_it_too(collection: Collection) -> None:
+    job_id = claimed(collection, "a")
+    done = apply(
+        collection, jobs.cancel(record(collection, job_id), expires_at=9.0, announce=FINISHED)
+    )
+    assert done is not None and done["announce_queue"] == "mp3"
+    assert jobs.job_finished(done).status == files_pb2.JOB_STATUS_CANCELLED
+
+
+def test_a_retry_after_a_cancel_replaces_its_announcement(collection: Collection) -> None:
+    """The gateway publishes the pending JobFinished before it retries (servicer.RetryJob);
+    the retry's VideoUploaded then takes the mark."""
+    job_id = queued(collection)
+    assert apply(
+        collection, jobs.cancel(record(collection, job_id), expires_at=9.0, announce=FINISHED)
+    )
+    video = jobs.pending_announcement("video", 3000.0, {})
+    again = apply(collection, jobs.retry(record(collection, job_id), announce=video))
+    assert again is not None and again["status"] == jobs.QUEUED
+    assert again["announce_queue"] == "video" and "expires_at" not in again
+    assert apply(collection, jobs.claim(job_id, "b", lease_seconds=6, progress=1))
 
 
 def test_cancel_fences_the_holder_out(collection: Collection) -> None:
     job_id = claimed(collection, "a")
-    done = apply(collection, jobs.cancel(record(collection, job_id), expires_at=99.0))
+    done = apply(collection, jobs.cancel(record(collection, job_id), expires_at=99.0, announce={}))
     assert done is not None and done["claim"] is None
     for change in (
         jobs.renew(job_id, "a"),
@@ -87,7 +125,7 @@ def test_cancel_is_refused_once_the_state_it_read_changed(collection: Collection
     job_id = queued(collection)
     seen = record(collection, job_id)
     assert apply(collection, jobs.claim(job_id, "a", lease_seconds=6, progress=1))
-    assert apply(collection, jobs.cancel(seen, expires_at=1.0)) is None
+    assert apply(collection, jobs.cancel(seen, expires_at=1.0, announce=FINISHED)) is None
 
 
 def test_retry_queues_a_failed_or_cancelled_job_again(collection: Collection) -> None:

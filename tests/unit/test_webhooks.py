@@ -123,6 +123,10 @@ def test_message_ids_are_stable_per_event_and_endpoint() -> None:
     assert a != webhooks.message_id("job1", "job.succeeded", "hook2")
     assert a != webhooks.message_id("job1", "job.failed", "hook1")
     assert a.startswith("msg_")
+    # A retried job ending again is a new event; the same end announced again is not.
+    first = webhooks.message_id("job1", "job.cancelled", "hook1", "1764928331420000000")
+    assert first == webhooks.message_id("job1", "job.cancelled", "hook1", "1764928331420000000")
+    assert first != webhooks.message_id("job1", "job.cancelled", "hook1", "1764928399000000000")
 
 
 def test_secret_signs_what_standardwebhooks_verifies() -> None:

@@ -208,7 +208,8 @@ class FileServiceServicer:
 
     def CancelJob(self, request, context):
         """CancelJob stops a job: a QUEUED job is never converted, a PROCESSING one has its
-        ffmpeg stopped and its partial MP3 removed. The job ends CANCELLED (no mail is sent).
+        ffmpeg stopped and its partial MP3 removed. The job ends CANCELLED: no mail is sent,
+        the owner's `job.cancelled` webhooks are.
         A job that already ended is FAILED_PRECONDITION; cancelling a CANCELLED job again
         answers it as it is.
         """
