@@ -68,43 +68,30 @@ class Keys:
     async def reserve(self, owner_id: str, key: str, job_id: ObjectId) -> dict[str, Any] | None:
         """Reserve ``key`` for the upload ``job_id``; None once reserved, else the job the
         key already answers with (recorded), ABORTED if its upload is still running."""
-        # job_key: the id as text, for the conditions below (the nx-27017 stand-in matches
-        # ObjectIds only in _id).
-        doc = {
-            "_id": f"{owner_id}/{key}",
-            "job_id": job_id,
-            "job_key": str(job_id),
-            "created": jobs.now(),
-        }
         for _ in range(3):
-            try:
-                await self.keys.insert_one(doc)
-                return None
-            except DuplicateKeyError:
-                pass
-            held = await self.keys.find_one({"_id": doc["_id"]})
+            held = await self.hold(owner_id, key, job_id)
             if held is None:
-                continue
-            fresh = _fresh(held)
-            if fresh:
-                job = await self.db[jobs.COLLECTION].find_one(jobs.owned(owner_id, held["job_id"]))
-                if job is not None:
-                    return job
-                if await self.db[self.uploads].find_one({"_id": held["job_id"]}) is not None:
-                    raise UploadRefused(
-                        grpc.StatusCode.ABORTED,
-                        "an upload with this Idempotency-Key is still being received;"
-                        " send it again once that one has ended",
-                    )
-            # Expired, or its upload ended without a job: this upload takes the key over.
-            await self.keys.delete_one({"_id": doc["_id"], "job_key": str(held["job_id"])})
+                return None
+            job = await self.db[jobs.COLLECTION].find_one(jobs.owned(owner_id, held))
+            if job is not None:
+                return job
+            if await self.db[self.uploads].find_one({"_id": held}) is not None:
+                raise UploadRefused(
+                    grpc.StatusCode.ABORTED,
+                    "an upload with this Idempotency-Key is still being received;"
+                    " send it again once that one has ended",
+                )
+            # Its upload ended without a job (failed, or its gateway died): taken over.
+            await self.release(owner_id, key, held)
         raise UploadRefused(
             grpc.StatusCode.ABORTED, "the Idempotency-Key is being used by another upload"
         )
 
     async def hold(self, owner_id: str, key: str, upload_id: ObjectId) -> ObjectId | None:
-        """Reserve ``key`` for the resumable upload ``upload_id``: None once reserved, else
-        the id the key already names (an upload's or a job's, as the caller finds)."""
+        """Reserve ``key`` for ``upload_id`` (a job's, or a resumable upload's): None once
+        reserved, else the id the key already names. An expired key is taken over."""
+        # job_key: the id as text, for the conditions on it (the nx-27017 stand-in matches
+        # ObjectIds only in _id).
         doc = {
             "_id": f"{owner_id}/{key}",
             "job_id": upload_id,

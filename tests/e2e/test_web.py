@@ -28,6 +28,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # test_web_player.py starts playback from a script, not a click.
+    "--autoplay-policy=no-user-gesture-required",
 ]
 ARTIFACTS = ROOT / "var/test-artifacts/web"
 WAIT_MS = 120_000  # a loaded machine converts slowly; nothing here waits on a fixed delay

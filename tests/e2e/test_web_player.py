@@ -4,40 +4,18 @@ Range request) and plays on from that point, through each edge."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import Page, Response, expect
 
-from devstack import Stack, make_video
-from tests.e2e.test_web import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, sign_up
+from devstack import make_video
+from tests.e2e.test_web import browser, edge, page, sign_up
 
 pytestmark = pytest.mark.e2e
+__all__ = ["browser", "edge", "page"]  # fixtures of test_web, used here
 
 SECONDS = 20
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: scripts/bootstrap.sh --test installs it")
-    with sync_playwright() as playwright:
-        # The test starts playback from a script, not a click.
-        args = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["envoy", "shim"])
-def page(request: pytest.FixtureRequest, browser: Browser, stack: Stack) -> Iterator[Page]:
-    url = stack.envoy_url if request.param == "envoy" else stack.shim_url
-    context = browser.new_context(base_url=url, viewport={"width": 1100, "height": 800})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")

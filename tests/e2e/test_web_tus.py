@@ -6,38 +6,18 @@ each edge."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
+from playwright.sync_api import Page, Request, Route, expect
 
-from devstack import Stack, make_video
-from tests.e2e.test_web import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, sign_up
+from devstack import make_video
+from tests.e2e.test_web import browser, edge, page, sign_up
 
 pytestmark = pytest.mark.e2e
+__all__ = ["browser", "edge", "page"]  # fixtures of test_web, used here
 
 CHUNK = 4 * 1024 * 1024  # the page's tus chunk (UPLOAD_CHUNK_BYTES in app.js)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: scripts/bootstrap.sh --test installs it")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["envoy", "shim"])
-def page(request: pytest.FixtureRequest, browser: Browser, stack: Stack) -> Iterator[Page]:
-    url = stack.envoy_url if request.param == "envoy" else stack.shim_url
-    context = browser.new_context(base_url=url, viewport={"width": 1100, "height": 800})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")
