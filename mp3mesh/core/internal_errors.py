@@ -48,4 +48,6 @@ class InternalErrorInterceptor(AroundInterceptor):
         except Exception:
             trace = trace_id()
             log.exception("unexpected error", method=rpc.method, trace_id=trace)
+            if context.done():  # the call already ended (cancelled, the server stopping)
+                raise
             await context.abort(grpc.StatusCode.INTERNAL, internal_message(trace))
