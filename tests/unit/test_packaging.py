@@ -11,11 +11,14 @@ SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setup
 
 
 def packages_under(root: Path) -> set[str]:
-    """Every folder under root/mp3mesh holding Python modules, as a dotted name."""
+    """Every folder under root/mp3mesh holding files (modules, or data such as the SQL
+    migrations and the web page), as a dotted name."""
     return {
         ".".join(folder.relative_to(root).parts)
         for folder in (root / "mp3mesh").rglob("*")
-        if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts
+        if folder.is_dir()
+        and "__pycache__" not in folder.parts
+        and any(f.is_file() for f in folder.iterdir())
     }
 
 
