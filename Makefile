@@ -50,6 +50,7 @@ test: ## run the whole test suite, k8s-validate, k8s-smoke and compose-check inc
 
 test-unit:  ## the unit tier alone (tests/unit): no services, well under 30 s
 	@test -x $(VENV)/bin/pytest || scripts/bootstrap.sh --test
+	@test node_modules/.installed -nt package.json || scripts/bootstrap.sh --test  # the pinned tus client
 	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider
 
 bench: ## benchmarks on a stack of their own, figures side by side with baselines -> bench/results.md (~5 min)
