@@ -38,6 +38,7 @@ from devstack.config import (
     stack_env,
     temp_database,
 )
+from devstack.hangs import record_stacks
 from devstack.stack import http_ok
 from mp3mesh.cli.client import MeshClient, is_serving
 
@@ -137,10 +138,22 @@ class ServiceStack:
             os.kill(pid, sig)
 
     def wait_exit(self, name: str, timeout: float = 30) -> float:
-        """Seconds until the service exited; fails if it is still running after ``timeout``."""
+        """Seconds until the service exited; fails if it is still running after ``timeout``,
+        after its stacks are dumped into its log and the test's output, and it is killed."""
         started = time.monotonic()
-        self.processes[name].wait(timeout)
+        try:
+            self.processes[name].wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._dump_and_kill(name, f"{name} still running {timeout:g} s after its stop")
+            raise
         return time.monotonic() - started
+
+    def _dump_and_kill(self, name: str, why: str) -> None:
+        """What the service was doing (devstack.hangs), then SIGKILL to its process group."""
+        proc = self.processes[name]
+        record_stacks(proc.pid, self.log_path(name), why)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> float:
         self.send(name, sig)
@@ -223,8 +236,7 @@ class ServiceStack:
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                self._dump_and_kill(name, f"{name} still running 15 s after SIGTERM")
 
     def _wait_ready(self, name: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

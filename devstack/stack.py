@@ -34,6 +34,7 @@ from devstack.config import (
     stack_env,
     temp_database,
 )
+from devstack.hangs import record_stacks
 from mp3mesh.auth.tokens import load_private_key
 from mp3mesh.cli.client import MeshClient, is_serving
 from mp3mesh.core.tokens import key_id
@@ -169,12 +170,17 @@ def start_honcho(env_file: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def stop_honcho(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM to honcho, which stops every process it started; SIGKILL past ``timeout``."""
+def stop_honcho(
+    process: subprocess.Popen[bytes], timeout: float = 30, log: Path | None = None
+) -> None:
+    """SIGTERM to honcho, which stops every process it started; past ``timeout``, the
+    stacks of what still runs (devstack.hangs, into ``log`` too), then SIGKILL."""
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
+        why = f"honcho's processes still running {timeout:g} s after SIGTERM"
+        record_stacks(process.pid, log, why)
         process.kill()
 
 
@@ -208,7 +214,7 @@ def honcho_stack(var: Path, timeout: float = 120) -> Iterator[Stack]:
     finally:
         for c in s.clients:
             c.close()
-        stop_honcho(process)
+        stop_honcho(process, log=log)
         drop_queues(
             env["VIDEO_QUEUE"],
             env["MP3_QUEUE"],

@@ -3,8 +3,8 @@
 # localhost/mp3mesh-compose-{postgres,rabbitmq,mongo,mailpit}:standin, for the machines
 # where no image registry is reachable (tests/compose/override.yaml swaps them in).
 # The Debian base is the project images' (scripts/base_image.sh); Mailpit is built from
-# the Go module proxy (MAILPIT_VERSION in tests/compose/versions.env) into
-# ${XDG_CACHE_HOME:-~/.cache}/mp3mesh/mailpit/<version>/ and reused from there; podman's
+# the Go module proxy (MAILPIT_VERSION in tests/compose/versions.env) by
+# scripts/go_tool_build.sh and reused from its cache; podman's
 # layer cache makes a rebuild with nothing changed take seconds.
 # Usage: scripts/compose_standins.sh [postgres|rabbitmq|mongo|mailpit]...  (default: all)
 set -euo pipefail
@@ -16,22 +16,10 @@ source tests/compose/versions.env
 targets=("$@")
 [[ ${#targets[@]} == 0 ]] && targets=(postgres rabbitmq mongo mailpit)
 
-mailpit=${XDG_CACHE_HOME:-$HOME/.cache}/mp3mesh/mailpit/$MAILPIT_VERSION
-if [[ " ${targets[*]} " == *" mailpit "* && ! -x $mailpit/mailpit ]]; then
-  command -v go >/dev/null || { log "Mailpit needs Go >= 1.24 to build"; exit 1; }
-  mkdir -p "$(dirname "$mailpit")"
-  tmp=$(mktemp -d "$(dirname "$mailpit")/.build.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  start=$SECONDS
-  log "building Mailpit $MAILPIT_VERSION into $mailpit"
-  CGO_ENABLED=0 GOTOOLCHAIN=local GOBIN=$tmp go install -trimpath \
-    -ldflags "-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" \
-    "github.com/axllent/mailpit@$MAILPIT_VERSION" </dev/null
-  chmod 755 "$tmp"
-  rm -rf "$mailpit"
-  mv "$tmp" "$mailpit"
-  trap - EXIT
-  log "built Mailpit in $((SECONDS - start)) s"
+mailpit=
+if [[ " ${targets[*]} " == *" mailpit "* ]]; then
+  mailpit=$(scripts/go_tool_build.sh mailpit "github.com/axllent/mailpit@$MAILPIT_VERSION" \
+    "-X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION")
 fi
 
 scripts/container_tools.sh
@@ -40,7 +28,7 @@ scripts/base_image.sh
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp tests/compose/Dockerfile tests/compose/*-entrypoint.sh "$context/"
-if [[ -x $mailpit/mailpit ]]; then cp "$mailpit/mailpit" "$context/"; else : >"$context/mailpit"; fi
+if [[ -n $mailpit ]]; then cp "$mailpit" "$context/"; else : >"$context/mailpit"; fi
 build_args=(--network host --layers --pull=never)
 if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then
   build_args+=(--volume "$PIP_CERT:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)

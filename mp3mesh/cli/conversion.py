@@ -1,10 +1,16 @@
 """The conversion options as command-line flags (``--bitrate 128 --mono --start 0:30``),
 checked here with the mesh's own ranges (mp3mesh/core/options.py) before anything is read or
-sent, so a typo fails at once with the same words the server would use."""
+sent, so a typo fails at once with the same words the server would use.
+
+The flags are declared once, as the parameters of :func:`build`; :func:`flags` gives them to
+every command that takes them (``convert``, ``upload``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -74,18 +80,18 @@ CoverAt = Annotated[
 
 def build(
     *,
-    preset: str = "",
-    bitrate: int = 0,
-    vbr: int | None = None,
-    mono: bool | None = None,
-    sample_rate: int = 0,
-    start: str = "",
-    end: str = "",
-    loudness: float | None = None,
-    title: str = "",
-    artist: str = "",
-    album: str = "",
-    cover_at: str = "",
+    preset: Preset = "",
+    bitrate: Bitrate = 0,
+    vbr: Vbr = None,
+    mono: Mono = None,
+    sample_rate: SampleRate = 0,
+    start: Start = "",
+    end: End = "",
+    loudness: Loudness = None,
+    title: Title = "",
+    artist: Artist = "",
+    album: Album = "",
+    cover_at: CoverAt = "",
 ) -> files_pb2.ConversionOptions:
     """The flags as the upload's ConversionOptions, checked (CliError names the flag's
     field and its range)."""
@@ -110,3 +116,23 @@ def build(
     except options.OptionError as exc:
         raise CliError(str(exc), code="INVALID_ARGUMENT", exit_code=2) from None
     return chosen
+
+
+R = TypeVar("R")
+FLAGS = tuple(inspect.signature(build, eval_str=True).parameters.values())
+
+
+def flags(command: Callable[..., R]) -> Callable[..., R]:
+    """A command taking the conversion flags: its ``chosen`` parameter is replaced by
+    :func:`build`'s, so Typer shows and parses them, and the command gets them built and
+    checked as ``chosen`` (a bad value fails before the command runs, exit code 2)."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [param for param in signature.parameters.values() if param.name != "chosen"]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> R:
+        chosen = build(**{flag.name: kwargs.pop(flag.name) for flag in FLAGS})
+        return command(*args, chosen=chosen, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own, *FLAGS])  # type: ignore[attr-defined]
+    return run

@@ -314,31 +314,17 @@ def whoami(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 @command()
+@conversion.flags
 def convert(
     ctx: typer.Context,
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video file to convert.")],
     output: OutputOption = None,
     json_output: JsonOption = False,
-    preset: conversion.Preset = "",
-    bitrate: conversion.Bitrate = 0,
-    vbr: conversion.Vbr = None,
-    mono: conversion.Mono = None,
-    sample_rate: conversion.SampleRate = 0,
-    start: conversion.Start = "",
-    end: conversion.End = "",
-    loudness: conversion.Loudness = None,
-    title: conversion.Title = "",
-    artist: conversion.Artist = "",
-    album: conversion.Album = "",
-    cover_at: conversion.CoverAt = "",
+    *,
+    chosen: files_pb2.ConversionOptions,
 ) -> None:
     """Upload VIDEO, follow its conversion, download the MP3 (next to VIDEO unless -o)."""
     opts: Options = ctx.obj
-    chosen = conversion.build(
-        preset=preset, bitrate=bitrate, vbr=vbr, mono=mono, sample_rate=sample_rate,
-        start=start, end=end, loudness=loudness, title=title, artist=artist, album=album,
-        cover_at=cover_at,
-    )  # fmt: skip
     check_readable(video)
     dest = output or video.with_suffix(".mp3")
     if dest.resolve() == video.resolve():
@@ -356,30 +342,16 @@ def convert(
 
 
 @command()
+@conversion.flags
 def upload(
     ctx: typer.Context,
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video file to upload.")],
     json_output: JsonOption = False,
-    preset: conversion.Preset = "",
-    bitrate: conversion.Bitrate = 0,
-    vbr: conversion.Vbr = None,
-    mono: conversion.Mono = None,
-    sample_rate: conversion.SampleRate = 0,
-    start: conversion.Start = "",
-    end: conversion.End = "",
-    loudness: conversion.Loudness = None,
-    title: conversion.Title = "",
-    artist: conversion.Artist = "",
-    album: conversion.Album = "",
-    cover_at: conversion.CoverAt = "",
+    *,
+    chosen: files_pb2.ConversionOptions,
 ) -> None:
     """Upload VIDEO and print its job id; the conversion runs on without you."""
     opts: Options = ctx.obj
-    chosen = conversion.build(
-        preset=preset, bitrate=bitrate, vbr=vbr, mono=mono, sample_rate=sample_rate,
-        start=start, end=end, loudness=loudness, title=title, artist=artist, album=album,
-        cover_at=cover_at,
-    )  # fmt: skip
     check_readable(video)
     with opts.client(opts.session()) as client:
         job = upload_with_progress(client, video, opts, chosen)

@@ -90,15 +90,12 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        rpc = Rpc(
-            handler_call_details.method, handler.request_streaming, handler.response_streaming
-        )
-        if not self.applies_to(rpc):
-            return handler
-        return wrap_handler(handler, lambda context: self.around(rpc, context))
+        """Given to a server alone (serve() chains them): a chain of this one."""
+        return await self._alone.intercept_service(continuation, handler_call_details)
+
+    @functools.cached_property
+    def _alone(self) -> AroundChain:
+        return AroundChain([self])
 
 
 class AroundChain(grpc.aio.ServerInterceptor):

@@ -7,7 +7,7 @@ import concurrent.futures
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -33,6 +33,7 @@ from mp3mesh.gateway.store import FileStore
 from mp3mesh.gateway.upload import Discard, ReceivedVideo, UploadRefused, receive_video
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -158,11 +159,22 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> files_pb2.UploadResponse:
         caller = current_caller()
+        return await self._in_upload_slot(
+            caller, context, lambda: self._upload(caller, request_iterator, context)
+        )
+
+    async def _in_upload_slot(
+        self, caller: Caller, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``work`` in one of the caller's upload slots (Upload and WriteResumableUpload
+        share them): RESOURCE_EXHAUSTED when all are taken, a refusal as its status."""
         try:
             with self.bounds.uploads.slot(caller.user_id):
-                return await self._upload(caller, request_iterator, context)
+                return await work()
         except TooMany as exc:
             await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except UploadRefused as refused:
+            await abort(context, refused.code, refused.message)
 
     async def _upload(
         self,
@@ -497,29 +509,34 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> files_pb2.WriteResumableUploadResponse:
         caller = current_caller()
-        try:
-            with self.bounds.uploads.slot(caller.user_id):
-                first = await anext(aiter(request_iterator), None)
-                if first is None:
-                    raise UploadRefused(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        "the write is empty: send upload_id and write_offset first",
-                    )
-                upload_id = await _object_id(context, first.upload_id, "upload id")
-                tracing.set_job(str(upload_id))
-                record = await self.resumable.write(
-                    caller.user_id,
-                    upload_id,
-                    first.write_offset,
-                    first.checksum_sha1,
-                    self._write_blocks(first, request_iterator),
-                    lambda full: self._complete(caller, full),
-                )
-        except TooMany as exc:
-            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except UploadRefused as refused:
-            await abort(context, refused.code, refused.message)
+        record = await self._in_upload_slot(
+            caller, context, lambda: self._write_resumable(caller, request_iterator, context)
+        )
         return files_pb2.WriteResumableUploadResponse(upload=upload_proto(record))
+
+    async def _write_resumable(
+        self,
+        caller: Caller,
+        request_iterator: AsyncIterator[files_pb2.WriteResumableUploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> dict[str, Any]:
+        """One write of a resumable upload: the upload's record after it."""
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            raise UploadRefused(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the write is empty: send upload_id and write_offset first",
+            )
+        upload_id = await _object_id(context, first.upload_id, "upload id")
+        tracing.set_job(str(upload_id))
+        return await self.resumable.write(
+            caller.user_id,
+            upload_id,
+            first.write_offset,
+            first.checksum_sha1,
+            self._write_blocks(first, request_iterator),
+            lambda full: self._complete(caller, full),
+        )
 
     async def _write_blocks(
         self,
