@@ -35,11 +35,16 @@ def _succeeded_after_upload(client: MeshClient, video: Path) -> tuple[float, flo
 def _concurrent(b: Bench, client: MeshClient, videos: list[Path]) -> float:
     """Submit every video at once (an upload each, in parallel); seconds until all of
     them SUCCEEDED."""
+    return _submit_all(client, videos)[0]
+
+
+def _submit_all(client: MeshClient, videos: list[Path]) -> tuple[float, list[str]]:
+    """``_concurrent``, with the jobs' ids."""
     with timer() as took, concurrent.futures.ThreadPoolExecutor(len(videos)) as pool:
         jobs = list(pool.map(client.upload, videos))
         finals = list(pool.map(lambda job: client.wait(job.id, timeout=1800), jobs))
     assert all(j.status == SUCCEEDED for j in finals), [j.error for j in finals]
-    return took()
+    return took(), [j.id for j in jobs]
 
 
 def _bare_parallel(b: Bench, videos: list[Path], at_once: int) -> float:

@@ -30,15 +30,18 @@ class Section:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Tables under this one (what its figures are made of), each with its own notes.
+    parts: list[Section] = field(default_factory=list)
 
-    def markdown(self) -> str:
-        lines = [f"## {self.title}", ""]
+    def markdown(self, level: int = 2) -> str:
+        lines = [f"{'#' * level} {self.title}", ""]
         lines.append("| " + " | ".join(self.columns) + " |")
         lines.append("|" + " --- |" * len(self.columns))
         lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.rows]
         if self.notes:
             lines += ["", *self.notes]
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        return text + "".join("\n" + part.markdown(level + 1) for part in self.parts)
 
 
 def _cell(value: Any) -> str:
@@ -92,6 +95,61 @@ class Bench:
                     f.write(block)
                     left -= len(block)
         return path
+
+
+def _cpu(times: Any, children: bool = False) -> float:
+    if children:
+        return float(times.children_user + times.children_system)
+    return float(times.user + times.system)
+
+
+def _rabbitmq() -> psutil.Process | None:
+    """The machine's RabbitMQ server (Erlang's beam), shared with whatever else uses it."""
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if (
+            p.info["name"]
+            and p.info["name"].startswith("beam")
+            and "rabbit" in " ".join(p.info["cmdline"] or [])
+        ):
+            return p
+    return None
+
+
+def cpu_snapshot(b: Bench) -> dict[str, float]:
+    """CPU seconds used so far: by each process of the stack (the converter's ffmpegs,
+    its children, apart), the bench process (its bare ffmpegs apart), the machine's
+    RabbitMQ and the whole machine."""
+    seen: dict[str, float] = {}
+    for name in b.stack.processes:
+        try:
+            times = b.process(name).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        seen[name] = _cpu(times)
+        if name == "converter":
+            seen["ffmpeg"] = _cpu(times, children=True)
+    me = psutil.Process().cpu_times()
+    seen["bench client"], seen["bare ffmpeg"] = _cpu(me), _cpu(me, children=True)
+    if (rabbit := _rabbitmq()) is not None:
+        seen["RabbitMQ"] = _cpu(rabbit.cpu_times())
+    m = psutil.cpu_times()
+    seen["machine"] = m.user + m.nice + m.system + m.irq + m.softirq + m.steal
+    return seen
+
+
+@contextmanager
+def cpu_used(b: Bench) -> Iterator[dict[str, float]]:
+    """CPU seconds the with-block took, by ``cpu_snapshot``'s names, filled in at its
+    end; "elsewhere" is the machine's busy time that none of them accounts for (other
+    work on the machine, the kernel's share of the network)."""
+    used: dict[str, float] = {}
+    before = cpu_snapshot(b)
+    yield used
+    after = cpu_snapshot(b)
+    used.update({name: after[name] - before.get(name, after[name]) for name in after})
+    used["elsewhere"] = max(
+        used["machine"] - sum(v for k, v in used.items() if k != "machine"), 0.0
+    )
 
 
 def bare_ffmpeg(video: Path, out: Path) -> float:

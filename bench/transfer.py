@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from bson import ObjectId
 
-from bench.core import MIB, Bench, Section, mb_per_s, median, timer
+from bench.core import MIB, Bench, Section, cpu_used, mb_per_s, median, timer
 from mp3mesh.core import gridfs_io
 from mp3mesh.files.v1 import files_pb2
 
@@ -112,25 +112,25 @@ def run(b: Bench) -> Section:
             "ratio to raw GridFS",
             "gateway CPU s",
             "gateway CPU s per GB",
+            "MongoDB stand-in CPU s per GB",
+            "bench client CPU s per GB",
         ],
     )
-    gateway = b.process("gateway")
-
-    def cpu() -> float:
-        times = gateway.cpu_times()
-        return times.user + times.system
-
+    per_gb = SIZE / 1e9
     for direction, paths in (("upload", upload), ("download", download)):
         rows = []
         for name, measure in paths.items():
-            seconds, cpu_seconds = [], []
+            seconds: list[float] = []
+            cpu: dict[str, list[float]] = {"gateway": [], "mongo": [], "bench client": []}
             for _ in range(runs):
-                before = cpu()
-                seconds.append(measure())
-                cpu_seconds.append(cpu() - before)
-            rows.append((name, median(seconds), median(cpu_seconds)))
+                with cpu_used(b) as used:
+                    seconds.append(measure())
+                for process, values in cpu.items():
+                    values.append(used[process])
+            rows.append((name, median(seconds), {k: median(v) for k, v in cpu.items()}))
         raw = rows[0][1]
         for name, took, used in rows:
+            gateway = used["gateway"] if name not in ("raw GridFS write", "raw GridFS read") else 0
             section.rows.append(
                 [
                     direction,
@@ -138,8 +138,10 @@ def run(b: Bench) -> Section:
                     took,
                     mb_per_s(SIZE, took),
                     raw / took,
-                    used or "",
-                    used / (SIZE / 1e9) if used else "",
+                    gateway or "",
+                    gateway / per_gb if gateway else "",
+                    used["mongo"] / per_gb,
+                    used["bench client"] / per_gb,
                 ]
             )
     section.notes.append(
@@ -148,6 +150,8 @@ def run(b: Bench) -> Section:
         " the raw body (`POST /v1/videos`, `GET /download`). Target: gRPC download"
         " >= 0.85x raw read, gRPC upload >= 0.9x raw write. The raw read uses the"
         " gateway's window (gridfs_io.WINDOW chunks a query), one window at a time; the"
-        " gateway reads the next window while it sends one."
+        " gateway reads the next window while it sends one. CPU per GB: psutil on the"
+        " gateway, the MongoDB stand-in (nx-27017) and the bench process (the raw paths'"
+        " client, or the edges' and gRPC's client) during each run."
     )
     return section

@@ -17,6 +17,7 @@ Memory stays at one window (about 4 MiB) whatever the file size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 from collections.abc import AsyncIterator, Iterator
@@ -203,7 +204,13 @@ class _Chunker:
 
 
 class AsyncFileWriter:
-    """Writes one GridFS file from a stream of byte blocks; nothing is visible until close()."""
+    """Writes one GridFS file from a stream of byte blocks; nothing is visible until close().
+
+    With ``overlap``, a window's insert runs while the next window is received (at most
+    one insert in flight: two windows in memory), so the store and the writer's source
+    work at the same time instead of in turns; whoever drops such a writer on a failure
+    calls ``settle()`` first, so that no insert of it lands after the removal of its
+    chunks."""
 
     def __init__(
         self,
@@ -212,10 +219,14 @@ class AsyncFileWriter:
         file_id: Any,
         filename: str,
         metadata: dict[str, Any],
+        *,
+        overlap: bool = False,
     ) -> None:
         self.db, self.bucket, self.filename, self.metadata = db, bucket, filename, metadata
+        self.overlap = overlap
         self._chunker = _Chunker(file_id)
         self._pending: list[dict[str, Any]] = []
+        self._inserting: asyncio.Future[Any] | None = None
 
     @property
     def length(self) -> int:
@@ -229,18 +240,36 @@ class AsyncFileWriter:
     async def close(self) -> None:
         self._pending += self._chunker.finish()
         await self._flush()
+        await self._inserted()
         await self.db[f"{self.bucket}.files"].insert_one(
             self._chunker.files_doc(self.filename, self.metadata)
         )
 
+    async def settle(self) -> None:
+        """Wait for the insert in flight, if any, ignoring how it ends."""
+        with contextlib.suppress(Exception):
+            await self._inserted()
+
     async def discard(self) -> None:
         self._pending.clear()
+        await self.settle()
         await adiscard(self.db, self.bucket, self._chunker.file_id)
 
     async def _flush(self) -> None:
+        await self._inserted()
         if self._pending:
-            await self.db[f"{self.bucket}.chunks"].insert_many(self._pending, ordered=True)
+            insert = self.db[f"{self.bucket}.chunks"].insert_many(self._pending, ordered=True)
             self._pending = []
+            if self.overlap:
+                self._inserting = asyncio.ensure_future(insert)
+            else:
+                await insert
+
+    async def _inserted(self) -> None:
+        """The insert in flight is done (its error raised here)."""
+        if self._inserting is not None:
+            inserting, self._inserting = self._inserting, None
+            await inserting
 
 
 def write_file(

@@ -186,6 +186,7 @@ class FileStore:
             job_id,
             filename,
             {"owner_id": owner_id, "content_type": content_type},
+            overlap=True,
         )
 
     async def insert_job(self, job: dict[str, Any]) -> None:

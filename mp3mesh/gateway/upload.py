@@ -10,6 +10,7 @@ nothing left.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class VideoSink(Protocol):
 
     async def close(self) -> None: ...
 
+    async def settle(self) -> None: ...
+
 
 class Discard:
     """Counts the bytes and keeps none: the body of an upload sent again under an
@@ -53,6 +56,9 @@ class Discard:
         self.length += len(data)
 
     async def close(self) -> None:
+        return None
+
+    async def settle(self) -> None:
         return None
 
 
@@ -101,18 +107,25 @@ async def receive_video(
         raise UploadRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
     video_file = open_file(filename, content_type)
     digest = hashlib.sha256()
-    async for block in _data_chunks(first, requests):
-        UPLOAD_BYTES.inc(len(block))
-        if video_file.length + len(block) > max_bytes:
-            raise UploadRefused(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"upload is larger than the {max_bytes} byte limit",
-            )
-        digest.update(block)
-        await video_file.write(block)
-    video = ReceivedVideo(filename, content_type, video_file.length, digest.hexdigest(), resolved)
-    check_declared(video, first.metadata)
-    await video_file.close()
+    try:
+        async for block in _data_chunks(first, requests):
+            UPLOAD_BYTES.inc(len(block))
+            if video_file.length + len(block) > max_bytes:
+                raise UploadRefused(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"upload is larger than the {max_bytes} byte limit",
+                )
+            digest.update(block)
+            await video_file.write(block)
+        video = ReceivedVideo(
+            filename, content_type, video_file.length, digest.hexdigest(), resolved
+        )
+        check_declared(video, first.metadata)
+        await video_file.close()
+    except BaseException:
+        # The caller removes what was written: no insert of ours may land after that.
+        await asyncio.shield(video_file.settle())
+        raise
     return video
 
 

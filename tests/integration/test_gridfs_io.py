@@ -33,19 +33,23 @@ def test_sync_write_and_read_across_windows(wire_mongo: MongoClient) -> None:
         next(gridfs_io.iter_file(db, "t", file_id))
 
 
-def test_async_writer_round_trip_and_discard(wire_mongo: MongoClient) -> None:
+@pytest.mark.parametrize("overlap", [False, True], ids=["in turns", "overlapped"])
+def test_async_writer_round_trip_and_discard(wire_mongo: MongoClient, overlap: bool) -> None:
+    """Whole files in order, and nothing left of a discarded one, whether a window's
+    insert runs while the next window comes in (the gateway's uploads) or not."""
+
     async def run() -> None:
         client: AsyncMongoClient = AsyncMongoClient("mongodb://{}:{}".format(*wire_mongo.address))
         db = client["gridfs_io_test"]
         blocks = [os.urandom(100_000) for _ in range(90)]  # 9 MB in odd-sized blocks
         kept, dropped = ObjectId(), ObjectId()
-        writer = gridfs_io.AsyncFileWriter(db, "t", kept, "a.bin", {})
+        writer = gridfs_io.AsyncFileWriter(db, "t", kept, "a.bin", {}, overlap=overlap)
         for b in blocks:
             await writer.write(b)
         await writer.close()
         assert b"".join([c async for c in gridfs_io.aiter_file(db, "t", kept)]) == b"".join(blocks)
 
-        partial = gridfs_io.AsyncFileWriter(db, "t", dropped, "b.bin", {})
+        partial = gridfs_io.AsyncFileWriter(db, "t", dropped, "b.bin", {}, overlap=overlap)
         for b in blocks:
             await partial.write(b)
         await partial.discard()

@@ -24,6 +24,24 @@ def test_a_section_is_a_markdown_table_with_its_notes() -> None:
     ]
 
 
+def test_a_section_s_parts_follow_it_one_heading_level_down() -> None:
+    section = Section("Batches", ["what", "s"], rows=[["12 x 5-minute files", 13.8]])
+    section.parts.append(Section("What it is made of", ["stage", "s"], rows=[["fetch", 0.03]]))
+    assert section.markdown().splitlines() == [
+        "## Batches",
+        "",
+        "| what | s |",
+        "| --- | --- |",
+        "| 12 x 5-minute files | 13.8 |",
+        "",
+        "### What it is made of",
+        "",
+        "| stage | s |",
+        "| --- | --- |",
+        "| fetch | 0.03 |",
+    ]
+
+
 def test_the_ghz_summary_reads_rate_percentiles_and_errors() -> None:
     report = {
         "count": 1000,
