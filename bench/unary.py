@@ -198,11 +198,9 @@ def run(b: Bench) -> Section:
     )
     section.notes.append(
         "\nThe targets are judged on the rows measured by standard Go clients (ghz for gRPC,"
-        " vegeta for REST; scripts/ghz_build.sh builds both): the targets are the server's"
-        " latency, and these clients add little of their own. The Python rows (grpcio's"
+        " vegeta for REST; scripts/ghz_build.sh builds both), one worker on one keep-alive"
+        " connection: the targets are the server's latency. The Python rows (grpcio's"
         " synchronous stub, httpx) also count the Python client's own time per call and its"
-        " pauses, which is how a Python gRPC row can show a worse p99 than the Envoy row whose"
-        " path contains the same gRPC call; they stay, side by side, as what a Python caller"
-        " sees."
+        " pauses; they stay, side by side, as what a Python caller sees."
     )
     return section
