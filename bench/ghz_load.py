@@ -45,23 +45,36 @@ def summary(report: dict[str, Any]) -> dict[str, float]:
 
 
 def run_ghz(
-    b: Bench, ghz: Path, method: str, data: dict[str, Any], total: int, token: str
+    b: Bench,
+    ghz: Path,
+    method: str,
+    data: dict[str, Any],
+    total: int,
+    token: str | None,
+    *,
+    concurrency: int = CONCURRENCY,
+    service: str = "mp3mesh.files.v1.FileService",
+    address: str | None = None,
+    skip_first: int = 0,
 ) -> dict[str, Any]:
-    """One ghz run against the gateway with ``token``; its JSON report."""
+    """One ghz run against the gateway (or ``address``) with ``token``; its JSON report.
+    ``skip_first``: calls made but left out of the tally (a warm-up on the same
+    connection)."""
     env = b.stack.env
     tls = (
         ["--cacert", env["TLS_CA_FILE"], "--cert", env["TLS_CERT_FILE"],
          "--key", env["TLS_KEY_FILE"], "--cname", env.get("GATEWAY_TLS_NAME", "gateway")]
         if env.get("TLS_CA_FILE") else ["--insecure"]
     )  # fmt: skip
+    metadata = ["--metadata", json.dumps({"authorization": f"Bearer {token}"})] if token else []
     command = [
         str(ghz), *tls, "--protoset", str(PROTOSET),
-        "--call", f"mp3mesh.files.v1.FileService/{method}",
-        "--data", json.dumps(data),
-        "--metadata", json.dumps({"authorization": f"Bearer {token}"}),
-        "--concurrency", str(CONCURRENCY), "--connections", "1",
-        "--total", str(total), "--timeout", "20s", "--format", "json",
-        env["GATEWAY_LISTEN"],
+        "--call", f"{service}/{method}",
+        "--data", json.dumps(data), *metadata,
+        "--concurrency", str(concurrency), "--connections", "1",
+        "--total", str(total + skip_first), "--skipFirst", str(skip_first),
+        "--timeout", "20s", "--format", "json",
+        address or env["GATEWAY_LISTEN"],
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if not done.stdout.strip():

@@ -112,6 +112,39 @@ def test_untrustworthy_tokens_are_refused(issuer: TokenIssuer, make, needle: str
         issuer.verifier.verify(make(claims))
 
 
+def _segment(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+ARRAY, OBJECT, ALG = _segment(b"[1]"), _segment(b"{}"), _segment(b'{"alg":"EdDSA"}')
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        f"{ARRAY}.{OBJECT}.c2ln",  # a header that is no JSON object
+        f"{ALG}.{ARRAY}.c2ln",  # nor the claims
+        f"{_segment(b'{not json')}.{OBJECT}.c2ln",
+        f"{OBJECT}.{_segment(bytes([0xFF, 0xFE]))}.c2ln",  # no UTF-8
+        "e30.e30.c",  # a signature of one base64 character: no bytes at all
+        "a.b.c.d",
+        "e30..c2ln",
+    ],
+    ids=[
+        "header-array",
+        "claims-array",
+        "header-not-json",
+        "claims-not-utf8",
+        "signature-not-base64",
+        "four-segments",
+        "empty-segment",
+    ],
+)
+def test_tokens_that_are_no_signed_jwt_are_malformed(issuer: TokenIssuer, token: str) -> None:
+    with pytest.raises(InvalidToken, match="not a signed JWT"):
+        issuer.verifier.verify(token)
+
+
 def test_jwks_publishes_public_keys_only_and_verifies_alone(issuer: TokenIssuer) -> None:
     jwks = issuer.jwks()
     assert [set(k) for k in jwks] == [{"kty", "crv", "x", "kid", "alg", "use"}]
