@@ -17,7 +17,6 @@ a job may be in, and who may move it on, is read here and nowhere else.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 from mp3mesh.core import options as conversion_options
 from mp3mesh.core import webhooks
-from mp3mesh.core.nx27017 import stored_datetime
+from mp3mesh.core.nx27017 import pushed_documents, stored_datetime
 from mp3mesh.core.timestamps import timestamp
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
@@ -162,8 +161,8 @@ def _add_how_it_was_done(job: files_pb2.Job, doc: dict[str, Any]) -> None:
     details.stage_times.CopyFrom(
         files_pb2.StageTimes(**{f"{name}_seconds": float(stages.get(name, 0.0)) for name in STAGES})
     )
-    ends = {end.get("token"): end for end in _entries(doc, "attempt_ends")}
-    for number, start in enumerate(_entries(doc, "attempt_starts"), 1):
+    ends = {end.get("token"): end for end in pushed_documents(doc.get("attempt_ends"))}
+    for number, start in enumerate(pushed_documents(doc.get("attempt_starts")), 1):
         end = ends.get(start.get("token"), {})
         details.attempt_history.add(
             number=number,
@@ -174,12 +173,6 @@ def _add_how_it_was_done(job: files_pb2.Job, doc: dict[str, Any]) -> None:
             reason=end.get("reason", ""),
             converter=start.get("converter", ""),
         )  # fmt: skip
-
-
-def _entries(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    """A list of documents ``$push`` wrote. Workaround for the nx-27017 stand-in, which
-    returns each pushed document as its JSON text."""
-    return [json.loads(e) if isinstance(e, str) else e for e in doc.get(key) or []]
 
 
 # The stages of a conversion whose times a job keeps (StageTimes).

@@ -8,6 +8,9 @@ talks to; the rest of the code names this module instead of the stand-in's quirk
   ``mp3_key``), a converter's claim token (mp3mesh/converter/claim.py, text from the start).
 - ``find_one_and_update`` returns the datetimes it set as ISO strings:
   :func:`stored_datetime` reads either (mp3mesh/core/timestamps.py).
+- It returns each document ``$push`` appended to an array as that document's extended
+  JSON text (``{"at": {"$date": ...}}``): :func:`pushed_documents` reads either (the
+  attempts on a job record, mp3mesh/core/jobs.py).
 - ``find_one_and_update`` and ``find_one_and_delete`` with ``$or`` in the filter ignore
   the filter's other conditions (any document matching the ``$or`` is taken): such a
   filter is written without ``$or`` (mp3mesh/gateway/resumable.py: a write holds an upload until
@@ -24,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from bson import ObjectId
+from bson import ObjectId, json_util
 
 
 def id_as_text(value: ObjectId | str) -> str:
@@ -35,3 +38,9 @@ def id_as_text(value: ObjectId | str) -> str:
 def stored_datetime(value: Any) -> Any:
     """A stored time as a datetime when it came back as an ISO string; else as it is."""
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def pushed_documents(values: list[Any] | None) -> list[dict[str, Any]]:
+    """The documents of an array ``$push`` built, when they came back as extended JSON
+    text (dates included); else as they are."""
+    return [json_util.loads(v) if isinstance(v, str) else v for v in values or []]

@@ -115,7 +115,10 @@ def test_full_view_delete_and_retry_of_finished_jobs(stack: Stack, media: Path) 
     assert "ffmpeg" in full.details.ffmpeg_args[0] and "-i" in full.details.ffmpeg_args
     times = full.details.stage_times
     assert times.fetch_seconds > 0 and times.convert_seconds > 0 and times.store_seconds > 0
-    assert [a.outcome for a in full.details.attempt_history] == ["succeeded"]
+    (attempt,) = full.details.attempt_history
+    assert attempt.outcome == "succeeded"
+    assert 0 < attempt.start_time.seconds <= attempt.end_time.seconds, "both times stored"
+    assert attempt.start_time.ToDatetime() <= attempt.end_time.ToDatetime()
     print(f"\nstage times of a 12 s clip: {times}")
     for call in (client.cancel, client.retry):
         with pytest.raises(grpc.RpcError) as refused:
