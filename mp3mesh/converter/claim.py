@@ -11,6 +11,7 @@ then removes its own partial MP3 and settles its message without announcing anyt
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,21 +69,31 @@ class Claim:
         self.lost_because = ""
         # Seconds per stage of this attempt (jobs.STAGES), filled in as it goes.
         self.stages: dict[str, float] = {"queued": jobs.queued_seconds(job)}
+        # What the probe of the video found, once read: written with the ffmpeg command
+        # before ffmpeg runs, or with the final write of a job refused on it.
+        self.probe: dict[str, Any] | None = None
         # Gets the record after each change, for the job's watchers.
         self._on_change = on_change
 
-    def write(self, change: jobs.Change, *, watched: bool = True) -> dict[str, Any]:
-        """Apply one of this holder's transitions; the record after. JobLost if it matched
-        nothing. ``watched``: whether the job's watchers see a change."""
+    def write(self, change: jobs.Change) -> dict[str, Any]:
+        """Apply one of this holder's transitions; the record after, which the job's
+        watchers are shown. JobLost if it matched nothing."""
         record = self.collection.find_one_and_update(
             change.filter, change.update, return_document=ReturnDocument.AFTER
         )
         if record is None:
             self.lost.set()
             raise JobLost(f"job {self.job_id} was taken over by another converter")
-        if watched:
-            self._on_change(record)
+        self._on_change(record)
         return record
+
+    def note(self, change: jobs.Change) -> None:
+        """Apply one of this holder's writes that watchers are not shown (what the full
+        view or a crash's cleanup reads): an update, so the store sends no record back.
+        JobLost if it matched nothing."""
+        if not self.collection.update_one(change.filter, change.update).matched_count:
+            self.lost.set()
+            raise JobLost(f"job {self.job_id} was taken over by another converter")
 
     def write_final(self, change: jobs.Change) -> dict[str, Any]:
         """:meth:`write`, retried through a store outage for up to FINAL_WRITE_SECONDS
@@ -111,21 +122,15 @@ class Claim:
         if self.lost.is_set():
             raise JobLost(f"job {self.job_id} was taken over by another converter")
 
-    def _renew(self, change: jobs.Change) -> bool:
-        """One renewal; whether the job is still held. Not held any more because another
-        converter took it over: :attr:`lost` is set. (A renewal may also cross this
-        holder's own final write: then the job is simply done.)"""
-        if self.collection.update_one(change.filter, change.update).matched_count:
+    def _look(self, renewal: jobs.Change | None = None) -> bool:
+        """One renewal of the lease (``renewal``) or, without one, one read of the record:
+        whether this holder still holds the job (or finished it itself: a renewal may
+        cross its own final write). Not any more: :attr:`lost` set, with the reason."""
+        if (
+            renewal is not None
+            and self.collection.update_one(renewal.filter, renewal.update).matched_count
+        ):
             return True
-        record = self.collection.find_one({"_id": self.job_id}, {"claim": 1, "status": 1})
-        if record is None or not jobs.finished_by(record, self.token):
-            log.warning("job taken over by another converter", job_id=str(self.job_id))
-            self.lost.set()
-        return False
-
-    def _still_held(self) -> bool:
-        """One look at the record: whether this holder still holds the job (or finished
-        it itself). Not any more: :attr:`lost` set with the reason."""
         record = self.collection.find_one({"_id": self.job_id}, {"claim": 1, "status": 1})
         if record is not None and (
             record.get("claim") == self.token or jobs.finished_by(record, self.token)
@@ -145,41 +150,33 @@ class Claim:
     def renewed(
         self, lease_seconds: float, cancel_poll: float = CANCEL_POLL_SECONDS
     ) -> Iterator[None]:
-        """Renew the lease every third of it while the block runs, and look at the record
-        every ``cancel_poll`` seconds for a cancel or delete. A renewal that matches
-        nothing, or a look that finds the claim gone, sets :attr:`lost`; a store that does
-        not answer is only logged (the sweeper does not count time it could not watch
-        either)."""
+        """Renew the lease every third of it while the block runs, and in between read
+        the record every ``cancel_poll`` seconds for a cancel or delete: one thread per
+        job does both (a renewal is a look too). A renewal that matches nothing, or a look
+        that finds the claim gone, sets :attr:`lost`; a store that does not answer is only
+        logged (the sweeper does not count time it could not watch either)."""
         done = threading.Event()
+        renewal = jobs.renew(self.job_id, self.token)
 
         def watch() -> None:
-            while not done.wait(cancel_poll):
+            renew_at = time.monotonic() + lease_seconds / 3
+            while not done.wait(min(cancel_poll, max(renew_at - time.monotonic(), 0.0))):
+                due = time.monotonic() >= renew_at
                 try:
-                    if not self._still_held():
+                    if not self._look(renewal if due else None):
                         return
                 except PyMongoError as exc:
-                    log.debug("could not look at the job", job_id=str(self.job_id), error=repr(exc))
+                    say = log.warning if due else log.debug
+                    say("could not look at the job", job_id=str(self.job_id), error=repr(exc))
+                if due:
+                    renew_at = time.monotonic() + lease_seconds / 3
 
-        watcher = threading.Thread(target=watch, name="cancel-watch", daemon=True)
+        watcher = threading.Thread(target=watch, name="lease", daemon=True)
         watcher.start()
-
-        def renew() -> None:
-            change = jobs.renew(self.job_id, self.token)
-            while not done.wait(lease_seconds / 3):
-                try:
-                    if not self._renew(change):
-                        return
-                except PyMongoError as exc:
-                    log.warning("could not renew the job's lease", job_id=str(self.job_id),
-                                error=repr(exc))  # fmt: skip
-
-        renewer = threading.Thread(target=renew, name="lease", daemon=True)
-        renewer.start()
         try:
             yield
         finally:
             done.set()
-            renewer.join()
             watcher.join()
 
 

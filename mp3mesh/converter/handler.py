@@ -373,11 +373,16 @@ class Converter:
 
     def _record_run(self, claim: Claim, source: MediaInfo, command: list[str] | None) -> None:
         """Keep on the job what the probe found and the exact ffmpeg command about to
-        run (the job's full view shows them)."""
-        change = jobs.record_run(
-            claim.job_id, claim.token, probe=source.details, ffmpeg_args=command or []
-        )
-        claim.write(change, watched=False)
+        run (the job's full view shows them), in one write just before each ffmpeg run;
+        the probe alone (``command`` None) waits for it, or for the final write of a job
+        refused before ffmpeg ran (one store round trip less per job)."""
+        claim.probe = source.details
+        if command is not None:
+            claim.note(
+                jobs.record_run(
+                    claim.job_id, claim.token, probe=source.details, ffmpeg_args=command
+                )
+            )
 
     def _fetch_video(self, claim: Claim, video: Path) -> None:
         """Copy the job's video out of GridFS into ``video`` (ffmpeg needs a seekable file:
@@ -395,7 +400,7 @@ class Converter:
         for attempt in retrying():
             with attempt:
                 mp3_id = ObjectId()
-                claim.write(jobs.store(claim.job_id, claim.token, mp3_id), watched=False)
+                claim.note(jobs.store(claim.job_id, claim.token, mp3_id))
                 try:
                     return mp3_id, self._write_mp3(claim, mp3, mp3_id)
                 except BaseException:
@@ -474,6 +479,7 @@ class Converter:
             expires_at=self._expires_at(),
             announce=self._pending_finish(),
             stages=claim.stages,
+            probe=claim.probe,
         )
         try:
             failed = claim.write_final(change)

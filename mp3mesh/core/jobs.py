@@ -404,9 +404,12 @@ def fail(
     expires_at: float,
     announce: dict[str, Any],
     stages: dict[str, float] | None = None,
+    probe: dict[str, Any] | None = None,
 ) -> Change:
     """The holder gives the job up for good: FAILED with ``reason``, JobFinished pending.
-    Like :func:`succeed`, repeatable by the same holder and by nobody else."""
+    Like :func:`succeed`, repeatable by the same holder and by nobody else. ``probe``: what
+    the holder's probe found, for a job refused before its ffmpeg ran (see
+    :func:`record_run`)."""
     return Change(
         {"_id": job_id, "claim": token, "status": {"$in": [PROCESSING, FAILED]}},
         _finish(
@@ -416,6 +419,7 @@ def fail(
             ended=_attempt_end(token, "failed", reason),
             stages=stages,
             error=reason,
+            **({"probe": probe} if probe is not None else {}),
         ),
     )
 

@@ -12,7 +12,7 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from devstack import free_port
+from devstack import free_port, wait_for
 from mp3mesh.converter.claim import Claim, JobLost
 from mp3mesh.converter.handler import (
     Converter,
@@ -31,7 +31,9 @@ def converter(wire_mongo: MongoClient) -> Iterator[Converter]:
     wire_mongo.drop_database(name)
 
 
-def _queued_job(converter: Converter, video: Path) -> tuple[ObjectId, bytes, pika.BasicProperties]:
+def _queued_job(
+    converter: Converter, video: Path, options: files_pb2.ConversionOptions | None = None
+) -> tuple[ObjectId, bytes, pika.BasicProperties]:
     job_id = ObjectId()
     with video.open("rb") as f:
         gridfs_io.write_file(
@@ -44,6 +46,7 @@ def _queued_job(converter: Converter, video: Path) -> tuple[ObjectId, bytes, pik
         filename=video.name,
         size=video.stat().st_size,
         sha256="",
+        options=options,
     )
     converter.jobs.insert_one(job)
     event = jobs.video_uploaded(job)
@@ -69,6 +72,11 @@ def test_a_finished_job_has_its_result_pending_and_a_redelivery_only_announces_i
     converter.close()  # the video is removed after the job was announced
     assert converter.db["videos.files"].find_one({"_id": job_id}) is None, "video deleted"
     assert done["expires_at"] > time.time() + 3600
+    # How it was done, for the full view: the probe and the ffmpeg command in the one
+    # write before ffmpeg ran, the stage times in the final one.
+    assert done["probe"]["container"].startswith("mov,mp4")
+    assert done["ffmpeg_args"][-1].endswith("audio.mp3") and "-i" in done["ffmpeg_args"]
+    assert {"queued", "fetch", "convert", "store"} <= set(done["stages"])
 
     again = converter.handle(body, props)
     assert converter.jobs.find_one({"_id": job_id})["attempts"] == 1, "not converted twice"
@@ -203,3 +211,42 @@ def test_a_queued_job_whose_message_is_dead_lettered_fails_visibly(
     converter.close()
     video = converter.db["videos.files"].find_one({"_id": job_id})
     assert video is not None, "the video stays until the job expires, for a retry"
+
+
+def test_a_job_refused_on_its_probe_keeps_what_the_probe_found(
+    converter: Converter, media: Path
+) -> None:
+    """No ffmpeg ran, so no command was written before it: the final write carries the
+    probe."""
+    options = files_pb2.ConversionOptions(start="1:00")
+    job_id, body, props = _queued_job(converter, media / "clip.mp4", options)
+    converter.handle(body, props)
+    done = converter.jobs.find_one({"_id": job_id})
+    assert done["status"] == jobs.FAILED and "past the end of the video" in done["error"]
+    assert done["probe"]["duration"] > 0 and "ffmpeg_args" not in done
+
+
+def test_a_holder_sees_its_job_cancelled_between_renewals(
+    converter: Converter, media: Path
+) -> None:
+    """The lease's one thread reads the record every cancel_poll seconds between its
+    renewals; a cancel (the claim cleared) sets lost, saying why."""
+    claim = _claimed(converter, media / "clip.mp4")
+    with claim.renewed(lease_seconds=60, cancel_poll=0.05):
+        record = converter.jobs.find_one({"_id": claim.job_id})
+        cancel = jobs.cancel(record, expires_at=9e9, announce={})
+        converter.jobs.update_one(cancel.filter, cancel.update)
+        wait_for(claim.lost.is_set, "the holder saw the cancel", 30)
+    assert claim.lost_because == "cancelled"
+    assert converter.jobs.find_one({"_id": claim.job_id})["renewals"] == 1, "no renewal due"
+
+
+def test_renewals_come_between_the_looks(converter: Converter, media: Path) -> None:
+    claim = _claimed(converter, media / "clip.mp4")
+    with claim.renewed(lease_seconds=0.3, cancel_poll=10):
+        wait_for(
+            lambda: converter.jobs.find_one({"_id": claim.job_id})["renewals"] >= 4,
+            "three renewals, one every 0.1 s",
+            30,
+        )
+    assert not claim.lost.is_set()
