@@ -40,13 +40,14 @@ STACK_SETTINGS = {
 
 
 def modules(names: list[str]) -> list[ModuleType]:
-    """Every module of the package with a ``run``, or those named; sorted by ORDER."""
+    """Every module of the package with a ``run``, or those named; sorted by ORDER. A
+    module with ``DEFAULT = False`` runs only when named."""
     found = []
     for info in pkgutil.iter_modules(bench.__path__):
         if info.name.startswith("_") or info.name == "core" or (names and info.name not in names):
             continue
         module = importlib.import_module(f"bench.{info.name}")
-        if callable(getattr(module, "run", None)):
+        if callable(getattr(module, "run", None)) and (names or getattr(module, "DEFAULT", True)):
             found.append(module)
     return sorted(found, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 

@@ -1,8 +1,9 @@
-"""The bench's report code (bench/core.py's tables, the ghz summary): what it writes, not
-what it measures (no test depends on a timing)."""
+"""The bench's report code (bench/core.py's tables, the ghz summary, which modules run):
+what it writes, not what it measures (no test depends on a timing)."""
 
 from __future__ import annotations
 
+from bench.__main__ import modules
 from bench.core import Section
 from bench.ghz_load import summary
 
@@ -61,3 +62,8 @@ def test_a_ghz_report_without_calls_has_no_errors_counted() -> None:
     report = {"count": 0, "rps": 0.0, "latencyDistribution": None, "statusCodeDistribution": {}}
     assert summary(report)["errors"] == 0
     assert summary(report)["p99 ms"] == 0.0
+
+
+def test_a_module_not_run_by_default_runs_only_when_named() -> None:
+    assert "bench.mongo_servers" not in [m.__name__ for m in modules([])]
+    assert [m.__name__ for m in modules(["mongo_servers"])] == ["bench.mongo_servers"]
