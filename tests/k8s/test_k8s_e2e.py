@@ -304,15 +304,29 @@ SCHEDULER_RACE = re.compile(
 )
 
 
+# The scheduler trying a StatefulSet pod before its informer has seen the claim the
+# controller created for it just before: settled once the claim reaches its cache. Only a
+# claim that exists now (so the scheduler merely saw it late) is forgiven.
+CLAIM_NOT_YET_SEEN = re.compile(r'persistentvolumeclaim "([^"]+)" not found')
+
+
 def failure_events(c: Cluster, namespace: str) -> list[str]:
     events = c.get("events", "-n", namespace)["items"]
+    claims = {pvc["metadata"]["name"] for pvc in c.get("pvc", "-n", namespace)["items"]}
     return [
         f"{o['kind']}/{o['name']}: {e['reason']}: {e['message']}"
         for e in events
         for o in [e["involvedObject"]]
         if e["reason"] in ("FailedCreate", "FailedScheduling")
-        and not (e["reason"] == "FailedScheduling" and SCHEDULER_RACE.search(e["message"]))
+        and not (e["reason"] == "FailedScheduling" and _settled_race(e["message"], claims))
     ]
+
+
+def _settled_race(message: str, claims: set[str]) -> bool:
+    late_claim = CLAIM_NOT_YET_SEEN.search(message)
+    return bool(SCHEDULER_RACE.search(message)) or (
+        late_claim is not None and late_claim.group(1) in claims
+    )
 
 
 @pytest.fixture(scope="module")
