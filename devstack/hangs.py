@@ -6,6 +6,7 @@ of each of its Python threads, taken before it is killed, name the wait it is st
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -54,3 +55,15 @@ def record_stacks(pid: int, log: Path | None, why: str) -> None:
     if log is not None:
         with log.open("a") as out:
             out.write(text)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL to ``pid`` and every process under it, the children first."""
+    try:
+        root = psutil.Process(pid)
+        processes = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()

@@ -34,7 +34,7 @@ from devstack.config import (
     stack_env,
     temp_database,
 )
-from devstack.hangs import record_stacks
+from devstack.hangs import kill_tree, record_stacks
 from mp3mesh.auth.tokens import load_private_key
 from mp3mesh.cli.client import MeshClient, is_serving
 from mp3mesh.core.tokens import key_id
@@ -174,14 +174,16 @@ def stop_honcho(
     process: subprocess.Popen[bytes], timeout: float = 30, log: Path | None = None
 ) -> None:
     """SIGTERM to honcho, which stops every process it started; past ``timeout``, the
-    stacks of what still runs (devstack.hangs, into ``log`` too), then SIGKILL."""
+    stacks of what still runs (devstack.hangs, into ``log`` too), then SIGKILL to honcho and
+    every process under it (none is left behind holding its ports)."""
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         why = f"honcho's processes still running {timeout:g} s after SIGTERM"
         record_stacks(process.pid, log, why)
-        process.kill()
+        kill_tree(process.pid)
+        process.wait()
 
 
 @contextmanager

@@ -8,9 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psutil
 import pytest
 
-from devstack import ServiceStack, wait_for
+from devstack import ServiceStack, stop_honcho, wait_for
 
 # Says "stopped" on SIGTERM and goes on waiting, as a service whose shutdown hangs would.
 STUCK = textwrap.dedent(
@@ -45,3 +46,27 @@ def test_a_service_that_does_not_exit_is_dumped_then_killed(tmp_path: Path) -> N
     assert "still running 1 s after its stop: py-spy dump" in text
     assert "waiting_after_stopped" in text, text
     assert stack.processes["stuck"].poll() is not None, "killed after the dump"
+
+
+def test_honcho_past_its_stop_is_dumped_and_killed_with_every_process_under_it(
+    tmp_path: Path,
+) -> None:
+    # A supervisor whose child ignores SIGTERM: neither exits on the stop.
+    supervisor = textwrap.dedent(
+        f"""
+        import signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        child = subprocess.Popen([sys.executable, "-c", {STUCK!r}])
+        print(child.pid, flush=True)
+        while True:
+            time.sleep(0.1)
+        """
+    )
+    log = tmp_path / "stack.log"
+    process = subprocess.Popen([sys.executable, "-c", supervisor], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    child = psutil.Process(int(process.stdout.readline()))
+    stop_honcho(process, timeout=1, log=log)
+    assert process.poll() is not None
+    child.wait(10)  # raises if the child outlived its supervisor's kill
+    assert "still running 1 s after SIGTERM: py-spy dump" in log.read_text()
