@@ -56,10 +56,12 @@ def run_ghz(
     service: str = "mp3mesh.files.v1.FileService",
     address: str | None = None,
     skip_first: int = 0,
+    protoset: Path = PROTOSET,
 ) -> dict[str, Any]:
     """One ghz run against the gateway (or ``address``) with ``token``; its JSON report.
     ``skip_first``: calls made but left out of the tally (a warm-up on the same
-    connection)."""
+    connection); ``protoset``: where ``service`` is described (the mesh's protos by
+    default)."""
     env = b.stack.env
     tls = (
         ["--cacert", env["TLS_CA_FILE"], "--cert", env["TLS_CERT_FILE"],
@@ -68,7 +70,7 @@ def run_ghz(
     )  # fmt: skip
     metadata = ["--metadata", json.dumps({"authorization": f"Bearer {token}"})] if token else []
     command = [
-        str(ghz), *tls, "--protoset", str(PROTOSET),
+        str(ghz), *tls, "--protoset", str(protoset),
         "--call", f"{service}/{method}",
         "--data", json.dumps(data), *metadata,
         "--concurrency", str(concurrency), "--connections", "1",

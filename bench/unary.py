@@ -18,9 +18,11 @@ from typing import Any
 import grpc
 import httpx
 from bson import ObjectId
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2
 
 from bench.core import Bench, Section, percentile
-from bench.ghz_load import ROOT, ghz_binary, run_ghz
+from bench.ghz_load import PROTOSET, ROOT, ghz_binary, run_ghz
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.core.revocations import RevocationSet, revocation_message
 from mp3mesh.core.tokens import TokenVerifier, keys_from_jwks
@@ -57,6 +59,13 @@ def _get_job_rows(b: Bench, section: Section, count: int, go: GoTools) -> None:
     jobs = b.db()["jobs"]
     _row(section, "(floor) MongoDB find_one of the job record, pymongo",
          _latencies(lambda: jobs.find_one(record), count))  # fmt: skip
+    _row(
+        section,
+        "(floor) gRPC health check at the gateway, ghz",
+        go.ghz_times(
+            HEALTH, "Check", {}, None, b.stack.env["GATEWAY_LISTEN"], go.health_protoset()
+        ),
+    )
     _row(
         section,
         "GetJob, gRPC, Python client",
@@ -97,6 +106,7 @@ def vegeta_binary() -> Path:
 
 FILES = "mp3mesh.files.v1.FileService"
 AUTH = "mp3mesh.auth.v1.AuthService"
+HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 @dataclass
@@ -112,10 +122,10 @@ class GoTools:
     vegeta: Path = field(default_factory=vegeta_binary)
 
     def ghz_times(self, service: str, method: str, data: dict[str, Any], token: str | None,
-                  address: str) -> list[float]:  # fmt: skip
+                  address: str, protoset: Path = PROTOSET) -> list[float]:  # fmt: skip
         report = run_ghz(
             self.b, self.ghz, method, data, self.count, token, concurrency=1,
-            service=service, address=address, skip_first=WARM_UP,
+            service=service, address=address, skip_first=WARM_UP, protoset=protoset,
         )  # fmt: skip
         details = report.get("details") or []
         failed = [d for d in details if d.get("status") != "OK"]
@@ -123,6 +133,15 @@ class GoTools:
             raise RuntimeError(f"ghz {method}: {len(details)} calls, {len(failed)} failed: "
                                f"{failed[:1]}")  # fmt: skip
         return [d["latency"] / 1e9 for d in details]
+
+    def health_protoset(self) -> Path:
+        """The standard health service's descriptor, for ghz, from grpcio-health-checking
+        (the mesh's own protoset does not hold it)."""
+        path = self.b.work / "health.binpb"
+        files = descriptor_pb2.FileDescriptorSet()
+        health_pb2.DESCRIPTOR.CopyToProto(files.file.add())
+        path.write_bytes(files.SerializeToString())
+        return path
 
     def vegeta_times(self, url: str, token: str) -> list[float]:
         target = f"GET {url}\nAuthorization: Bearer {token}\n\n"
@@ -192,8 +211,10 @@ def run(b: Bench) -> Section:
         " one keep-alive connection, no token cache. Every call's token is checked where it"
         " arrives (EdDSA signature against auth's JWKS, claims, the revocation set in"
         " memory): ValidateToken at auth, GetJob at the gateway (and at Envoy or the shim"
-        " before it), with no call to auth. The floor row measures GetJob's MongoDB read"
-        " alone from the bench process; the in-process row is the whole token check, what a"
+        " before it), with no call to auth. The floor rows measure, apart, what every"
+        " GetJob pays before its own work: a health check at the gateway (the same server,"
+        " connection and interceptors, no token, no store) and GetJob's MongoDB read alone"
+        " from the bench process; the in-process row is the whole token check, what a"
         " cache of checked tokens could save per call."
     )
     section.notes.append(
