@@ -21,7 +21,7 @@ from mp3mesh.auth.tokens import (
     load_public_key,
 )
 from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from mp3mesh.core import logs, metrics, tls, tracing
+from mp3mesh.core import logs, metrics, tracing
 from mp3mesh.core.amqp import ThreadedPublisher
 from mp3mesh.core.grpc_server import Service, serve
 from mp3mesh.core.migrations import migrate
@@ -128,13 +128,8 @@ def main() -> None:
         serve(
             [service],
             settings.auth_listen,
+            settings,
             on_stop=close,
-            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-            credentials=tls.server_credentials(settings),
-            reflection_on=settings.reflection,
-            drain_delay=settings.drain_delay_seconds,
-            trust_domain=settings.tls_trust_domain,
-            health_port=settings.grpc_health_port,
         )
     )
 

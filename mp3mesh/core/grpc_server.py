@@ -22,11 +22,12 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mp3mesh.core import limits
+from mp3mesh.core import limits, tls
 from mp3mesh.core.identity import CallerAuthorization
 from mp3mesh.core.interceptors import AroundChain, AroundInterceptor
 from mp3mesh.core.internal_errors import InternalErrorInterceptor
 from mp3mesh.core.metrics import RpcMetricsInterceptor
+from mp3mesh.core.settings import GrpcServerSettings
 from mp3mesh.core.store_errors import StoreOutageInterceptor
 from mp3mesh.core.tracing import ServerTracing
 
@@ -90,24 +91,23 @@ class Service:
 async def serve(
     services: Sequence[Service],
     address: str,
+    settings: GrpcServerSettings,
     *,
     interceptors: Sequence[AroundInterceptor] = (),
     grace: float = 10.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     health_servicer: health.aio.HealthServicer | None = None,
-    maximum_concurrent_rpcs: int | None = None,
-    credentials: grpc.ServerCredentials | None = None,
-    reflection_on: bool = True,
-    drain_delay: float = 0.0,
-    trust_domain: str = "mp3mesh",
-    health_port: int = 0,
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain and return. ``health_servicer``: one the
-    caller also reads (a new one by default); ``credentials``: mTLS (mp3mesh.core.tls), and
-    then every call's caller is checked by its certificate (mp3mesh.core.identity, SPIFFE ids
-    in ``trust_domain``), else plaintext. ``drain_delay``: how long to keep serving
-    NOT_SERVING (a second signal cuts it short). ``health_port``: a plaintext port serving
-    the health checks alone (kubelet's gRPC probes speak no TLS)."""
+    """Serve until SIGTERM/SIGINT, then drain and return. ``settings``: what every gRPC
+    server shares (GrpcServerSettings), so auth and the gateway are run alike: with TLS
+    configured, mTLS (mp3mesh.core.tls), and then every call's caller is checked by its
+    certificate (mp3mesh.core.identity, SPIFFE ids in the trust domain), else plaintext;
+    the drain delay: how long to keep serving NOT_SERVING (a second signal cuts it
+    short); the health port: a plaintext port serving the health checks alone (kubelet's
+    gRPC probes speak no TLS). ``health_servicer``: one the caller also reads (a new one
+    by default)."""
+    credentials = tls.server_credentials(settings)
+    caller_checks = [] if credentials is None else [CallerAuthorization(settings.tls_trust_domain)]
     # Metrics first, so they count the status the client gets; then the call's span, so
     # what the other interceptors do (the token check) is part of it, and an unexpected
     # error's INTERNAL answer names its trace; the store outage check last, closest to
@@ -120,14 +120,14 @@ async def serve(
                     RpcMetricsInterceptor(),
                     ServerTracing(),
                     InternalErrorInterceptor(),
-                    *([CallerAuthorization(trust_domain)] if credentials is not None else []),
+                    *caller_checks,
                     *interceptors,
                     StoreOutageInterceptor(),
                 ]
             )
         ],
         options=SERVER_OPTIONS,
-        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     for svc in services:
         svc.add_to_server(svc.servicer, server)
@@ -135,7 +135,7 @@ async def serve(
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [svc.name for svc in services]
-    if reflection_on:
+    if settings.reflection:
         reflection.enable_server_reflection(
             [
                 *names,
@@ -153,7 +153,7 @@ async def serve(
     if port == 0:
         raise RuntimeError(f"cannot bind {address}")
     health_only = None
-    if health_port:
+    if health_port := settings.grpc_health_port:
         health_only = grpc.aio.server(options=SERVER_OPTIONS)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
         host = address.rsplit(":", 1)[0]
@@ -168,7 +168,7 @@ async def serve(
         address=address,
         services=names,
         tls=credentials is not None,
-        reflection=reflection_on,
+        reflection=settings.reflection,
     )
 
     signals = asyncio.Queue[None]()
@@ -178,7 +178,7 @@ async def serve(
     await signals.get()
 
     await health_servicer.enter_graceful_shutdown()
-    if drain_delay > 0:
+    if (drain_delay := settings.drain_delay_seconds) > 0:
         log.info("draining: NOT_SERVING, still serving", drain_delay_seconds=drain_delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signals.get(), drain_delay)

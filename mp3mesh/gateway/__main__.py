@@ -135,15 +135,10 @@ async def run(settings: GatewaySettings) -> None:
             ),
         ],
         settings.gateway_listen,
+        settings,
         interceptors=[interceptor],
         on_stop=close,
         health_servicer=health_servicer,
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        credentials=tls.server_credentials(settings),
-        reflection_on=settings.reflection,
-        drain_delay=settings.drain_delay_seconds,
-        trust_domain=settings.tls_trust_domain,
-        health_port=settings.grpc_health_port,
     )
 
 
