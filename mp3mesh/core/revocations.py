@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.core.subscriptions import subscribe_until_stopped
+from mp3mesh.core.subscriptions import Subscription
 
 log = structlog.get_logger()
 
@@ -133,15 +133,23 @@ class RevocationFeed:
         revocations: RevocationSet | None = None,
         poll: float = 0.2,
     ) -> None:
-        self.url, self.exchange, self.snapshot = url, exchange, snapshot
+        self.snapshot = snapshot
         self.revocations = revocations if revocations is not None else RevocationSet()
-        self.poll = poll
-        self._stopping = threading.Event()
         self._pruned = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="revocations", daemon=True)
+        # Notices published once the queue is bound wait in it while the snapshot is
+        # read; processing them after it loses none.
+        self._subscription = Subscription(
+            url,
+            exchange,
+            self._on_message,
+            name="revocations",
+            on_subscribed=self._load_snapshot,
+            between=self._prune_now_and_then,
+            poll=poll,
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._subscription.start()
 
     async def started(self, wait: float = 10.0) -> None:
         """Start, and wait up to ``wait`` seconds for the snapshot, so a verifier that
@@ -152,8 +160,7 @@ class RevocationFeed:
             log.warning("revocations not loaded yet: tokens cannot be checked until they are")
 
     def close(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
+        self._subscription.close()
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:  # type: ignore[no-untyped-def]
         if properties.type != REVOCATION_TYPE:
@@ -169,30 +176,17 @@ class RevocationFeed:
     def _load_snapshot(self) -> None:
         """The snapshot, tried until it comes (auth may be starting or down): until the
         first one, the set is not ``loaded``; after, it stays in use while this retries."""
-        while not self._stopping.is_set():
+        stopping = self._subscription.stopping
+        while not stopping.is_set():
             try:
                 self.revocations.load(self.snapshot())
                 log.info("revocations loaded", count=len(self.revocations))
                 return
             except Exception as exc:
                 log.warning("cannot read the revocations' snapshot; retrying", error=repr(exc))
-                self._stopping.wait(1)
+                stopping.wait(1)
 
     def _prune_now_and_then(self) -> None:
         if time.monotonic() - self._pruned > PRUNE_SECONDS:
             self.revocations.prune()
             self._pruned = time.monotonic()
-
-    def _run(self) -> None:
-        # Notices published once the queue is bound wait in it while the snapshot is
-        # read; processing them after it loses none.
-        subscribe_until_stopped(
-            self.url,
-            self.exchange,
-            self._on_message,
-            self._stopping,
-            on_subscribed=self._load_snapshot,
-            between=self._prune_now_and_then,
-            poll=self.poll,
-            what="revocations subscription",
-        )

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import structlog
 from google.protobuf.message import DecodeError
 
-from mp3mesh.core.subscriptions import subscribe_until_stopped
+from mp3mesh.core.subscriptions import Subscription
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 
@@ -33,24 +33,24 @@ Change = files_pb2.Job | None
 
 class JobEventSubscriber:
     def __init__(self, url: str, exchange: str) -> None:
-        self.url, self.exchange = url, exchange
+        self.exchange = exchange
         self._watchers: dict[str, set[asyncio.Queue[Change]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribed = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="job-events", daemon=True)
+        self._subscription = Subscription(
+            url, exchange, self._on_message, name="job-events", on_subscribed=self._subscribed_now
+        )
 
     async def start(self, wait: float = 10.0) -> None:
         """Subscribe; waits up to ``wait`` seconds for it, but starts watchers either way
         (they poll until the broker is reachable)."""
         self._loop = asyncio.get_running_loop()
-        self._thread.start()
+        self._subscription.start()
         if not await asyncio.to_thread(self._subscribed.wait, wait):
             log.warning("not subscribed to job events yet; watchers poll meanwhile")
 
     def close(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
+        self._subscription.close()
 
     @contextlib.contextmanager
     def watching(self, job_id: str) -> Iterator[asyncio.Queue[Change]]:
@@ -93,13 +93,3 @@ class JobEventSubscriber:
     def _subscribed_now(self) -> None:
         self._subscribed.set()
         self._to_loop(None, None)  # changes may have been missed: read again
-
-    def _run(self) -> None:
-        subscribe_until_stopped(
-            self.url,
-            self.exchange,
-            self._on_message,
-            self._stopping,
-            on_subscribed=self._subscribed_now,
-            what="job events subscription",
-        )
