@@ -1,19 +1,31 @@
 """Faults of the whole broker, on a RabbitMQ node of the suite's own (own_broker,
-tests/faults/broker_node.py): the memory alarm that blocks every publisher, and every
-connection closed by ``rabbitmqctl close_all_connections``. The services under test are
+tests/faults/broker_node.py): the memory alarm that blocks every publisher, every
+connection closed by ``rabbitmqctl close_all_connections``, and the broker restarted
+under the subscriptions that keep a process current. The services under test are
 restarted on that node for the test and put back on the machine's broker after it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
+import pika
 import pytest
+from bson import ObjectId
 
 from devstack import ServiceStack, wait_for
+from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.core import jobs
+from mp3mesh.core.amqp import declare_topic, publish_event
+from mp3mesh.core.revocations import TOKEN_ROUTING_KEY, RevocationFeed, revocation_message
+from mp3mesh.events.v1 import events_pb2
+from mp3mesh.files.v1 import files_pb2
+from mp3mesh.gateway.job_events import JobEventSubscriber
 from tests.faults.broker_node import BrokerNode
 from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, mail_count
 
@@ -96,3 +108,75 @@ def test_every_broker_connection_closed_during_a_conversion_mail_within_30_s(
             assert_converted_once(mesh, done, attempts=1)
     finally:
         mesh.restart("converter", {})
+
+
+def _publish(url: str, exchange: str, routing_key: str, message: Any) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        declare_topic(channel, exchange)
+        publish_event(channel, exchange, routing_key, message)
+    finally:
+        connection.close()
+
+
+def test_subscriptions_resubscribe_catch_up_and_go_on_after_a_broker_restart(
+    own_broker: BrokerNode,
+) -> None:
+    """The revocation feed and the gateway's job events, subscribed, then the broker
+    restarted under them (``rabbitmqctl stop_app``: its listeners go and every
+    connection is closed; then ``start_app``): each subscribes again, catches up on
+    what it may have missed (the revocations' snapshot read again; the watchers told to
+    read the record again), and gets the notices published after."""
+    suffix = uuid.uuid4().hex[:10]
+    revocations_exchange, events_exchange = f"revocations-{suffix}", f"job-events-{suffix}"
+    snapshots: list[float] = []
+
+    def snapshot() -> list[auth_pb2.Revocation]:
+        snapshots.append(time.monotonic())
+        return []
+
+    feed = RevocationFeed(own_broker.url, revocations_exchange, snapshot)
+    events = JobEventSubscriber(own_broker.url, events_exchange)
+    job_id = str(ObjectId())
+
+    async def scenario() -> float:
+        with events.watching(job_id) as changes:
+            await events.start(wait=60)
+            feed.start()
+            assert await asyncio.wait_for(changes.get(), 60) is None, "subscribed: read"
+            assert await asyncio.to_thread(feed.revocations.wait_loaded, 60)
+            await asyncio.to_thread(own_broker.ctl, "stop_app")
+            stopped = time.monotonic()
+            await asyncio.to_thread(own_broker.ctl, "start_app")
+            assert await asyncio.wait_for(changes.get(), 60) is None, "resubscribed: read again"
+            await asyncio.to_thread(
+                wait_for, lambda: len(snapshots) == 2, "the snapshot read again", 60
+            )
+            caught_up = time.monotonic() - stopped
+            expires = time.time() + 600
+            await asyncio.to_thread(
+                _publish,
+                own_broker.url,
+                revocations_exchange,
+                TOKEN_ROUTING_KEY,
+                revocation_message("after-restart", expires),
+            )
+            notice = events_pb2.JobChanged(job=files_pb2.Job(id=job_id))
+            await asyncio.to_thread(_publish, own_broker.url, events_exchange, job_id, notice)
+            changed = await asyncio.wait_for(changes.get(), 30)
+            assert changed is not None and changed.id == job_id
+            await asyncio.to_thread(
+                wait_for,
+                lambda: feed.revocations.revoked("after-restart"),
+                "a revocation published after the restart",
+                30,
+            )
+            return caught_up
+
+    try:
+        caught_up = asyncio.run(scenario())
+    finally:
+        feed.close()
+        events.close()
+    print(f"both subscriptions renewed and caught up {caught_up:.1f} s after stop_app returned")
