@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-_SECRET_KEYS = frozenset({"password", "token", "authorization", "secret", "jwt_secret"})
+_SECRET_KEYS = frozenset({"password", "token", "authorization", "secret"})
 
 
 def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
