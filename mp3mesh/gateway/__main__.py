@@ -20,15 +20,17 @@ from mp3mesh.gateway.bounds import ClientBounds
 from mp3mesh.gateway.download_wire import add_file_service
 from mp3mesh.gateway.housekeeping import Housekeeping
 from mp3mesh.gateway.job_events import JobEventSubscriber
-from mp3mesh.gateway.mesh_health import MeshHealthServicer
+from mp3mesh.gateway.mesh_health import (
+    MESH_HEALTH_SERVICE,
+    MeshHealthServicer,
+    add_mesh_health_service,
+)
 from mp3mesh.gateway.relay import OutboxRelay
 from mp3mesh.gateway.resumable import ResumableUploads
 from mp3mesh.gateway.servicer import FileServicer
 from mp3mesh.gateway.settings import GatewaySettings
 from mp3mesh.gateway.store import FileStore
 from mp3mesh.gateway.webhooks import WebhookServicer
-from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
-from mp3mesh.health.v1 import health_pb2_grpc as mesh_health_pb2_grpc
 from mp3mesh.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 log = structlog.get_logger()
@@ -36,7 +38,6 @@ log = structlog.get_logger()
 FILE_SERVICE = files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthService"].full_name
 
 
 async def run(settings: GatewaySettings) -> None:
@@ -128,11 +129,7 @@ async def run(settings: GatewaySettings) -> None:
                 webhook_servicer,
                 webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
             ),
-            Service(
-                MESH_HEALTH_SERVICE,
-                mesh_health,
-                mesh_health_pb2_grpc.add_MeshHealthServiceServicer_to_server,
-            ),
+            Service(MESH_HEALTH_SERVICE, mesh_health, add_mesh_health_service),
         ],
         settings.gateway_listen,
         settings,

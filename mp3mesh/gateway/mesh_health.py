@@ -4,6 +4,11 @@ on every call, so the answer is never older than the request.
 An unhealthy answer carries ``x-http-code: 503`` in its response metadata, grpc-gateway's
 way for a handler to set the HTTP status: both REST edges apply it (Envoy with a Lua
 filter, the shim in its transcoder), and native gRPC callers still get status OK.
+
+The answer is serialized deterministically (:func:`add_mesh_health_service`): its map of
+services goes on the wire sorted by name. Otherwise upb writes map entries in hash order,
+seeded per process, and Envoy's transcoder prints them in the order they come, so the
+two edges' bytes would differ from one gateway start to the next (the shim sorts).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from mp3mesh.health.v1 import health_pb2 as mesh_health_pb2
 from mp3mesh.health.v1 import health_pb2_grpc as mesh_health_pb2_grpc
 
+MESH_HEALTH_SERVICE = mesh_health_pb2.DESCRIPTOR.services_by_name["MeshHealthService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 HTTP_CODE_KEY = "x-http-code"
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
@@ -67,3 +73,23 @@ class MeshHealthServicer(mesh_health_pb2_grpc.MeshHealthServiceServicer):
         except grpc.aio.AioRpcError as exc:
             return exc.code().name
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def add_mesh_health_service(servicer: MeshHealthServicer, server: grpc.aio.Server) -> None:
+    """``add_MeshHealthServiceServicer_to_server``, with the answer serialized
+    deterministically (map entries sorted by key)."""
+    handlers = {
+        "GetMeshHealth": grpc.unary_unary_rpc_method_handler(
+            servicer.GetMeshHealth,
+            request_deserializer=mesh_health_pb2.GetMeshHealthRequest.FromString,
+            response_serializer=_sorted_wire,
+        )
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(MESH_HEALTH_SERVICE, handlers),)
+    )
+    server.add_registered_method_handlers(MESH_HEALTH_SERVICE, handlers)
+
+
+def _sorted_wire(message: mesh_health_pb2.GetMeshHealthResponse) -> bytes:
+    return message.SerializeToString(deterministic=True)

@@ -1,11 +1,15 @@
 """Protobuf messages as the exact JSON bytes Envoy's transcoder sends, so both edges agree.
 
-proto3 JSON mapping (lowerCamelCase names, enums by name, int64 as strings) with fields
-at their default values printed (Envoy: ``always_print_primitive_fields``). Python's
-printer differs from the C++ one Envoy uses in four ways, undone here: it lists default
-fields after the set ones (C++: declaration order), map entries as stored (C++: sorted by
-key), prints integral doubles as ``4.0`` (C++: ``4``), and leaves ``<``, ``>`` and Unicode
-format characters unescaped.
+proto3 JSON mapping (lowerCamelCase names, enums by name, int64 as strings) with the
+fields without presence printed at their default values, and those with explicit presence
+(proto3 ``optional``, messages) only when set: protobuf's
+``always_print_fields_with_no_presence``, which Envoy's transcoder does under its older
+name ``always_print_primitive_fields``. Python's printer differs from the C++ one Envoy
+uses in four ways, undone here: it lists default fields after the set ones (C++: by field
+number, which is not declaration order in Job), map entries as stored (C++: as they came
+on the wire; the gateway sends them sorted by key, see mp3mesh/gateway/mesh_health.py, and
+they are sorted here), prints integral doubles as ``4.0`` (C++: ``4``), and leaves ``<``,
+``>`` and Unicode format characters unescaped.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ _CPP_ESCAPED = re.compile(
 def json_bytes(message: Message) -> bytes:
     as_dict = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     text = json.dumps(
-        _integral_floats_as_ints(_in_declaration_order(descriptor_of(message), as_dict)),
+        _integral_floats_as_ints(_in_number_order(descriptor_of(message), as_dict)),
         separators=(",", ":"),
         ensure_ascii=False,
     )
@@ -50,11 +54,13 @@ def _escape(found: re.Match[str]) -> str:
     )
 
 
-def _in_declaration_order(descriptor: Descriptor, js: dict[str, Any]) -> dict[str, Any]:
+def _in_number_order(descriptor: Descriptor, js: dict[str, Any]) -> dict[str, Any]:
     if descriptor.file.package == "google.protobuf":
         return js  # well-known types have their own JSON forms
     fields = {field.json_name: field for field in descriptor.fields}
-    ordered = sorted(js, key=lambda name: fields[name].index if name in fields else len(fields))
+    # Names that are no field (none today) go last, in the order Python gave them.
+    last = 1 << 29  # one past the highest field number protobuf allows
+    ordered = sorted(js, key=lambda name: fields[name].number if name in fields else last)
     return {name: _field_value(fields.get(name), js[name]) for name in ordered}
 
 
@@ -67,8 +73,8 @@ def _field_value(field: FieldDescriptor | None, value: Any) -> Any:
         value_field = message.fields_by_name["value"]
         return {key: _field_value(value_field, value[key]) for key in sorted(value)}
     if isinstance(value, list):
-        return [_in_declaration_order(message, item) for item in value]
-    return _in_declaration_order(message, value) if isinstance(value, dict) else value
+        return [_in_number_order(message, item) for item in value]
+    return _in_number_order(message, value) if isinstance(value, dict) else value
 
 
 def _integral_floats_as_ints(value: Any) -> Any:

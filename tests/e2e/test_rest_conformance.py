@@ -2,7 +2,8 @@
 the Starlette shim, both run by the Procfile in front of the shared test stack.
 
 Every test taking ``edge`` runs once per edge; ``test_both_edges_answer_alike`` sends
-the same requests to both and compares status, content type and body. Tests taking
+the same requests to both and compares status, content type and body, the body byte for
+byte unless Envoy wrote it itself (:func:`_made_by_envoy`). Tests taking
 ``shim`` are about the shim alone (its OpenAPI, health and memory).
 """
 
@@ -33,6 +34,7 @@ from mp3mesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from mp3mesh.cli.client import MeshClient
 from mp3mesh.core.tokens import TokenVerifier, key_id, keys_from_jwks
 from mp3mesh.files.v1 import files_pb2, files_pb2_grpc
+from mp3mesh.health.v1 import health_pb2
 from tests.helpers import envoy_renderer, sign_token
 
 pytestmark = pytest.mark.e2e
@@ -393,15 +395,24 @@ def test_shim_memory_stays_flat_while_streaming_90_mb(
 
 
 def _answer(reply: httpx.Response) -> tuple[int, str, object]:
-    """What a client sees: status, media type, and the body (parsed JSON or bytes).
-    Envoy's own error replies sort their keys and end with a newline; parsing makes
-    the comparison about content, not formatting."""
+    """What a client sees: status, media type, and the body (parsed JSON, one item per
+    line, or bytes): what two answers must share even when one was written by Envoy."""
     media_type = reply.headers.get("content-type", "").split(";")[0]
     if media_type == "application/json":
         body: object = [json.loads(line) for line in reply.text.splitlines() if line.strip()]
     else:
         body = reply.content
     return reply.status_code, media_type, body
+
+
+def _made_by_envoy(reply: httpx.Response) -> bool:
+    """An error body Envoy wrote itself (jwt_authn, the transcoder's request checks, the
+    local reply mappers): its json_format, keys sorted and a newline after (envoy.yaml.tmpl,
+    "Error bodies"). Only these may differ from the shim's answer in bytes, not content."""
+    if reply.status_code < 400 or reply.headers.get("content-type") != "application/json":
+        return False
+    sorted_keys = json.dumps(reply.json(), sort_keys=True, separators=(",", ":"))
+    return reply.content == sorted_keys.encode() + b"\n"
 
 
 def _tus_create(metadata: dict[str, str], length: int = 10) -> dict[str, str]:
@@ -444,9 +455,19 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
     with envoy.http(owner) as http:
         job = http.post("/v1/videos", content=video.read_bytes()).json()["job"]
         done = _watch(http, job["id"])[-1]
+        # vbr_quality and loudness_lufs have explicit presence (proto3 optional): set, even
+        # to 0, they are printed; unset, left out. Fields without presence are printed at
+        # their defaults ("" and 0).
+        vbr = http.post("/v1/videos?vbr_quality=0", content=video.read_bytes()).json()["job"]
+        vbr_done = _watch(http, vbr["id"])[-1]
         email = http.get("/v1/users/me").json()["user"]["email"]
         hook = http.post("/v1/webhooks", json={"url": "https://example.com/hook"}).json()
         hook_id = hook["webhook"]["id"]
+    assert vbr_done["status"] == "JOB_STATUS_SUCCEEDED", vbr_done["error"]
+    assert vbr_done["options"] == {
+        "preset": "", "bitrateKbps": 0, "vbrQuality": 0, "channels": "", "sampleRateHz": 0,
+        "start": "", "end": "", "title": "", "artist": "", "album": "", "coverAt": "",
+    }  # fmt: skip
     forged = jwt.encode({"sub": "x", "exp": time.time() + 60}, "y" * 48, algorithm="HS256")
     bearer = {
         "owner": owner, "stranger": stranger, "none": "", "forged": forged,
@@ -456,6 +477,11 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
         ("GET", f"/status?fid={job['id']}", "owner", {}),
         ("GET", f"/v1/jobs/{job['id']}", "owner", {}),
         ("GET", f"/v1/jobs/{job['id']}:watch", "owner", {}),
+        ("GET", f"/v1/jobs/{vbr['id']}", "owner", {}),
+        ("GET", f"/v1/jobs/{vbr['id']}?view=JOB_VIEW_FULL", "owner", {}),
+        ("GET", f"/v1/jobs/{vbr['id']}:watch", "owner", {}),
+        ("GET", f"/status?fid={vbr['id']}", "owner", {}),
+        ("GET", "/v1/jobs?pageSize=2", "owner", {}),
         ("GET", "/v1/jobs?pageSize=1", "owner", {}),
         ("GET", "/v1/jobs?page_size=1&page_token=" + job["id"], "owner", {}),
         ("GET", "/v1/users/me", "owner", {}),
@@ -598,10 +624,16 @@ def test_both_edges_answer_alike(stack: Stack, video: Path) -> None:
     ]
     differences = []
     for method, path, who, kwargs in requests:
-        answers = []
+        replies = []
         for e in (envoy, shim_edge):
             with e.http(bearer[who]) as http:
-                answers.append(_answer(http.request(method, path, **kwargs)))
+                replies.append(http.request(method, path, **kwargs))
+        answers = [_answer(reply) for reply in replies]
+        if not _made_by_envoy(replies[0]):
+            # Transcoded answers, successes and gRPC errors alike: the same bytes.
+            answers = [
+                (*answer[:2], reply.content) for answer, reply in zip(answers, replies, strict=True)
+            ]
         if answers[0] != answers[1]:
             differences.append((method, path, who, answers))
         assert answers[0][0] != 503, (method, path, answers[0])
@@ -666,6 +698,18 @@ def _both_health(
             return
         assert time.monotonic() < deadline, f"expected {expected}, got {answers}"
         time.sleep(0.5)
+
+
+def test_mesh_health_map_goes_sorted_on_the_wire(stack: Stack) -> None:
+    """Envoy prints a map's entries in the order they come on the wire, the shim sorted by
+    key: the gateway sends them sorted, or GET /health's bytes would differ between the
+    edges by the luck of each gateway start (upb writes maps in a per-process hash order)."""
+    with grpc.insecure_channel(stack.gateway_address) as channel:
+        get_mesh_health = channel.unary_unary("/mp3mesh.health.v1.MeshHealthService/GetMeshHealth")
+        raw = get_mesh_health(b"", timeout=60)
+    reply = health_pb2.GetMeshHealthResponse.FromString(raw)
+    assert set(reply.services) == {AUTH, FILES}
+    assert raw == reply.SerializeToString(deterministic=True)
 
 
 def test_health_is_503_with_the_same_body_when_a_service_is_stopped(tmp_path: Path) -> None:

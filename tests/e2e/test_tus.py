@@ -237,13 +237,19 @@ def test_tuspy_upload_with_options_metadata_shapes_the_mp3(
         echoed = dict(p.split(" ") for p in head.headers["upload-metadata"].split(","))
         assert {k: base64.b64decode(echoed[k]).decode() for k in asked} == asked
         job = _converted(http, job_id, "the video uploaded with options converted")
-        # Envoy's transcoder writes the unset fields too, the shim leaves them out.
-        assert {k: v for k, v in job["options"].items() if v != ""} == {
+        # Both edges: fields without presence at their defaults too, the unset proto3
+        # optional ones (vbrQuality, loudnessLufs) not at all.
+        assert job["options"] == {
+            "preset": "",
             "bitrateKbps": 64,
             "channels": "stereo",
             "sampleRateHz": 32000,
+            "start": "",
+            "end": "",
             "title": "Tus Title, één",
             "artist": "tuspy",
+            "album": "",
+            "coverAt": "",
         }
         mp3 = http.get(f"/v1/mp3s/{job['mp3FileId']}")
         assert mp3.status_code == 200

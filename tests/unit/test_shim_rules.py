@@ -420,7 +420,7 @@ def test_body_field_mapping_with_path_inside_it() -> None:
 # -- protobuf into JSON, as Envoy prints it --------------------------------------------
 
 
-def test_json_prints_defaults_in_declaration_order_like_envoy() -> None:
+def test_json_prints_defaults_in_field_number_order_like_envoy() -> None:
     job = files_pb2.Job(id="j", status=files_pb2.JOB_STATUS_SUCCEEDED, duration_seconds=4.0)
     job.mp3_size_bytes = 97948
     assert json_bytes(files_pb2.GetJobResponse(job=job)) == (
@@ -438,14 +438,31 @@ def test_json_escapes_what_protobufs_cpp_writer_escapes() -> None:
 
 
 def test_the_full_view_is_one_field_the_basic_view_leaves_out() -> None:
+    """Job declares webhook_deliveries (50) before details (30); Envoy prints by number."""
     job = files_pb2.Job(id="j")
     assert b"details" not in json_bytes(job)
     job.details.ffmpeg_args.append("ffmpeg")
-    assert json_bytes(job).endswith(b'"details":{"ffmpegArgs":["ffmpeg"],"attemptHistory":[]}}')
+    assert json_bytes(job).endswith(
+        b'"details":{"ffmpegArgs":["ffmpeg"],"attemptHistory":[]},"webhookDeliveries":[]}'
+    )
 
 
 def test_empty_repeated_fields_are_printed() -> None:
     assert json_bytes(files_pb2.ListJobsResponse()) == b'{"jobs":[],"nextPageToken":""}'
+
+
+def test_optional_fields_are_printed_only_when_set_even_at_zero() -> None:
+    """Explicit presence (proto3 ``optional``) is printed only when set, a set 0 included;
+    fields without presence always, at their defaults. Envoy's transcoder does the same
+    (tests/e2e/test_rest_conformance.py compares its bytes with the shim's)."""
+    unset = files_pb2.ConversionOptions(bitrate_kbps=0)
+    assert json_bytes(unset) == (
+        b'{"preset":"","bitrateKbps":0,"channels":"","sampleRateHz":0,"start":"","end":"",'
+        b'"title":"","artist":"","album":"","coverAt":""}'
+    )
+    zero = files_pb2.ConversionOptions(vbr_quality=0, loudness_lufs=-16.0)
+    assert b'"bitrateKbps":0,"vbrQuality":0,"channels":""' in json_bytes(zero)
+    assert b'"end":"","loudnessLufs":-16,"title":""' in json_bytes(zero)
 
 
 # -- streaming bodies ----------------------------------------------------------------

@@ -330,8 +330,8 @@ function optionMetadata(form) {
 }
 
 // What a job was asked to do, as "preset=podcast-mono-64 bitrateKbps=128". Only what is
-// set: Envoy's transcoder also writes the unset fields ("" and 0; a VBR quality of 0 is
-// set, since that field is only written when it is).
+// set: both edges also write the unset fields without presence ("" and 0); vbrQuality and
+// loudnessLufs are written only when set, so a VBR quality of 0 is shown.
 function optionsText(options) {
   return Object.entries(options || {})
     .filter(([k, v]) => v !== "" && (v !== 0 || k === "vbrQuality"))
