@@ -66,7 +66,7 @@ def limits(mesh: ServiceStack) -> None:
     print(f"bad logins from one address (any accounts) before RESOURCE_EXHAUSTED: {per_address}")
     for edge, url in (("Envoy", mesh.envoy_url), ("shim", mesh.shim_url)):
         mesh.restart("auth")  # both edges' requests come from 127.0.0.1: one count
-        wait_for(lambda: http_ok(f"{mesh.shim_url}/healthz"), "the shim reaches auth again", 60)
+        wait_for(lambda: http_ok(f"{mesh.shim_url}/readyz"), "the shim reaches auth again", 60)
         with httpx.Client(base_url=url, timeout=60) as http:  # good logins count too
             passed = _until_refused(
                 lambda http=http: http.post("/login", auth=(email, PASSWORD)).status_code

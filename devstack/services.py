@@ -253,7 +253,7 @@ class ServiceStack:
             address = self.env[f"{name.upper()}_LISTEN"]
             return is_serving(address, credentials=self.grpc_credentials())
         if name == "shim":
-            return http_ok(f"{self.shim_url}/healthz")
+            return http_ok(f"{self.shim_url}/readyz")
         if name == "envoy":
             ca = self.env.get("TLS_CA_FILE")
             trust = ssl.create_default_context(cafile=ca) if ca else True

@@ -204,7 +204,7 @@ def honcho_stack(var: Path, timeout: float = 120) -> Iterator[Stack]:
         while not (
             is_serving(s.auth_address)
             and is_serving(s.gateway_address)
-            and http_ok(f"{s.shim_url}/healthz")
+            and http_ok(f"{s.shim_url}/readyz")
             and http_ok(f"{s.envoy_url}/readyz")
             and consumed(s, env["VIDEO_QUEUE"])
             and consumed(s, env["MP3_QUEUE"])

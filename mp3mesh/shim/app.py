@@ -1,5 +1,5 @@
-"""The shim's Starlette app: every google.api.http route, ``/openapi.json``, ``/healthz``,
-and the web page (``/``, ``/static/``).
+"""The shim's Starlette app: every google.api.http route, ``/openapi.json``, the probes
+(``/healthz``, ``/readyz``, as Envoy answers them) and the web page (``/``, ``/static/``).
 
 Each request is matched against the routes read from the descriptors, turned into the
 method's request message, and sent over a ``grpc.aio`` channel to the backend serving
@@ -125,7 +125,7 @@ class RestBridge:
         probed: Sequence[ServiceDescriptor] = (),
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        """``probed``: the services /healthz asks (default: every one in ``addresses``)."""
+        """``probed``: the services /readyz asks (default: every one in ``addresses``)."""
         self.router = router
         self.addresses = {service.full_name: address for service, address in addresses.items()}
         self.server_names = {
@@ -213,8 +213,17 @@ class RestBridge:
         except CannotVerify as exc:
             raise HttpError(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
 
-    async def health(self, _: Request) -> JSONResponse:
-        """200 when every backend reports SERVING over grpc.health.v1, else 503."""
+    async def alive(self, _: Request) -> JSONResponse:
+        """/healthz, the probe of the shim itself (Kubernetes' liveness and readiness): 200
+        while it answers. Its backends are not asked, like Envoy's /healthz: with auth down
+        the shim still serves reads (it checks tokens itself), and a probe that followed
+        a backend would take every shim out of its Service, or restart it, on one blip."""
+        return JSONResponse({"status": "SERVING"})
+
+    async def ready(self, _: Request) -> JSONResponse:
+        """/readyz: 200 when every probed backend reports SERVING over grpc.health.v1, else
+        503 with each one's status: "is the whole REST surface up", for a person or a
+        script waiting on the stack."""
         services = self.probed
         statuses = await asyncio.gather(*(self._backend_health(name) for name in services))
         serving = all(status == "SERVING" for status in statuses)
@@ -562,7 +571,8 @@ def create_app(settings: ShimSettings) -> Starlette:
     return Starlette(
         routes=[
             StarletteRoute("/openapi.json", openapi, methods=["GET"]),
-            StarletteRoute("/healthz", bridge.health, methods=["GET"]),
+            StarletteRoute("/healthz", bridge.alive, methods=["GET"]),
+            StarletteRoute("/readyz", bridge.ready, methods=["GET"]),
             StarletteRoute("/", web_page, methods=["GET", "HEAD"]),
             StarletteRoute("/sw.js", player_worker, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),

@@ -314,9 +314,14 @@ def test_job_control_and_the_full_view(edge: Edge, stack: Stack, video: Path) ->
 
 def test_openapi_and_health(shim: Edge) -> None:
     with shim.http() as http:
-        health = http.get("/healthz")
+        alive = http.get("/healthz")
+        ready = http.get("/readyz")
         document = http.get("/openapi.json").json()
-    assert health.status_code == 200 and health.json()["status"] == "SERVING"
+    assert alive.status_code == 200 and alive.json() == {"status": "SERVING"}
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "SERVING",
+        "backends": {AUTH: "SERVING", FILES: "SERVING"},
+    }
     assert set(document["paths"]) == {
         "/v1/users", "/register", "/v1/sessions", "/login", "/v1/users/me", "/v1/videos", "/upload",
         "/v1/mp3s/{file_id}", "/download", "/v1/jobs/{job_id}", "/status",
@@ -712,23 +717,46 @@ def test_mesh_health_map_goes_sorted_on_the_wire(stack: Stack) -> None:
     assert raw == reply.SerializeToString(deterministic=True)
 
 
+def _probe_codes(mesh_urls: tuple[str, str], expected: dict[str, int], timeout: float = 60) -> None:
+    """Wait until both edges answer their probes (/healthz, /readyz) with ``expected``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = [
+            {path: httpx.get(f"{url}{path}", timeout=10).status_code for path in expected}
+            for url in mesh_urls
+        ]
+        if all(a == expected for a in answers):
+            return
+        assert time.monotonic() < deadline, f"expected {expected} at both edges, got {answers}"
+        time.sleep(0.5)
+
+
 def test_health_is_503_with_the_same_body_when_a_service_is_stopped(tmp_path: Path) -> None:
     """Envoy and the shim in front of auth and the gateway, each its own process: GET /health
-    is 200 while both serve, and 503 with the same shape when one is really stopped."""
+    is 200 while both serve, and 503 with the same shape when one is really stopped. The
+    edges' own probes answer alike too: /readyz follows auth and the gateway, /healthz
+    (what Kubernetes probes) stays 200, so an edge is neither dropped nor restarted when a
+    backend is down (with auth down, reads go on: tokens are checked at the edge)."""
     services = ("mongo", "auth", "gateway", "shim", "envoy")
+    up = {"/healthz": 200, "/readyz": 200}
+    backend_down = {"/healthz": 200, "/readyz": 503}
     with service_stack(tmp_path, services) as mesh:
         urls = (mesh.envoy_url, mesh.shim_url)
         _both_health(urls, (200, HEALTHY))
+        _probe_codes(urls, up)
         mesh.stop("auth")
         auth_down = {"status": "unhealthy", "services": {AUTH: "UNAVAILABLE", FILES: "SERVING"}}
         _both_health(urls, (503, auth_down))
+        _probe_codes(urls, backend_down)
         mesh.start("auth")
         _both_health(urls, (200, HEALTHY))
+        _probe_codes(urls, up)
         mesh.stop("gateway")
         _both_health(urls, (503, envoy_renderer().GATEWAY_UNREACHABLE_HEALTH))
-        assert httpx.get(f"{mesh.shim_url}/healthz").status_code == 503  # unchanged
+        _probe_codes(urls, backend_down)
         mesh.start("gateway")
         _both_health(urls, (200, HEALTHY))
+        _probe_codes(urls, up)
 
 
 def test_jwks_is_public_keys_only_the_same_at_both_edges_and_cacheable(

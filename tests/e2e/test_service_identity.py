@@ -174,11 +174,11 @@ def test_callers_refuse_a_server_without_the_expected_name(
     answers = {}
     try:
         mesh.restart("envoy", {"AUTH_TLS_NAME": "gateway"})
-        # Its /healthz says auth is unreachable now: started without waiting for it.
+        # Its /readyz says auth is unreachable now: started without waiting for it.
         mesh.stop("shim")
         mesh.service_env["shim"] = {**shim_own, "AUTH_TLS_NAME": "gateway"}
         mesh._spawn("shim")
-        wait_for(lambda: _answers(f"{mesh.shim_url}/healthz"), "the shim answers", 60)
+        wait_for(lambda: _answers(f"{mesh.shim_url}/readyz"), "the shim answers", 60)
         for edge, url in (("envoy", mesh.envoy_url), ("shim", mesh.shim_url)):
             with httpx.Client(base_url=url, timeout=60) as http:
                 answers[edge] = http.post("/login", auth=("x@example.com", PASSWORD)).status_code
