@@ -17,13 +17,20 @@ import psutil
 PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """``pid``, then every process under it; none if it is gone."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def stacks(pid: int, timeout: float = 20) -> str:
     """``py-spy dump`` (Python and native frames) of ``pid`` and each of its Python
     descendants (a supervisor's services), or why there is none."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
+    processes = process_tree(pid)
+    if not processes:
         return f"process {pid} is gone: no stacks"
     if PY_SPY is None:
         return "py-spy is not installed (pip install -e '.[dev]'): no stacks"
@@ -58,12 +65,7 @@ def record_stacks(pid: int, log: Path | None, why: str) -> None:
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL to ``pid`` and every process under it, the children first."""
-    try:
-        root = psutil.Process(pid)
-        processes = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for process in processes:
+    """SIGKILL to every process under ``pid``, then to ``pid``."""
+    for process in reversed(process_tree(pid)):
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()

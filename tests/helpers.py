@@ -1,5 +1,6 @@
 """What the tests share besides the stack (devstack): tokens signed for a test, waiting
-for a condition, ffprobe, Envoy's renderer and the environment each process reads."""
+for a condition, ffprobe, a notice published on a topic exchange, Envoy's renderer and the
+environment each process reads."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ from types import ModuleType
 from typing import Any
 
 import jwt
+import pika
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from google.protobuf.message import Message
 
 from devstack.config import ROOT, SERVICE_SETTINGS
+from mp3mesh.core.amqp import declare_topic, publish_event
 from mp3mesh.core.settings import env_names
 from mp3mesh.core.tokens import key_id
 
@@ -50,6 +54,18 @@ def sign_token(claims: dict[str, Any], key: Ed25519PrivateKey, **headers: Any) -
     """``claims`` signed with ``key``, naming it (``kid``) unless ``headers`` say otherwise."""
     headers = {"kid": key_id(key.public_key()), **headers}
     return jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
+
+
+def publish_notice(url: str, exchange: str, routing_key: str, message: Message) -> None:
+    """``message`` published on the topic ``exchange`` (declared if new), as the services
+    publish their notices, over a connection of its own to the broker at ``url``."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        declare_topic(channel, exchange)
+        publish_event(channel, exchange, routing_key, message)
+    finally:
+        connection.close()
 
 
 def ffprobe(path: Path) -> dict:

@@ -17,10 +17,10 @@ from bson import ObjectId
 from devstack import AMQP_URL, Stack
 from mp3mesh.converter.handler import PROGRESS_FFMPEG_END, PROGRESS_FFMPEG_START, Progress
 from mp3mesh.core import jobs
-from mp3mesh.core.amqp.publisher import publish_event
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.servicer import _newer
+from tests.helpers import publish_notice
 
 
 class Notices:
@@ -138,14 +138,8 @@ def idle_job(stack: Stack) -> Iterator[tuple[files_pb2.Job, object]]:
 
 
 def _announce(stack: Stack, job: files_pb2.Job) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    publish_event(
-        connection.channel(),
-        stack.env["JOB_EVENTS_EXCHANGE"],
-        job.id,
-        events_pb2.JobChanged(job=job),
-    )
-    connection.close()
+    exchange = stack.env["JOB_EVENTS_EXCHANGE"]
+    publish_notice(AMQP_URL, exchange, job.id, events_pb2.JobChanged(job=job))
 
 
 def test_watchjob_is_fed_by_the_notices_not_the_record(stack: Stack, idle_job) -> None:  # type: ignore[no-untyped-def]

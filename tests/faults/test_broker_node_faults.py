@@ -12,22 +12,20 @@ import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
-import pika
 import pytest
 from bson import ObjectId
 
 from devstack import ServiceStack, wait_for
 from mp3mesh.auth.v1 import auth_pb2
 from mp3mesh.core import jobs
-from mp3mesh.core.amqp import declare_topic, publish_event
 from mp3mesh.core.revocations import TOKEN_ROUTING_KEY, RevocationFeed, revocation_message
 from mp3mesh.events.v1 import events_pb2
 from mp3mesh.files.v1 import files_pb2
 from mp3mesh.gateway.job_events import JobEventSubscriber
 from tests.faults.broker_node import BrokerNode
 from tests.faults.helpers import EXTRACTING, Tally, assert_converted_once, mail_count
+from tests.helpers import publish_notice
 
 pytestmark = pytest.mark.faults
 
@@ -110,16 +108,6 @@ def test_every_broker_connection_closed_during_a_conversion_mail_within_30_s(
         mesh.restart("converter", {})
 
 
-def _publish(url: str, exchange: str, routing_key: str, message: Any) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        declare_topic(channel, exchange)
-        publish_event(channel, exchange, routing_key, message)
-    finally:
-        connection.close()
-
-
 def test_subscriptions_resubscribe_catch_up_and_go_on_after_a_broker_restart(
     own_broker: BrokerNode,
 ) -> None:
@@ -156,14 +144,14 @@ def test_subscriptions_resubscribe_catch_up_and_go_on_after_a_broker_restart(
             caught_up = time.monotonic() - stopped
             expires = time.time() + 600
             await asyncio.to_thread(
-                _publish,
+                publish_notice,
                 own_broker.url,
                 revocations_exchange,
                 TOKEN_ROUTING_KEY,
                 revocation_message("after-restart", expires),
             )
             notice = events_pb2.JobChanged(job=files_pb2.Job(id=job_id))
-            await asyncio.to_thread(_publish, own_broker.url, events_exchange, job_id, notice)
+            await asyncio.to_thread(publish_notice, own_broker.url, events_exchange, job_id, notice)
             changed = await asyncio.wait_for(changes.get(), 30)
             assert changed is not None and changed.id == job_id
             await asyncio.to_thread(

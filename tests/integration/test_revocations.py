@@ -10,13 +10,11 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devstack import AMQP_URL, drop_queues
 from mp3mesh.auth.v1 import auth_pb2
-from mp3mesh.core.amqp import declare_topic, publish_event
 from mp3mesh.core.revocations import (
     TOKEN_ROUTING_KEY,
     RevocationFeed,
@@ -32,7 +30,7 @@ from mp3mesh.core.verification import (
     LocalVerifier,
     RemoteKeys,
 )
-from tests.helpers import sign_token
+from tests.helpers import publish_notice, sign_token
 
 
 def _claims(jti: str = "", ttl: float = 600) -> dict[str, Any]:
@@ -64,13 +62,7 @@ def test_revocations_expire_with_their_tokens() -> None:
 
 
 def _publish(exchange: str, jti: str, expires: float) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        declare_topic(channel, exchange)
-        publish_event(channel, exchange, TOKEN_ROUTING_KEY, revocation_message(jti, expires))
-    finally:
-        connection.close()
+    publish_notice(AMQP_URL, exchange, TOKEN_ROUTING_KEY, revocation_message(jti, expires))
 
 
 @pytest.fixture
